@@ -1,0 +1,29 @@
+"""Datasets and in-fold preprocessing (no Ray here).
+
+**Example**
+
+>>> from hqray.data import load_dataset
+>>> load_dataset("iris", task="multiclass").n_classes
+3
+"""
+
+from hqray.data import builtin, finance, genomics, table  # noqa: F401  (registers datasets)
+from hqray.data.preprocessing import FoldPreprocessor
+from hqray.data.registry import (
+    Dataset,
+    DatasetOptions,
+    dataset_entry,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetOptions",
+    "FoldPreprocessor",
+    "dataset_entry",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]

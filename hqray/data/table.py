@@ -1,0 +1,87 @@
+"""Any CSV or Parquet table with a label column, and the shared file reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from hqray.data.registry import Dataset, DatasetOptions, register_dataset
+from hqray.errors import DataError
+
+__all__ = ["read_table", "TableOptions"]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Reads a ``.csv`` or ``.parquet`` file, naming the file in every error."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise DataError(f"file {str(path)!r}: expected a .csv or .parquet file, got {suffix!r}")
+    except DataError:
+        raise
+    except Exception as error:  # pandas raises many types for unreadable files
+        raise DataError(f"file {str(path)!r} could not be read: {error}") from error
+    if frame.empty:
+        raise DataError(f"file {str(path)!r} has no rows")
+    return frame
+
+
+class TableOptions(DatasetOptions):
+    """A user table.
+
+    Attributes:
+        path: CSV or Parquet file.
+        label: name of the label column.
+        features: columns to use; default all columns except the label.
+    """
+
+    path: str
+    label: str
+    features: list[str] | None = Field(default=None, min_length=1)
+
+
+@register_dataset("table", TableOptions, "any CSV/Parquet file with a label column")
+def load_table(options: TableOptions) -> Dataset:
+    frame = read_table(options.path)
+    name = f"table {options.path!r}"
+    if options.label not in frame.columns:
+        raise DataError(
+            f"{name}: label column {options.label!r} not found; columns are {list(frame.columns)}"
+        )
+    columns = options.features or [c for c in frame.columns if c != options.label]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{name}: feature columns {missing} not found; columns are {list(frame.columns)}")
+    if options.label in columns:
+        raise DataError(f"{name}: the label column {options.label!r} cannot also be a feature")
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            example = frame[column].iloc[0]
+            raise DataError(
+                f"{name}: feature column {column!r} is not numeric (dtype {frame[column].dtype}, "
+                f"e.g. {example!r}); encode it as numbers first"
+            )
+        n_bad = int((~np.isfinite(frame[column].to_numpy(dtype=np.float64))).sum())
+        if n_bad:
+            raise DataError(f"{name}: feature column {column!r} has {n_bad} NaN/inf values")
+    raw_labels = frame[options.label]
+    if raw_labels.isna().any():
+        raise DataError(f"{name}: label column {options.label!r} has {int(raw_labels.isna().sum())} missing values")
+    class_values, labels = np.unique(raw_labels.astype(str).to_numpy(), return_inverse=True)
+    if class_values.size < 2:
+        raise DataError(
+            f"{name}: label column {options.label!r} has a single class {class_values.tolist()}; "
+            "expected at least 2"
+        )
+    return Dataset("table", frame[columns].to_numpy(dtype=np.float64), labels,
+                   tuple(str(c) for c in columns), tuple(class_values.tolist()), options.model_dump())

@@ -1,0 +1,92 @@
+"""The spec as a PennyLane QNode: the ``device`` strategy and the reference for tests."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+from hqray.errors import CircuitError
+from hqray.quantum.spec import CircuitSpec
+
+__all__ = ["build_qnode", "apply_circuit"]
+
+
+def apply_circuit(spec: CircuitSpec, inputs, weights) -> None:
+    """Queues the spec's gates (inside a QNode) on wires ``0..n-1``."""
+    import pennylane as qml
+
+    wires = range(spec.n_qubits)
+    n_inputs = inputs.shape[-1]
+    embed_wires = list(range(n_inputs))
+
+    def embed():
+        qml.AngleEmbedding(inputs, wires=embed_wires, rotation=spec.embedding_rotation)
+
+    def layer_block(first: int, last: int):
+        layer_weights = weights[first:last]
+        if spec.ansatz == "strongly_entangling":
+            # One wire has no entanglers; PennyLane then wants its default ranges.
+            ranges = spec.entangler_ranges()[first:last] if spec.n_qubits > 1 else None
+            qml.StronglyEntanglingLayers(layer_weights, wires=wires, ranges=ranges)
+        elif spec.ansatz == "basic_entangler":
+            qml.BasicEntanglerLayers(layer_weights, wires=wires, rotation=qml.RX)
+        else:
+            for layer in range(first, last):
+                for wire in wires:
+                    qml.RY(weights[layer, wire], wires=wire)
+                for control, target in spec.entangler_pairs(layer):
+                    qml.CNOT(wires=[control, target])
+        if spec.depolarizing > 0:
+            for wire in wires:
+                qml.DepolarizingChannel(spec.depolarizing, wires=wire)
+
+    if spec.reupload:
+        for layer in range(spec.n_layers):
+            embed()
+            layer_block(layer, layer + 1)
+    elif spec.depolarizing > 0:
+        embed()
+        for layer in range(spec.n_layers):
+            layer_block(layer, layer + 1)
+    else:
+        embed()
+        layer_block(0, spec.n_layers)
+
+
+@lru_cache(maxsize=32)
+def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: str | None = None):
+    """A torch-interface QNode ``f(inputs, weights)`` returning ``(B, n_outputs)`` or ``(n_outputs,)``."""
+    import pennylane as qml
+
+    name = device_name or spec.device
+    try:
+        device = qml.device(name, wires=spec.n_qubits, shots=spec.shots) if spec.shots else \
+            qml.device(name, wires=spec.n_qubits)
+    except Exception as error:
+        raise CircuitError(f"PennyLane device {name!r} could not be created: {error}") from error
+
+    method = diff_method or spec.diff_method
+    if spec.shots and method in ("best", "backprop", "adjoint"):
+        method = "parameter-shift"
+
+    @qml.qnode(device, interface="torch", diff_method=method)
+    def circuit(inputs, weights):
+        apply_circuit(spec, inputs, weights)
+        if spec.measurement == "expval_z":
+            return [qml.expval(qml.PauliZ(wire)) for wire in range(spec.n_qubits)]
+        if spec.measurement == "probs":
+            return qml.probs(wires=range(spec.n_qubits))
+        return qml.state()
+
+    return circuit
+
+
+def stack_outputs(spec: CircuitSpec, result):
+    """QNode results (a list of per-wire tensors for expvals) as one ``(B, n_outputs)`` tensor."""
+    import torch
+
+    if spec.measurement == "expval_z":
+        result = torch.stack(list(result), dim=-1)
+    return result if result.ndim == 2 else result.unsqueeze(0)
+
+
