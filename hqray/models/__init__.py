@@ -1,0 +1,40 @@
+"""Torch models and the generation registry (no Ray here).
+
+**Example**
+
+>>> from hqray.models import make_config, HybridNet
+>>> model = HybridNet(make_config("g6"), n_features=4, n_classes=2)
+>>> type(model.quantum).__name__
+'QuantumLayer'
+"""
+
+from hqray.models.config import METRIC_NAMES, HybridConfig
+from hqray.models.generations import (
+    Generation,
+    get_generation,
+    list_generations,
+    make_config,
+    register_generation,
+)
+from hqray.models.modules import (
+    ClassicalLinear,
+    HybridNet,
+    Int8DynamicLinear,
+    circuit_spec,
+    quantize_int8,
+)
+
+__all__ = [
+    "METRIC_NAMES",
+    "ClassicalLinear",
+    "Generation",
+    "HybridConfig",
+    "HybridNet",
+    "Int8DynamicLinear",
+    "circuit_spec",
+    "get_generation",
+    "list_generations",
+    "make_config",
+    "quantize_int8",
+    "register_generation",
+]

@@ -1,0 +1,37 @@
+"""Fitting, k-fold cross-validation, metrics, baselines and checkpoints (no Ray here).
+
+**Example**
+
+>>> from hqray.data import load_dataset
+>>> from hqray.models import make_config
+>>> from hqray.training import cross_validate
+>>> result = cross_validate(load_dataset("iris"), make_config("g6", epochs=2), folds=2, baselines=())
+>>> sorted(result.mean)[:2]
+['accuracy', 'balanced_accuracy']
+"""
+
+from hqray.training.baselines import BASELINES, make_baseline, register_baseline
+from hqray.training.checkpoint import load_model, read_metadata, save_checkpoint
+from hqray.training.classifier import HybridClassifier
+from hqray.training.cv import DEFAULT_BASELINES, CrossValidationResult, cross_validate, fold_splits
+from hqray.training.fit import Trainer
+from hqray.training.metrics import classification_metrics, summarize
+from hqray.training.plots import save_plots
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_BASELINES",
+    "CrossValidationResult",
+    "HybridClassifier",
+    "Trainer",
+    "classification_metrics",
+    "cross_validate",
+    "fold_splits",
+    "load_model",
+    "make_baseline",
+    "read_metadata",
+    "register_baseline",
+    "save_checkpoint",
+    "save_plots",
+    "summarize",
+]

@@ -1,0 +1,144 @@
+"""Checkpoints without pickle: weights, JSON metadata and preprocessing arrays.
+
+Layout of a checkpoint directory::
+
+    weights.pt          model state_dict, loaded with torch.load(weights_only=True)
+    preprocessing.npz   scaler / PCA arrays, loaded with np.load(allow_pickle=False)
+    metadata.json       generation, config, circuit spec, features, classes, metrics, versions
+
+A checkpoint from elsewhere cannot run code when it is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from hqray.data.preprocessing import FoldPreprocessor
+from hqray.errors import CheckpointError, format_validation_error
+from hqray.models import HybridConfig, HybridNet, circuit_spec
+from hqray.training.classifier import HybridClassifier
+
+__all__ = ["save_checkpoint", "load_model", "read_metadata", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "hqray-checkpoint"
+FORMAT_VERSION = 1
+FILES = ("weights.pt", "preprocessing.npz", "metadata.json")
+
+
+def _versions() -> dict[str, str]:
+    import pennylane
+    import sklearn
+
+    from hqray import __version__
+
+    return {"hqray": __version__, "torch": torch.__version__, "pennylane": pennylane.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+            "python": platform.python_version()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_checkpoint(classifier: HybridClassifier, directory: str | Path,
+                    metrics: dict[str, Any] | None = None, name: str | None = None) -> Path:
+    """Writes a fitted classifier to ``directory`` (created if needed); returns the path."""
+    classifier._check_fitted()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = classifier.config_
+    torch.save(classifier.model_.state_dict(), directory / "weights.pt")
+    np.savez(directory / "preprocessing.npz", **classifier.preprocessor_.state_dict())
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "generation": config.generation,
+        "config": config.model_dump(),
+        "circuit_spec": circuit_spec(config).model_dump() if config.use_quantum else None,
+        "feature_names": classifier.feature_names_,
+        "classes": [_jsonable(c) for c in classifier.classes_.tolist()],
+        "n_features_model": classifier.preprocessor_.n_features_out_,
+        "threshold": classifier.threshold_,
+        "best_epoch": classifier.best_epoch_,
+        "metrics": _jsonable(metrics or {}),
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, allow_nan=True))
+    return directory
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``metadata.json`` of a checkpoint, after checking that all files exist."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint {str(directory)!r} is not a directory")
+    missing = [name for name in FILES if not (directory / name).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(directory)!r} lacks {missing}")
+    try:
+        metadata = json.loads((directory / "metadata.json").read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: metadata.json is not JSON: {error}") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: format is {metadata.get('format')!r}, "
+                              f"expected {FORMAT!r}")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: format_version "
+                              f"{metadata.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+    return metadata
+
+
+def load_model(directory: str | Path) -> HybridClassifier:
+    """Restores a fitted :class:`HybridClassifier` from a checkpoint directory.
+
+    No pickle is involved: weights load with ``weights_only=True`` and arrays with
+    ``allow_pickle=False``. The restored model gives the probabilities it gave when saved.
+    """
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    try:
+        config = HybridConfig(**metadata["config"])
+    except (ValidationError, TypeError, KeyError) as error:
+        detail = format_validation_error(error) if isinstance(error, ValidationError) else str(error)
+        raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {detail}") from None
+    try:
+        with np.load(directory / "preprocessing.npz", allow_pickle=False) as arrays:
+            preprocessor = FoldPreprocessor.from_state_dict({k: arrays[k] for k in arrays.files},
+                                                            smote=config.smote)
+        state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupted or foreign files
+        raise CheckpointError(f"checkpoint {str(directory)!r} could not be read: {error}") from error
+    classes = np.asarray(metadata["classes"])
+    model = HybridNet(config, preprocessor.n_features_out_, classes.size)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: weights do not fit the config: {error}") from None
+    classifier = HybridClassifier.from_config(config)
+    classifier.config_ = config
+    classifier.model_ = model.eval()
+    classifier.preprocessor_ = preprocessor
+    classifier.classes_ = classes
+    classifier.n_features_in_ = preprocessor.n_features_in_
+    classifier.feature_names_ = list(metadata["feature_names"])
+    classifier.threshold_ = metadata.get("threshold")
+    classifier.best_epoch_ = metadata.get("best_epoch")
+    classifier.metadata_ = metadata
+    classifier._inference_model = None
+    return classifier

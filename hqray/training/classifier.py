@@ -1,0 +1,189 @@
+"""HybridClassifier: a scikit-learn estimator over every generation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from hqray.data.preprocessing import FoldPreprocessor, check_features
+from hqray.errors import ConfigError, DataError, NotFittedError
+from hqray.models import HybridConfig, HybridNet, make_config, quantize_int8
+from hqray.training.fit import Trainer
+from hqray.training.metrics import threshold_for_sensitivity
+
+__all__ = ["HybridClassifier"]
+
+PREDICT_CHUNK_ROWS = 8192  # bounds memory of predict_proba on large inputs
+
+
+class HybridClassifier(ClassifierMixin, BaseEstimator):
+    """Fits a generation's model with in-fit preprocessing and early stopping.
+
+    ``fit`` standardises the features, reduces them with PCA to ``n_qubits`` (when there
+    are more), optionally SMOTE-resamples, holds out ``validation_fraction`` of the rows
+    (stratified) for early stopping, and trains. Everything is fitted on the rows given
+    to ``fit`` only, so the estimator is leak-free inside ``cross_val_score``.
+
+    Args:
+        generation: generation id (``"g0"`` ... ``"g10"``).
+        epochs, learning_rate, n_qubits, n_layers, batch_size, seed: common settings
+            (``None`` keeps the generation's default).
+        options: any other :class:`~hqray.models.HybridConfig` field, e.g. ``{"lora_rank": 4}``.
+
+    **Example**
+
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = HybridClassifier("g6", epochs=3).fit(X[:100], y[:100])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    def __init__(self, generation: str = "g6", epochs: int | None = None,
+                 learning_rate: float | None = None, n_qubits: int | None = None,
+                 n_layers: int | None = None, batch_size: int | None = None,
+                 seed: int | None = None, options: dict[str, Any] | None = None):
+        self.generation = generation
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.n_qubits = n_qubits
+        self.n_layers = n_layers
+        self.batch_size = batch_size
+        self.seed = seed
+        self.options = options
+
+    @classmethod
+    def from_config(cls, config: HybridConfig) -> HybridClassifier:
+        """An estimator whose resolved config equals ``config``."""
+        return cls(generation=config.generation, options=config.model_dump(exclude={"generation"}))
+
+    def resolved_config(self) -> HybridConfig:
+        """The generation's defaults with this estimator's settings on top."""
+        explicit = {name: getattr(self, name) for name in
+                    ("epochs", "learning_rate", "n_qubits", "n_layers", "batch_size", "seed")
+                    if getattr(self, name) is not None}
+        options = dict(self.options or {})
+        clash = set(options) & set(explicit)
+        if clash:
+            raise ConfigError(f"{sorted(clash)} given both as arguments and in options")
+        if "generation" in options:
+            raise ConfigError("set the generation with the 'generation' argument, not in options")
+        return make_config(self.generation, **explicit, **options)
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def begin_fit(self, features: Any, labels: Any, feature_names: list[str] | None = None) -> Trainer:
+        """Validates the data, fits preprocessing, builds the model; returns its :class:`Trainer`.
+
+        ``fit`` is ``begin_fit``, then ``Trainer.step`` until it stops, then ``end_fit``;
+        cross-validation uses the parts to train folds in lock-step.
+        """
+        config = self.resolved_config()
+        if hasattr(features, "columns") and feature_names is None:
+            feature_names = [str(c) for c in features.columns]
+        features = check_features(features, what="X")
+        labels = np.asarray(labels)
+        if labels.shape != (features.shape[0],):
+            raise DataError(f"y: expected {features.shape[0]} labels, got shape {labels.shape}")
+        self.classes_, encoded = np.unique(labels, return_inverse=True)
+        if self.classes_.size < 2:
+            raise DataError(f"y has a single class {self.classes_.tolist()}; expected at least 2")
+        counts = np.bincount(encoded)
+        if counts.min() < 2:
+            raise DataError(
+                f"class {self.classes_[counts.argmin()]!r} has {counts.min()} row; at least 2 per "
+                "class are needed to hold out validation rows"
+            )
+        self.config_ = config
+        self.n_features_in_ = features.shape[1]
+        self.feature_names_ = list(feature_names) if feature_names else [f"x{i}" for i in range(features.shape[1])]
+        if len(self.feature_names_) != features.shape[1]:
+            raise DataError(f"expected {features.shape[1]} feature names, got {len(self.feature_names_)}")
+
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=config.validation_fraction,
+                                          random_state=config.seed)
+        n_val = int(np.ceil(config.validation_fraction * features.shape[0]))
+        if n_val < self.classes_.size:  # too few rows to stratify a hold-out: validate on training rows
+            train_index = validation_index = np.arange(features.shape[0])
+        else:
+            train_index, validation_index = next(splitter.split(features, encoded))
+        self.preprocessor_ = FoldPreprocessor(
+            n_components=config.n_qubits if config.pca else None, smote=config.smote, seed=config.seed,
+        ).fit(features[train_index])
+        train_x = self.preprocessor_.transform(features[train_index])
+        train_x, train_y = self.preprocessor_.resample(train_x, encoded[train_index])
+        validation = (self.preprocessor_.transform(features[validation_index]), encoded[validation_index])
+
+        torch.manual_seed(config.seed)
+        self.model_ = HybridNet(config, self.preprocessor_.n_features_out_, self.classes_.size)
+        self._inference_model = None
+        self.trainer_ = Trainer(self.model_, config, (train_x, train_y), validation, self.classes_.size)
+        return self.trainer_
+
+    def end_fit(self) -> HybridClassifier:
+        """Restores the best epoch's weights and chooses the decision threshold (g9)."""
+        trainer = self.trainer_
+        trainer.finish()
+        self.history_ = list(trainer.history)
+        self.best_epoch_ = trainer.best_epoch
+        self.threshold_ = None
+        if self.config_.sensitivity_target is not None and self.classes_.size == 2:
+            self.threshold_ = threshold_for_sensitivity(
+                trainer.validation_labels, trainer.validation_probabilities()[:, 1],
+                self.config_.sensitivity_target)
+        del self.trainer_  # holds optimizer state and data copies; not part of the fitted model
+        return self
+
+    def fit(self, X: Any, y: Any, feature_names: list[str] | None = None) -> HybridClassifier:
+        """Fits the model; returns ``self``."""
+        trainer = self.begin_fit(X, y, feature_names)
+        while not trainer.stopped:
+            trainer.step()
+        return self.end_fit()
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def inference_model(self) -> torch.nn.Module:
+        """The model used for prediction (INT8-quantized copy for ``int8_inference``)."""
+        self._check_fitted()
+        if getattr(self, "_inference_model", None) is None:
+            self._inference_model = (quantize_int8(self.model_) if self.config_.int8_inference
+                                     else self.model_.eval())
+        return self._inference_model
+
+    def transform_features(self, X: Any) -> np.ndarray:
+        """Validated, preprocessed features, as the model sees them."""
+        self._check_fitted()
+        return self.preprocessor_.transform(check_features(X, self.n_features_in_, what="X"))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n_samples, n_classes)``, columns in ``classes_`` order."""
+        model = self.inference_model()
+        features = torch.as_tensor(self.transform_features(X), dtype=torch.float32)
+        with torch.no_grad():
+            chunks = [torch.softmax(model(features[start:start + PREDICT_CHUNK_ROWS]), dim=1)
+                      for start in range(0, features.shape[0], PREDICT_CHUNK_ROWS)]
+        return torch.cat(chunks).numpy().astype(np.float64)
+
+    def predict_from_proba(self, probabilities: np.ndarray) -> np.ndarray:
+        """Class labels for given probabilities (applies the g9 threshold when set)."""
+        if getattr(self, "threshold_", None) is not None:
+            return self.classes_[(probabilities[:, 1] >= self.threshold_).astype(int)]
+        return self.classes_[probabilities.argmax(axis=1)]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels of ``X``."""
+        return self.predict_from_proba(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
