@@ -17,6 +17,7 @@ from hqray.training.cv import DEFAULT_BASELINES, CrossValidationResult, cross_va
 from hqray.training.fit import Trainer
 from hqray.training.metrics import classification_metrics, summarize
 from hqray.training.plots import save_plots
+from hqray.training.workflow import train_and_save
 
 __all__ = [
     "BASELINES",
@@ -34,4 +35,5 @@ __all__ = [
     "save_checkpoint",
     "save_plots",
     "summarize",
+    "train_and_save",
 ]

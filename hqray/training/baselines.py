@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sklearn.base import ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
@@ -30,6 +31,8 @@ def make_baseline(name: str, seed: int = 0) -> ClassifierMixin:
 
 
 register_baseline("logreg", lambda seed: LogisticRegression(max_iter=5000, random_state=seed))
-register_baseline("svc", lambda seed: SVC(kernel="rbf", probability=True, random_state=seed))
+# SVC(probability=True) is deprecated (scikit-learn 1.9); this is its documented replacement.
+register_baseline("svc", lambda seed: CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed),
+                                                             ensemble=False))
 register_baseline("random_forest",
                   lambda seed: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1))

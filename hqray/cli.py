@@ -1,0 +1,195 @@
+"""The `hqray` command line: parsing and display only; the work lives in the library."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hqray.errors import ConfigError, HqrayError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Hybrid quantum-classical machine learning on Ray.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results go to benchmarks/).")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values are parsed as YAML scalars/lists (``100``, ``true``, ``[a, b]``)."""
+    result = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"{what} {item!r} must look like key=value")
+        try:
+            result[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{what} {item!r}: value is not valid YAML: {error}") from None
+    return result
+
+
+def _format(mean: float, std: float | None = None) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}"
+
+
+SUMMARY_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "bal. acc.", "f1": "f1",
+                   "roc_auc": "roc_auc", "pr_auc": "pr_auc"}
+
+
+def _results_tables(result) -> tuple[Table, Table]:
+    """Per-fold values, then mean ± std of the model and each baseline (same folds)."""
+    folds = Table(title=f"{result.dataset} · {result.generation} · per fold")
+    folds.add_column("fold")
+    keys = list(result.folds[0])
+    for key in keys:
+        folds.add_column(key[:9], justify="right")
+    for index, fold in enumerate(result.folds):
+        folds.add_row(str(index + 1), *[_format(fold.get(k)) for k in keys])
+    summary = Table(title=f"mean ± std over {len(result.folds)} folds (identical folds for every row)")
+    summary.add_column("model")
+    for label in SUMMARY_METRICS.values():
+        summary.add_column(label, justify="right")
+    summary.add_row(f"[bold]{result.generation}", *[_format(result.mean[k], result.std[k]) for k in SUMMARY_METRICS])
+    for name, baseline in result.baselines.items():
+        summary.add_row(name, *[_format(baseline["mean"].get(k), baseline["std"].get(k)) for k in SUMMARY_METRICS])
+    return folds, summary
+
+
+@app.command()
+def train(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (see `hqray datasets`)"),
+    dataset_option: list[str] = typer.Option([], "--dataset-option", "-o", help="dataset option key=value"),
+    generation: str = typer.Option("g6", "--generation", "-g", help="generation id (see `hqray generations`)"),
+    folds: int = typer.Option(5, help="stratified folds"),
+    epochs: int | None = typer.Option(None, help="maximum epochs (default: the generation's)"),
+    seed: int = typer.Option(0, help="seed of folds, initialisation and shuffling"),
+    output: Path = typer.Option(Path("results/train"), "--output", help="output directory"),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="classical baselines on the same folds"),
+    set_option: list[str] = typer.Option([], "--set", help="any HybridConfig field key=value"),
+) -> None:
+    """Cross-validates a generation on a dataset next to classical baselines."""
+    from hqray.data import load_dataset
+    from hqray.models import make_config
+    from hqray.training import DEFAULT_BASELINES, train_and_save
+
+    options = parse_assignments(set_option, "--set")
+    if epochs is not None:
+        options["epochs"] = epochs
+    config = make_config(generation, seed=seed, **options)
+    data = load_dataset(dataset, **parse_assignments(dataset_option, "--dataset-option"))
+    console.print(f"[bold]{data.name}[/]: {data.n_samples} rows, {data.n_features} features, "
+                  f"classes {data.class_counts()}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+                  transient=False) as progress:
+        task = progress.add_task(f"{generation} × {folds} folds, epochs", total=config.epochs, status="")
+
+        def on_epoch(epoch: int, records: list[dict[str, float]]) -> None:
+            metric = f"val_{config.early_stopping_metric}"
+            values = [r[metric] for r in records if not math.isnan(r[metric])]
+            mean = sum(values) / len(values) if values else float("nan")
+            progress.update(task, completed=epoch, status=f"{metric} {mean:.4f}")
+
+        result = train_and_save(data, config, output, folds=folds, seed=seed,
+                                baselines=DEFAULT_BASELINES if baselines else (), on_epoch=on_epoch)
+        progress.update(task, completed=config.epochs)
+    for table in _results_tables(result):
+        console.print(table)
+    console.print(f"wrote {output}/metrics.json, roc.png, pr.png, confusion.png and {output}/checkpoint "
+                  f"({result.seconds:.1f} s)")
+
+
+@app.command()
+def datasets() -> None:
+    """Lists the datasets and their options."""
+    from hqray.data import list_datasets
+
+    table = Table(title="datasets")
+    for column in ("name", "description", "options (default)"):
+        table.add_column(column)
+    for entry in list_datasets():
+        options = ", ".join(
+            f"{name}={'required' if field.is_required() else repr(field.default)}"
+            for name, field in entry.options_model.model_fields.items()) or "-"
+        table.add_row(entry.name, entry.description, options)
+    console.print(table)
+
+
+@app.command()
+def generations() -> None:
+    """Lists the model generations."""
+    from hqray.models import list_generations
+
+    table = Table(title="generations")
+    for column in ("id", "title", "what it adds", "defaults"):
+        table.add_column(column)
+    for generation in list_generations():
+        table.add_row(generation.id, generation.title, generation.description,
+                      ", ".join(f"{k}={v}" for k, v in generation.defaults.items()) or "-")
+    console.print(table)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    json_path: Path | None = typer.Option(None, "--json", help="write the rows to this JSON file"),
+    quick: bool = typer.Option(False, "--quick", help="a small grid for CI (seconds)"),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
+) -> None:
+    """Engine vs PennyLane default.qubit, lightning.qubit and one-QNode-per-sample."""
+    from hqray.benchmarks.engine import run_engine_benchmark
+
+    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(rows, indent=2))
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("train")
+def bench_train(
+    json_path: Path | None = typer.Option(None, "--json", help="write the timings to this JSON file"),
+) -> None:
+    """End-to-end `hqray train` (iris binary, g6, 5 folds): engine vs the plain PennyLane layer."""
+    from hqray.benchmarks.train import run_train_benchmark
+
+    rows = run_train_benchmark(log=console.print)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(rows, indent=2))
+        console.print(f"wrote {json_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and turns hqray errors into one red line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except HqrayError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    except typer.Exit as exit_:
+        return exit_.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as error:  # click usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
