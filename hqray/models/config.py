@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hqray.errors import ConfigError, format_validation_error
 
 __all__ = ["HybridConfig", "METRIC_NAMES"]
 
@@ -68,3 +70,9 @@ class HybridConfig(BaseModel):
     sensitivity_target: float | None = Field(None, gt=0.0, lt=1.0,
                                              description="pick the decision threshold for this sensitivity")
     seed: int = Field(0, ge=0)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError("HybridConfig " + format_validation_error(error)) from None

@@ -14,9 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from hqray.errors import ConfigError, format_validation_error
+from hqray.errors import ConfigError
 from hqray.models.config import HybridConfig
 
 __all__ = ["Generation", "register_generation", "get_generation", "list_generations", "make_config"]
@@ -77,8 +75,8 @@ def make_config(generation_id: str = "g6", **overrides: Any) -> HybridConfig:
     values = {**generation.defaults, **overrides, "generation": generation_id}
     try:
         return HybridConfig(**values)
-    except ValidationError as error:
-        raise ConfigError(f"generation {generation_id!r}: " + format_validation_error(error)) from None
+    except ConfigError as error:
+        raise ConfigError(f"generation {generation_id!r}: {error}") from None
 
 
 _COMMON_SPACE = {

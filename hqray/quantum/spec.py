@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hqray.errors import CircuitError
+from hqray.errors import CircuitError, format_validation_error
 
 __all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES"]
 
@@ -63,6 +63,12 @@ class CircuitSpec(BaseModel):
     shots: int | None = Field(None, ge=1)
     depolarizing: float = Field(0.0, ge=0.0, le=1.0)
     precision: Literal["single", "double"] = "single"
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise CircuitError("CircuitSpec " + format_validation_error(error)) from None
 
     @model_validator(mode="after")
     def _check_consistency(self) -> CircuitSpec:

@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
-
 from hqray.data.preprocessing import FoldPreprocessor
-from hqray.errors import CheckpointError, format_validation_error
+from hqray.errors import CheckpointError, ConfigError
 from hqray.models import HybridConfig, HybridNet, circuit_spec
 from hqray.training.classifier import HybridClassifier
 
@@ -114,9 +112,8 @@ def load_model(directory: str | Path) -> HybridClassifier:
     metadata = read_metadata(directory)
     try:
         config = HybridConfig(**metadata["config"])
-    except (ValidationError, TypeError, KeyError) as error:
-        detail = format_validation_error(error) if isinstance(error, ValidationError) else str(error)
-        raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {detail}") from None
+    except (ConfigError, TypeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
     try:
         with np.load(directory / "preprocessing.npz", allow_pickle=False) as arrays:
             preprocessor = FoldPreprocessor.from_state_dict({k: arrays[k] for k in arrays.files},

@@ -1,0 +1,1 @@
+"""Benchmarks behind `hqray bench ...`; recorded results live in the repository's benchmarks/."""

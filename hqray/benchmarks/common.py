@@ -1,0 +1,81 @@
+"""Timing and memory helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+__all__ = ["PeakMemory", "machine_info", "best_time"]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Samples the process RSS every few ms; ``peak_mb`` is the peak above the start."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak_mb = 0.0
+
+    @contextmanager
+    def measure(self):
+        start = _rss_bytes()
+        peak = [start]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                done.wait(self.interval)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            done.set()
+            thread.join()
+            peak[0] = max(peak[0], _rss_bytes())
+            self.peak_mb = (peak[0] - start) / 2**20
+
+
+def best_time(run: Callable[[], None], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``run`` (after the caller's warm-up)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def machine_info() -> dict[str, str]:
+    """Machine and library versions, recorded beside every result."""
+    import numpy
+    import pennylane
+    import torch
+
+    try:
+        lightning = importlib.metadata.version("pennylane-lightning")
+    except importlib.metadata.PackageNotFoundError:
+        lightning = "absent"
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu, "cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "pennylane": pennylane.__version__, "pennylane_lightning": lightning, "numpy": numpy.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
