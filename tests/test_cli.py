@@ -1,0 +1,91 @@
+"""The command line, run as a user runs it: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def hqray(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hqray", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    output = tmp_path_factory.mktemp("train")
+    completed = hqray("train", "--dataset", "iris", "--generation", "g6", "--folds", "3",
+                      "--epochs", "6", "--output", str(output))
+    assert completed.returncode == 0, completed.stderr
+    return output, completed
+
+
+def test_train_writes_metrics_in_the_documented_shape(trained):
+    output, _ = trained
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["dataset"] == "iris" and metrics["generation"] == "g6"
+    assert len(metrics["folds"]) == 3
+    for key in ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc"):
+        assert key in metrics["folds"][0] and key in metrics["mean"] and key in metrics["std"]
+    for baseline in ("logreg", "svc", "random_forest"):
+        assert set(metrics["baselines"][baseline]) >= {"mean", "std"}
+
+
+def test_train_writes_plots_and_a_loadable_checkpoint(trained):
+    output, _ = trained
+    for name in ("roc.png", "pr.png", "confusion.png"):
+        assert (output / name).read_bytes().startswith(b"\x89PNG")
+    from hqray import load_model
+    from hqray.data import load_dataset
+
+    model = load_model(output / "checkpoint")
+    assert set(model.predict(load_dataset("iris").features)) <= {"setosa", "versicolor"}
+
+
+def test_train_prints_folds_mean_and_baselines(trained):
+    _, completed = trained
+    assert "per fold" in completed.stdout and "logreg" in completed.stdout and "±" in completed.stdout
+
+
+def test_dataset_options_and_config_overrides(tmp_path):
+    completed = hqray("train", "-d", "iris", "-o", "task=multiclass", "-g", "g0", "--folds", "2",
+                      "--epochs", "2", "--no-baselines", "--set", "hidden_units=4", "--output", str(tmp_path))
+    assert completed.returncode == 0, completed.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["hidden_units"] == 4 and metrics["baselines"] == {}
+    assert len(metrics["class_names"]) == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "-d", "nope"], "unknown dataset 'nope'"),
+    (["train", "-d", "iris", "-o", "tsk=binary"], "tsk: unknown field"),
+    (["train", "-d", "iris", "-g", "g99"], "unknown generation 'g99'"),
+    (["train", "-d", "iris", "--set", "learning_rate"], "must look like key=value"),
+    (["train", "-d", "iris", "--folds", "1"], "folds must be >= 2, got 1"),
+])
+def test_bad_input_exits_2_with_a_named_error(args, message, tmp_path):
+    completed = hqray(*args, "--output", str(tmp_path))
+    assert completed.returncode == 2
+    assert message in completed.stdout.replace("\n", " ")
+
+
+def test_datasets_and_generations_listings():
+    datasets = hqray("datasets")
+    assert datasets.returncode == 0 and "genomics" in datasets.stdout and "individuals_per_populat" in datasets.stdout
+    generations = hqray("generations")
+    assert generations.returncode == 0 and "g10" in generations.stdout
+
+
+def test_bench_engine_quick_writes_json_rows(tmp_path):
+    path = tmp_path / "engine.json"
+    completed = hqray("bench", "engine", "--quick", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(path.read_text())
+    methods = {row["method"] for row in rows}
+    assert {"hqray-auto", "default.qubit-broadcast", "qnode-per-sample"} <= methods
+    for row in rows:
+        assert {"n_qubits", "layers", "batch", "method", "samples_per_s", "peak_mb"} <= set(row)
+        assert row["samples_per_s"] > 0
