@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import os
 import platform
@@ -11,6 +12,21 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 __all__ = ["PeakMemory", "machine_info", "best_time"]
+
+
+def release_freed_memory() -> None:
+    """Returns freed heap pages to the OS so RSS tracks live allocations (glibc only).
+
+    Without this, memory freed by an earlier measurement stays resident and is reused, so a
+    later method's peak would not show in RSS at all.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    # M_MMAP_THRESHOLD = -3: allocations above 1 MiB get their own mapping, unmapped on free.
+    libc.mallopt(-3, 1 << 20)
+    libc.malloc_trim(0)
 
 
 def _rss_bytes() -> int:
@@ -27,6 +43,7 @@ class PeakMemory:
 
     @contextmanager
     def measure(self):
+        release_freed_memory()
         start = _rss_bytes()
         peak = [start]
         done = threading.Event()

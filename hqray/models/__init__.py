@@ -22,6 +22,7 @@ from hqray.models.modules import (
     Int8DynamicLinear,
     circuit_spec,
     quantize_int8,
+    register_quantum_backend,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "make_config",
     "quantize_int8",
     "register_generation",
+    "register_quantum_backend",
 ]

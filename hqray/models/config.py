@@ -51,6 +51,8 @@ class HybridConfig(BaseModel):
     quantum_device: str = Field("engine", description="'engine', 'lightning' or a PennyLane device")
     diff_method: str = "best"
     shots: int | None = Field(None, ge=1)
+    pool_tiers: list[str] = Field(default_factory=lambda: ["gpu", "cpu"], min_length=1,
+                                  description="QuantumPool fallback order for quantum_device='pool' (g7)")
     input_scale: float = Field(1.0, gt=0.0, description="angle = pi/2 * (1 + tanh(input_scale * feature))")
 
     # Data handling (fitted inside each fold).

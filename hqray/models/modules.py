@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -13,7 +14,17 @@ from hqray.errors import ConfigError
 from hqray.models.config import HybridConfig
 from hqray.quantum import CircuitSpec, QuantumLayer
 
-__all__ = ["ClassicalLinear", "Int8DynamicLinear", "HybridNet", "quantize_int8", "circuit_spec"]
+__all__ = ["ClassicalLinear", "Int8DynamicLinear", "HybridNet", "quantize_int8", "circuit_spec",
+           "register_quantum_backend", "QUANTUM_BACKENDS"]
+
+# Factories ``(config, spec) -> nn.Module`` for quantum_device values beyond PennyLane devices
+# and the engine; higher layers register theirs (hqray.cluster registers "pool").
+QUANTUM_BACKENDS: dict[str, Callable[[HybridConfig, CircuitSpec], nn.Module]] = {}
+
+
+def register_quantum_backend(name: str, factory: Callable[[HybridConfig, CircuitSpec], nn.Module]) -> None:
+    """Makes ``quantum_device=name`` build its quantum layer with ``factory``."""
+    QUANTUM_BACKENDS[name] = factory
 
 
 class ClassicalLinear(nn.Module):
@@ -94,7 +105,7 @@ def circuit_spec(config: HybridConfig) -> CircuitSpec:
     device = config.quantum_device
     if device == "lightning":
         device = "lightning.gpu" if _lightning_gpu_available() else "lightning.qubit"
-    if device == "engine":
+    if device == "engine" or device in QUANTUM_BACKENDS:
         return CircuitSpec(n_qubits=config.n_qubits, ansatz=config.ansatz, n_layers=config.n_layers,
                            embedding_rotation=config.embedding_rotation, reupload=config.reupload)
     return CircuitSpec(n_qubits=config.n_qubits, ansatz=config.ansatz, n_layers=config.n_layers,
@@ -151,7 +162,12 @@ class HybridNet(nn.Module):
                     "enable pca or pre_net, or raise n_qubits"
                 )
             self.pre = nn.Identity()
-        self.quantum = QuantumLayer(spec)
+        if config.quantum_device in QUANTUM_BACKENDS:
+            self.quantum = QUANTUM_BACKENDS[config.quantum_device](config, spec)
+        elif config.quantum_device == "pool":
+            raise ConfigError("quantum_device 'pool' needs the Ray layer: import hqray.cluster first")
+        else:
+            self.quantum = QuantumLayer(spec)
         if config.post_hidden:
             self.post = nn.Sequential(linear(spec.n_outputs, config.post_hidden), nn.ReLU(),
                                       linear(config.post_hidden, n_classes))

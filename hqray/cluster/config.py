@@ -1,0 +1,129 @@
+"""Pool configuration: tiers (QPU, GPU, CPU), fallback order, retries, backpressure.
+
+Loadable from YAML (``PoolConfig.from_yaml(path)``); every field is validated and an
+error names the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hqray.errors import ConfigError, format_validation_error
+from hqray.quantum import CircuitSpec
+
+__all__ = ["TierConfig", "PoolConfig", "default_tiers"]
+
+
+class TierConfig(BaseModel):
+    """One tier of workers.
+
+    Attributes:
+        resource: the Ray resource a worker holds: ``QPU`` (custom), ``GPU`` or ``CPU``.
+        backend: ``"engine"`` (hqray's exact engine) or a PennyLane device name.
+        strategy: engine strategy (``auto``, ``folded``, ``statevector``).
+        shots: finite shots (PennyLane backends); ``None`` is exact.
+        depolarizing: depolarizing noise per layer (needs ``default.mixed``).
+        workers_per_unit: workers per unit of the resource (2 means half a unit each).
+        max_workers: cap on the tier's workers (``None``: as many as the resource allows).
+        max_shard_rows: largest shard sent to one worker.
+        timeout_s: a shard not back within this many seconds is retried elsewhere.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resource: Literal["QPU", "GPU", "CPU"]
+    backend: str = "engine"
+    strategy: Literal["auto", "folded", "statevector"] = "auto"
+    shots: int | None = Field(None, ge=1)
+    depolarizing: float = Field(0.0, ge=0.0, le=1.0)
+    workers_per_unit: float = Field(1.0, gt=0.0, le=64.0)
+    max_workers: int | None = Field(None, ge=1)
+    max_shard_rows: int = Field(4096, ge=1)
+    timeout_s: float = Field(60.0, gt=0.0)
+
+    @property
+    def exact(self) -> bool:
+        return self.shots is None and self.depolarizing == 0.0
+
+    def worker_spec(self, spec: CircuitSpec) -> CircuitSpec:
+        """The spec as this tier runs it (its backend, shots and noise)."""
+        if self.backend == "engine":
+            if not self.exact:
+                raise ConfigError("shots/depolarizing need a PennyLane backend, not 'engine'")
+            return spec.model_copy(update={"strategy": self.strategy})
+        diff_method = "parameter-shift" if self.shots else "best"
+        return CircuitSpec(**{**spec.model_dump(), "strategy": "device", "device": self.backend,
+                              "shots": self.shots, "depolarizing": self.depolarizing,
+                              "diff_method": diff_method})
+
+
+def default_tiers() -> dict[str, TierConfig]:
+    """QPU: a hardware-like simulator (1024 shots, 1% depolarizing noise); GPU, CPU: exact."""
+    return {
+        "qpu": TierConfig(resource="QPU", backend="default.mixed", shots=1024, depolarizing=0.01,
+                          max_shard_rows=512, timeout_s=120.0),
+        "gpu": TierConfig(resource="GPU", backend="engine"),
+        "cpu": TierConfig(resource="CPU", backend="engine"),
+    }
+
+
+class PoolConfig(BaseModel):
+    """Tiers, their fallback order and the pool's limits.
+
+    **Example**
+
+    >>> config = PoolConfig(fallback_order=["cpu"])
+    >>> list(config.active_tiers())
+    ['cpu']
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tiers: dict[str, TierConfig] = Field(default_factory=default_tiers)
+    fallback_order: list[str] = Field(default_factory=lambda: ["qpu", "gpu", "cpu"], min_length=1)
+    retries: int = Field(2, ge=0, le=100, description="extra attempts on the same tier before falling back")
+    max_inflight_shards: int = Field(16, ge=1, description="shards submitted and not yet back (backpressure)")
+    target_shard_seconds: float = Field(0.5, gt=0.0, description="shards are sized to take about this long")
+    min_shard_rows: int = Field(64, ge=1)
+    worker_start_timeout_s: float = Field(60.0, gt=0.0)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError("PoolConfig " + format_validation_error(error)) from None
+
+    @model_validator(mode="after")
+    def _check_order(self) -> PoolConfig:
+        unknown = [name for name in self.fallback_order if name not in self.tiers]
+        if unknown:
+            raise ConfigError(
+                f"fallback_order names tiers {unknown} that do not exist; tiers are {sorted(self.tiers)}"
+            )
+        if len(set(self.fallback_order)) != len(self.fallback_order):
+            raise ConfigError(f"fallback_order repeats a tier: {self.fallback_order}")
+        return self
+
+    def active_tiers(self) -> dict[str, TierConfig]:
+        """The tiers in fallback order."""
+        return {name: self.tiers[name] for name in self.fallback_order}
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PoolConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"pool config {str(path)!r} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"pool config {str(path)!r} is not valid YAML: {error}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"pool config {str(path)!r}: expected a mapping at the top level")
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise ConfigError(f"pool config {str(path)!r}: {error}") from None

@@ -1,0 +1,490 @@
+"""QuantumPool: batched circuits over QPU, GPU and CPU workers, every row accounted for.
+
+The contract:
+
+* the batch is cut into shards sized to each tier's measured throughput;
+* at most ``max_inflight_shards`` shards are out at once (backpressure, bounded memory);
+* a failed or timed-out shard is retried on another worker of its tier, then falls back
+  along ``fallback_order``; a hung worker is killed, a dead one is replaced;
+* a late duplicate result is discarded: each row is written exactly once;
+* the result has one row per input row, in order, or a :class:`PoolError` names the rows
+  that could not be computed. Never zeros, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from hqray.cluster.config import PoolConfig, TierConfig
+from hqray.cluster.resources import planned_workers
+from hqray.cluster.worker import CircuitWorker
+from hqray.errors import CircuitError, ConfigError, HqrayError
+from hqray.quantum import CircuitSpec
+
+__all__ = ["QuantumPool", "PoolError", "PoolResult"]
+
+logger = logging.getLogger("hqray.pool")
+LATENCY_WINDOW = 2048  # recent shard latencies kept per tier for p50/p95
+PROGRESS_LOG_SECONDS = 5.0
+
+
+class PoolError(HqrayError):
+    """Rows could not be computed on any tier; ``failed_rows`` lists ``(start, stop)`` ranges."""
+
+    def __init__(self, message: str, failed_rows: list[tuple[int, int]] | None = None,
+                 causes: list[str] | None = None):
+        super().__init__(message)
+        self.failed_rows = failed_rows or []
+        self.causes = causes or []
+
+
+@dataclass
+class PoolResult:
+    """What a vector-Jacobian job returns (forward jobs return just the outputs)."""
+
+    outputs: np.ndarray
+    grad_inputs: np.ndarray | None = None
+    grad_weights: np.ndarray | None = None
+
+
+@dataclass
+class _Worker:
+    handle: Any
+    tier: str
+    slot: int
+    outstanding: int = 0
+
+
+@dataclass
+class _Tier:
+    name: str
+    config: TierConfig
+    json: str
+    placement: Any
+    slots: int
+    workers: dict[int, _Worker] = field(default_factory=dict)
+    starting: dict[int, tuple[Any, Any, float]] = field(default_factory=dict)  # slot -> (handle, ping, t0)
+    rows_per_second: float | None = None
+    counters: collections.Counter = field(default_factory=collections.Counter)
+    busy_seconds: float = 0.0
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+
+
+@dataclass
+class _Shard:
+    start: int
+    stop: int
+    position: int = 0  # index into the fallback order
+    attempts: int = 0  # on the current tier
+    fallback_counted: int = 0  # highest tier position already counted as a fallback
+    avoid: set = field(default_factory=set)  # worker slots that failed it
+    errors: list = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+class _Metrics:
+    """The pool's counters as Ray metrics (dashboard, Prometheus)."""
+
+    def __init__(self):
+        from ray.util.metrics import Counter, Histogram
+
+        tags = ("tier",)
+        self.counters = {name: Counter(f"hqray_pool_{name}", description=f"QuantumPool {name}", tag_keys=tags)
+                         for name in ("shards", "rows", "retries", "fallbacks", "failures", "duplicates")}
+        self.latency = Histogram("hqray_pool_shard_latency_s", description="QuantumPool shard latency",
+                                 boundaries=[0.01, 0.05, 0.1, 0.5, 1, 5, 30], tag_keys=tags)
+
+    def count(self, name: str, tier: str, value: float = 1.0) -> None:
+        if value:
+            self.counters[name].inc(value, tags={"tier": tier})
+
+
+class QuantumPool:
+    """A pool of :class:`CircuitWorker` actors over the tiers of a :class:`PoolConfig`.
+
+    Args:
+        config: tiers, fallback order and limits (default: QPU -> GPU -> CPU).
+
+    A tier whose resource the cluster lacks is skipped with a logged notice. Use as a
+    context manager or call :meth:`shutdown` to release the workers and placement groups.
+
+    **Example** (needs a Ray session)::
+
+        with QuantumPool(PoolConfig(fallback_order=["cpu"])) as pool:
+            outputs = pool.run(spec, inputs, weights)
+    """
+
+    def __init__(self, config: PoolConfig | None = None):
+        if not ray.is_initialized():
+            raise HqrayError("QuantumPool needs a Ray session: call hqray.cluster.connect() first")
+        self.config = config or PoolConfig()
+        self._lock = threading.RLock()
+        self._metrics = _Metrics()
+        self._tiers: dict[str, _Tier] = {}
+        self.notices: list[str] = []
+        plan = planned_workers(self.config, ray.cluster_resources())
+        for name, (slots, notice) in plan.items():
+            if notice:
+                logger.warning(notice)
+                self.notices.append(notice)
+                continue
+            self._tiers[name] = self._start_tier(name, self.config.tiers[name], slots)
+        if not self._tiers:
+            raise PoolError("no tier has workers: " + "; ".join(self.notices))
+        for tier in self._tiers.values():
+            self._await_starting(tier, block=True)
+        self._closed = False
+
+    # -- workers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _bundle(config: TierConfig) -> dict[str, float]:
+        return {config.resource: 1.0 / config.workers_per_unit}
+
+    def _start_tier(self, name: str, config: TierConfig, slots: int) -> _Tier:
+        group = placement_group([self._bundle(config)] * slots, strategy="SPREAD")
+        try:
+            ray.get(group.ready(), timeout=self.config.worker_start_timeout_s)
+        except GetTimeoutError:
+            remove_placement_group(group)
+            raise PoolError(f"tier {name!r}: {slots} workers of {self._bundle(config)} could not be "
+                            f"placed within {self.config.worker_start_timeout_s} s") from None
+        tier = _Tier(name, config, config.model_dump_json(), group, slots)
+        for slot in range(slots):
+            self._start_worker(tier, slot)
+        return tier
+
+    def _start_worker(self, tier: _Tier, slot: int) -> None:
+        amount = 1.0 / tier.config.workers_per_unit
+        options: dict[str, Any] = {
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(tier.placement, placement_group_bundle_index=slot),
+            "num_cpus": amount if tier.config.resource == "CPU" else 0,
+        }
+        if tier.config.resource == "GPU":
+            options["num_gpus"] = amount
+        elif tier.config.resource == "QPU":
+            options["resources"] = {"QPU": amount}
+        threads = max(1, int(amount)) if tier.config.resource == "CPU" else 1
+        handle = CircuitWorker.options(**options).remote(tier.name, tier.json, threads)
+        tier.starting[slot] = (handle, handle.info.remote(), time.monotonic())
+
+    def _await_starting(self, tier: _Tier, block: bool = False) -> None:
+        """Moves started workers into service; gives up on slots that cannot start."""
+        for slot, (handle, ping, began) in list(tier.starting.items()):
+            timeout = max(0.0, self.config.worker_start_timeout_s - (time.monotonic() - began)) if block else 0
+            ready, _ = ray.wait([ping], timeout=timeout)
+            if ready:
+                del tier.starting[slot]
+                try:
+                    ray.get(ping)
+                except RayActorError:
+                    continue  # died while starting; the slot is left empty
+                tier.workers[slot] = _Worker(handle, tier.name, slot)
+            elif time.monotonic() - began > self.config.worker_start_timeout_s:
+                del tier.starting[slot]
+                ray.kill(handle, no_restart=True)
+                logger.warning("tier %r: worker slot %d did not start in time", tier.name, slot)
+
+    def _replace(self, worker: _Worker, kill: bool) -> None:
+        tier = self._tiers[worker.tier]
+        if tier.workers.get(worker.slot) is not worker:
+            return  # already replaced
+        del tier.workers[worker.slot]
+        tier.counters["replaced"] += 1
+        if kill:
+            ray.kill(worker.handle, no_restart=True)
+        if ray.cluster_resources().get(tier.config.resource, 0.0) >= 1.0 / tier.config.workers_per_unit:
+            self._start_worker(tier, worker.slot)
+        else:
+            logger.warning("tier %r lost its %s; its shards fall back", tier.name, tier.config.resource)
+
+    def _tier_available(self, tier: _Tier) -> bool:
+        return bool(tier.workers) or bool(tier.starting)
+
+    def _pick_worker(self, tier: _Tier, shard: _Shard) -> _Worker | None:
+        candidates = [w for w in tier.workers.values() if w.outstanding < 2]
+        preferred = [w for w in candidates if w.slot not in shard.avoid] or candidates
+        return min(preferred, key=lambda w: w.outstanding) if preferred else None
+
+    # -- public API --------------------------------------------------------------------------
+
+    def workers(self) -> dict[str, list[dict]]:
+        """Each tier's live workers: node, pid and assigned resources."""
+        with self._lock:
+            handles = {name: list(t.workers.values()) for name, t in self._tiers.items()}
+        return {name: ray.get([w.handle.info.remote() for w in group]) for name, group in handles.items()}
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per tier: workers, shards, rows, retries, fallbacks, failures, duplicates,
+        replaced, busy_seconds, p50/p95 shard latency (seconds)."""
+        with self._lock:
+            result = {}
+            for name, tier in self._tiers.items():
+                latencies = np.array(tier.latencies) if tier.latencies else np.array([np.nan])
+                result[name] = {
+                    "workers": len(tier.workers),
+                    **{k: int(tier.counters[k]) for k in ("shards", "rows", "retries", "fallbacks",
+                                                          "failures", "timeouts", "duplicates", "replaced")},
+                    "busy_seconds": tier.busy_seconds,
+                    "rows_per_second": tier.rows_per_second or 0.0,
+                    "latency_p50_s": float(np.nanpercentile(latencies, 50)),
+                    "latency_p95_s": float(np.nanpercentile(latencies, 95)),
+                }
+            return result
+
+    def run(self, spec: CircuitSpec, inputs: Any, weights: Any,
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Outputs ``(n_rows, spec.n_outputs)``, in input order; raises :class:`PoolError` otherwise."""
+        return self._execute("forward", spec, inputs, weights, None, progress).outputs
+
+    def vjp(self, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
+            progress: Callable[[int, int], None] | None = None) -> PoolResult:
+        """Outputs, ``d(sum grad_outputs * outputs)/d inputs`` per row, and the summed weight gradient."""
+        return self._execute("vjp", spec, inputs, weights, grad_outputs, progress)
+
+    def submit(self, spec: CircuitSpec, inputs: Any, weights: Any) -> Future:
+        """Runs :meth:`run` in the background; the future resolves to the outputs."""
+        future: Future = Future()
+
+        def target():
+            try:
+                future.set_result(self.run(spec, inputs, weights))
+            except BaseException as error:  # the caller sees it through the future
+                future.set_exception(error)
+
+        threading.Thread(target=target, daemon=True, name="hqray-pool-job").start()
+        return future
+
+    def shutdown(self) -> None:
+        """Kills the workers and removes the placement groups (resources are released)."""
+        with self._lock:
+            for tier in self._tiers.values():
+                for worker in tier.workers.values():
+                    ray.kill(worker.handle, no_restart=True)
+                for handle, _, _ in tier.starting.values():
+                    ray.kill(handle, no_restart=True)
+                tier.workers.clear()
+                tier.starting.clear()
+                remove_placement_group(tier.placement)
+            self._closed = True
+
+    def __enter__(self) -> QuantumPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def _validate(self, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any):
+        if getattr(self, "_closed", False):
+            raise PoolError("this QuantumPool was shut down")
+        if not isinstance(spec, CircuitSpec):
+            raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
+        try:
+            inputs = np.asarray(inputs, dtype=np.float64 if spec.precision == "double" else np.float32)
+            weights = np.asarray(weights, dtype=inputs.dtype)
+        except (TypeError, ValueError) as error:
+            raise CircuitError(f"inputs and weights must be numeric arrays: {error}") from None
+        if inputs.ndim != 2 or inputs.shape[0] == 0:
+            raise CircuitError(f"inputs must be a non-empty 2-D array (rows, features), got shape {inputs.shape}")
+        if not 1 <= inputs.shape[1] <= spec.n_features:
+            raise CircuitError(f"the embedding of {spec.n_qubits} qubits takes 1 to {spec.n_features} "
+                               f"features, got {inputs.shape[1]}")
+        bad = ~np.isfinite(inputs).all(axis=1)
+        if bad.any():
+            raise CircuitError(f"inputs contain NaN/inf in rows {np.flatnonzero(bad)[:10].tolist()}; "
+                               "expected finite numbers")
+        if weights.shape != spec.weight_shape or not np.isfinite(weights).all():
+            raise CircuitError(f"weights must be finite with shape {spec.weight_shape}, got {weights.shape}")
+        if grad_outputs is not None:
+            grad_outputs = np.asarray(grad_outputs, dtype=inputs.dtype)
+            if grad_outputs.shape != (inputs.shape[0], spec.n_outputs):
+                raise CircuitError(f"grad_outputs must have shape {(inputs.shape[0], spec.n_outputs)}, "
+                                   f"got {grad_outputs.shape}")
+        if spec.measurement == "state":
+            raise CircuitError("the pool returns measurements; measurement 'state' is not supported")
+        return inputs, weights, grad_outputs
+
+    def _shard_rows(self, tier: _Tier) -> int:
+        config = tier.config
+        if tier.rows_per_second is None:
+            rows = self.config.min_shard_rows * 4
+        else:
+            rows = int(tier.rows_per_second * self.config.target_shard_seconds)
+        return max(self.config.min_shard_rows, min(config.max_shard_rows, rows))
+
+    def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
+                 progress: Callable[[int, int], None] | None) -> Any:
+        inputs, weights, grad_outputs = self._validate(spec, inputs, weights, grad_outputs)
+        n_rows = inputs.shape[0]
+        order = [name for name in self.config.fallback_order if name in self._tiers]
+        spec_json = spec.model_dump_json()
+        inputs_ref, weights_ref = ray.put(inputs), ray.put(weights)
+        grad_ref = ray.put(grad_outputs) if kind == "vjp" else None
+        outputs = np.empty((n_rows, spec.n_outputs), dtype=inputs.dtype)
+        grad_inputs = np.empty_like(inputs) if kind == "vjp" else None
+        grad_weights = np.zeros_like(weights) if kind == "vjp" else None
+        written = np.zeros(n_rows, dtype=bool)  # exactly-once bookkeeping
+        next_row, rows_done = 0, 0
+        retry: collections.deque[_Shard] = collections.deque()
+        inflight: dict[Any, tuple[_Shard, _Worker, float]] = {}
+        abandoned: dict[Any, _Shard] = {}  # timed out, still maybe running: results are discarded
+        failed: list[_Shard] = []
+        last_log = time.monotonic()
+
+        def give_up(shard: _Shard, reason: str) -> None:
+            shard.errors.append(reason)
+            failed.append(shard)
+
+        def requeue(shard: _Shard, tier: _Tier, slot: int, reason: str) -> None:
+            shard.errors.append(f"{tier.name}: {reason}")
+            shard.avoid.add((tier.name, slot))
+            shard.attempts += 1
+            tier.counters["failures"] += 1
+            self._metrics.count("failures", tier.name)
+            if shard.attempts > self.config.retries:
+                shard.position += 1
+                shard.attempts = 0
+            else:
+                tier.counters["retries"] += 1
+                self._metrics.count("retries", tier.name)
+            retry.append(shard)
+
+        while rows_done + sum(s.rows for s in failed) < n_rows:
+            with self._lock:
+                for tier in self._tiers.values():
+                    if tier.starting:
+                        self._await_starting(tier)
+                # Dispatch while there is room (backpressure) and a worker is free.
+                while len(inflight) < self.config.max_inflight_shards and (retry or next_row < n_rows):
+                    shard = retry.popleft() if retry else None
+                    while shard is not None and shard.position < len(order) and \
+                            not self._tier_available(self._tiers[order[shard.position]]):
+                        shard.position += 1  # the tier is gone: fall back
+                        shard.attempts = 0
+                    if shard is not None and shard.position >= len(order):
+                        give_up(shard, "no tier left to try")
+                        continue
+                    position = shard.position if shard else next(
+                        (i for i, name in enumerate(order) if self._tier_available(self._tiers[name])), None)
+                    if position is None:
+                        if shard is None:
+                            shard = _Shard(next_row, n_rows, position=len(order))
+                            next_row = n_rows
+                        give_up(shard, "no tier has live workers")
+                        continue
+                    tier = self._tiers[order[position]]
+                    if shard is None:
+                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier)), position)
+                        next_row = shard.stop
+                    worker = self._pick_worker(tier, shard)
+                    if worker is None:
+                        retry.appendleft(shard)
+                        break
+                    if position > 0 and shard.fallback_counted < position:
+                        # Running here because an earlier tier in the order could not take it.
+                        shard.fallback_counted = position
+                        tier.counters["fallbacks"] += 1
+                        self._metrics.count("fallbacks", tier.name)
+                    method = worker.handle.vjp if kind == "vjp" else worker.handle.forward
+                    args = (spec_json, inputs_ref, shard.start, shard.stop, weights_ref)
+                    reference = method.remote(*args, grad_ref) if kind == "vjp" else method.remote(*args)
+                    worker.outstanding += 1
+                    inflight[reference] = (shard, worker, time.monotonic())
+
+            if not inflight:
+                if retry or next_row < n_rows:
+                    time.sleep(0.05)  # workers are starting; nothing to wait on yet
+                continue
+            timeout = min(self._tiers[w.tier].config.timeout_s - (time.monotonic() - t0)
+                          for _, w, t0 in inflight.values())
+            ready, _ = ray.wait(list(inflight) + list(abandoned), num_returns=1, timeout=max(0.0, min(timeout, 1.0)))
+            now = time.monotonic()
+            with self._lock:
+                for reference in ready:
+                    if reference in abandoned:
+                        shard = abandoned.pop(reference)
+                        try:
+                            ray.get(reference)
+                            self._tiers[order[min(shard.position, len(order) - 1)]].counters["duplicates"] += 1
+                        except (RayActorError, RayTaskError):
+                            pass
+                        continue
+                    shard, worker, started = inflight.pop(reference)
+                    tier = self._tiers[worker.tier]
+                    worker.outstanding -= 1
+                    try:
+                        value = ray.get(reference)
+                    except RayActorError as error:
+                        self._replace(worker, kill=False)
+                        requeue(shard, tier, worker.slot, f"worker died ({type(error).__name__})")
+                        continue
+                    except RayTaskError as error:
+                        requeue(shard, tier, worker.slot, f"shard failed: {error.cause!r}"[:300])
+                        continue
+                    if written[shard.start:shard.stop].any():
+                        tier.counters["duplicates"] += 1  # a retry already delivered these rows
+                        self._metrics.count("duplicates", tier.name)
+                        continue
+                    busy = value[-1]
+                    outputs[shard.start:shard.stop] = value[0]
+                    if kind == "vjp":
+                        grad_inputs[shard.start:shard.stop] = value[1]
+                        grad_weights += value[2]
+                    written[shard.start:shard.stop] = True
+                    rows_done += shard.rows
+                    latency = now - started
+                    tier.counters["shards"] += 1
+                    tier.counters["rows"] += shard.rows
+                    tier.busy_seconds += busy
+                    tier.latencies.append(latency)
+                    rate = shard.rows / max(busy, 1e-6)
+                    tier.rows_per_second = rate if tier.rows_per_second is None else \
+                        0.7 * tier.rows_per_second + 0.3 * rate
+                    self._metrics.count("shards", tier.name)
+                    self._metrics.count("rows", tier.name, shard.rows)
+                    self._metrics.latency.observe(latency, tags={"tier": tier.name})
+                # Timeouts: the worker is presumed hung; kill it, retry the shard elsewhere.
+                for reference, (shard, worker, started) in list(inflight.items()):
+                    tier = self._tiers[worker.tier]
+                    if now - started > tier.config.timeout_s:
+                        del inflight[reference]
+                        abandoned[reference] = shard
+                        tier.counters["timeouts"] += 1
+                        worker.outstanding -= 1
+                        self._replace(worker, kill=True)
+                        requeue(shard, tier, worker.slot, f"timed out after {tier.config.timeout_s:g} s")
+            if progress is not None:
+                progress(rows_done, n_rows)
+            if now - last_log > PROGRESS_LOG_SECONDS:
+                logger.info("pool job: %d/%d rows", rows_done, n_rows)
+                last_log = now
+
+        if failed:
+            ranges = sorted((s.start, s.stop) for s in failed)
+            causes = [f"rows {s.start}-{s.stop - 1}: " + "; ".join(s.errors[-3:]) for s in failed[:5]]
+            raise PoolError(f"{sum(s.rows for s in failed)} of {n_rows} rows could not be computed "
+                            f"(rows {ranges[:10]}{'...' if len(ranges) > 10 else ''}): " + " | ".join(causes),
+                            failed_rows=ranges, causes=causes)
+        if not written.all():  # cannot happen by construction; checked anyway
+            missing = np.flatnonzero(~written)
+            raise PoolError(f"internal error: rows {missing[:10].tolist()} were never written",
+                            failed_rows=[(int(r), int(r) + 1) for r in missing])
+        return PoolResult(outputs, grad_inputs, grad_weights)

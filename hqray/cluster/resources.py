@@ -1,0 +1,95 @@
+"""Joining or starting Ray, and what the cluster offers each tier."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import ray
+
+from hqray.cluster.config import PoolConfig
+
+__all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "DEFAULT_VIRTUAL_QPUS"]
+
+logger = logging.getLogger("hqray.cluster")
+DEFAULT_VIRTUAL_QPUS = 4
+
+
+@dataclass
+class ClusterInfo:
+    """Resources of the connected cluster."""
+
+    address: str
+    started_locally: bool
+    resources: dict[str, float]
+    available: dict[str, float]
+    nodes: list[dict] = field(default_factory=list)
+
+    def summary(self) -> str:
+        keys = ("CPU", "GPU", "QPU")
+        found = ", ".join(f"{k}={self.resources.get(k, 0):g}" for k in keys)
+        where = "embedded local Ray" if self.started_locally else f"cluster at {self.address}"
+        return f"{where}: {len(self.nodes)} node(s), {found}"
+
+
+def describe_cluster(started_locally: bool = False) -> ClusterInfo:
+    """The connected cluster's resources and alive nodes."""
+    nodes = [{"node_id": n["NodeID"], "address": n.get("NodeManagerAddress"),
+              "resources": {k: v for k, v in n.get("Resources", {}).items() if k in ("CPU", "GPU", "QPU")}}
+             for n in ray.nodes() if n.get("Alive")]
+    context = ray.get_runtime_context()
+    address = getattr(context, "gcs_address", None) or "local"
+    return ClusterInfo(address=address, started_locally=started_locally,
+                       resources=ray.cluster_resources(), available=ray.available_resources(), nodes=nodes)
+
+
+def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, num_cpus: int | None = None,
+            num_gpus: int | None = None, include_dashboard: bool | None = None,
+            node_ip_address: str = "127.0.0.1") -> ClusterInfo:
+    """Joins a Ray cluster, or starts an embedded local one with virtual QPUs.
+
+    Args:
+        address: cluster address; default ``$RAY_ADDRESS``; with neither, a local Ray starts.
+        num_qpus: virtual ``QPU`` units of the local Ray (ignored when joining a cluster,
+            whose nodes declare their own: ``ray start --resources='{"QPU": 4}'``).
+        num_cpus, num_gpus: limits of the local Ray (default: all of this machine's).
+        include_dashboard: start the Ray dashboard with a local Ray.
+        node_ip_address: address the local Ray binds to (loopback unless told otherwise).
+
+    Returns:
+        A :class:`ClusterInfo`; already connected sessions are described, not restarted.
+
+    Ray's token authentication stays as Ray configures it (on by default for local Ray
+    since Ray 2.59; set ``RAY_AUTH_MODE=token`` on clusters).
+    """
+    if ray.is_initialized():
+        return describe_cluster()
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace="hqray", log_to_driver=True)
+        info = describe_cluster(started_locally=False)
+    else:
+        # Loopback by default: nothing of the embedded Ray listens beyond this machine.
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
+                 namespace="hqray", include_dashboard=include_dashboard,
+                 _node_ip_address=node_ip_address)
+        info = describe_cluster(started_locally=True)
+    logger.info(info.summary())
+    return info
+
+
+def planned_workers(config: PoolConfig, resources: dict[str, float]) -> dict[str, tuple[int, str | None]]:
+    """Workers each tier gets on these resources, with a notice for tiers that get none."""
+    plan = {}
+    for name, tier in config.active_tiers().items():
+        units = resources.get(tier.resource, 0.0)
+        slots = math.floor(units * tier.workers_per_unit + 1e-9)
+        if tier.max_workers is not None:
+            slots = min(slots, tier.max_workers)
+        notice = None if slots >= 1 else (
+            f"tier {name!r} skipped: the cluster has {units:g} {tier.resource}, "
+            f"enough for no worker at {tier.workers_per_unit:g} per unit")
+        plan[name] = (slots, notice)
+    return plan

@@ -1,0 +1,82 @@
+"""CircuitWorker: the Ray actor that runs circuit shards on one unit of a tier's resource."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import lru_cache
+
+import numpy as np
+import ray
+import torch
+
+from hqray.cluster.config import TierConfig
+from hqray.quantum import CircuitSpec, execute
+
+__all__ = ["CircuitWorker"]
+
+
+@lru_cache(maxsize=64)
+def _compiled(spec_json: str, tier_json: str) -> CircuitSpec:
+    """The tier's version of a spec, parsed once per worker (specs travel as JSON)."""
+    tier = TierConfig.model_validate_json(tier_json)
+    return tier.worker_spec(CircuitSpec.model_validate_json(spec_json))
+
+
+@ray.remote(max_restarts=0, max_task_retries=0)
+class CircuitWorker:
+    """Executes shards of a batch: forward passes and vector-Jacobian products.
+
+    One actor per resource unit (or fraction, ``workers_per_unit``); the pool places them
+    with a placement group so a tier's workers spread over the nodes holding its resource.
+    Inputs arrive as one object-store array per job plus a row range, so a job's data is
+    stored once, not once per shard.
+    """
+
+    def __init__(self, tier_name: str, tier_json: str, threads: int):
+        self.tier_name = tier_name
+        self.tier_json = tier_json
+        torch.set_num_threads(max(1, threads))
+        self._injected_delays: list[float] = []
+
+    def info(self) -> dict:
+        context = ray.get_runtime_context()
+        return {"tier": self.tier_name, "node_id": context.get_node_id(), "pid": os.getpid(),
+                "resources": context.get_assigned_resources(), "threads": torch.get_num_threads()}
+
+    def inject_delay(self, seconds: float, calls: int = 1) -> None:
+        """Chaos testing: the next ``calls`` shards sleep ``seconds`` first (a hung worker)."""
+        self._injected_delays += [seconds] * calls
+
+    def _pause_if_injected(self) -> None:
+        if self._injected_delays:
+            time.sleep(self._injected_delays.pop(0))
+
+    def forward(self, spec_json: str, inputs: np.ndarray, start: int, stop: int,
+                weights: np.ndarray) -> tuple[np.ndarray, float]:
+        """Outputs of rows ``start:stop`` and the seconds spent computing them."""
+        self._pause_if_injected()
+        began = time.perf_counter()
+        spec = _compiled(spec_json, self.tier_json)
+        with torch.no_grad():
+            # Object-store arrays are read-only: copy the shard (torch wants writable memory).
+            outputs = execute(spec, torch.from_numpy(np.array(inputs[start:stop])),
+                              torch.from_numpy(np.array(weights)))
+        return outputs.numpy(), time.perf_counter() - began
+
+    def vjp(self, spec_json: str, inputs: np.ndarray, start: int, stop: int, weights: np.ndarray,
+            grad_outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Outputs, gradient of rows ``start:stop`` and (summed) gradient of the weights."""
+        self._pause_if_injected()
+        began = time.perf_counter()
+        spec = _compiled(spec_json, self.tier_json)
+        shard_inputs = torch.from_numpy(np.array(inputs[start:stop])).requires_grad_(True)
+        shard_weights = torch.from_numpy(np.array(weights)).requires_grad_(True)
+        outputs = execute(spec, shard_inputs, shard_weights)
+        grad = torch.from_numpy(np.array(grad_outputs[start:stop])).to(outputs.dtype)
+        grad_inputs, grad_weights = torch.autograd.grad(outputs, (shard_inputs, shard_weights), grad,
+                                                        allow_unused=True)
+        if grad_inputs is None:  # e.g. an RZ embedding, whose outputs do not depend on inputs
+            grad_inputs = torch.zeros_like(shard_inputs)
+        return (outputs.detach().numpy(), grad_inputs.numpy(), grad_weights.numpy(),
+                time.perf_counter() - began)

@@ -1,0 +1,46 @@
+"""The cluster configs in clusters/ declare QPU, GPU and CPU resources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from hqray.cluster import PoolConfig, planned_workers
+
+CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
+
+
+def test_local_config_declares_virtual_qpus():
+    config = yaml.safe_load((CLUSTERS / "local.yaml").read_text())
+    command = " ".join(config["head_start_ray_commands"])
+    assert '--resources=\'{"QPU": 4}\'' in command and "RAY_AUTH_MODE=token" in command
+    assert config["provider"]["type"] == "local"
+
+
+def test_launcher_config_has_qpu_gpu_and_cpu_node_types():
+    config = yaml.safe_load((CLUSTERS / "cluster.yaml").read_text())
+    resources = {name: node["resources"] for name, node in config["available_node_types"].items()}
+    assert any(r.get("QPU", 0) > 0 for r in resources.values())
+    assert any(r.get("GPU", 0) > 0 for r in resources.values())
+    assert all(r.get("CPU", 0) > 0 for r in resources.values())
+    assert config["head_node_type"] in resources
+
+
+def test_kuberay_manifest_declares_the_same_resources():
+    manifest = yaml.safe_load((CLUSTERS / "kuberay.yaml").read_text())
+    assert manifest["kind"] == "RayCluster"
+    groups = {g["groupName"]: g for g in manifest["spec"]["workerGroupSpecs"]}
+    qpu = json.loads(yaml.safe_load(groups["qpu"]["rayStartParams"]["resources"]))
+    assert qpu == {"QPU": 4}
+    limits = groups["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "1"
+
+
+def test_pool_yaml_loads_and_plans_workers():
+    config = PoolConfig.from_yaml(CLUSTERS / "pool.yaml")
+    assert config.fallback_order == ["qpu", "gpu", "cpu"]
+    plan = planned_workers(config, {"CPU": 2.0, "QPU": 4.0})
+    assert plan["qpu"][0] == 4 and plan["cpu"][0] == 2
+    assert plan["gpu"][0] == 0 and "skipped" in plan["gpu"][1]

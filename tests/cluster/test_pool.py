@@ -1,0 +1,187 @@
+"""QuantumPool on a real local Ray session: correctness, chaos, timeouts, bad input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import ray
+import torch
+
+from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connect
+from hqray.errors import CircuitError, ConfigError
+from hqray.quantum import CircuitSpec, execute
+
+SPEC = CircuitSpec(n_qubits=4, n_layers=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    connect(num_qpus=2, num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def cpu_pool(**overrides) -> QuantumPool:
+    tiers = {"cpu": TierConfig(resource="CPU", max_shard_rows=overrides.pop("max_shard_rows", 4096),
+                               timeout_s=overrides.pop("timeout_s", 60.0))}
+    return QuantumPool(PoolConfig(tiers=tiers, fallback_order=["cpu"], **overrides))
+
+
+def data(rows: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 3, size=(rows, 4)).astype(np.float32),
+            rng.uniform(0, 6, size=SPEC.weight_shape).astype(np.float32))
+
+
+def reference(inputs, weights):
+    return execute(SPEC, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
+
+
+class TestCorrectness:
+    def test_results_equal_the_in_process_engine_in_order(self):
+        inputs, weights = data(3000)
+        with cpu_pool(min_shard_rows=100, max_shard_rows=500) as pool:
+            outputs = pool.run(SPEC, inputs, weights)
+            stats = pool.stats()["cpu"]
+        assert outputs.shape == (3000, 4)
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        assert stats["rows"] == 3000 and stats["shards"] >= 6 and stats["duplicates"] == 0
+
+    def test_vjp_equals_autograd(self):
+        inputs, weights = data(700)
+        grad_outputs = np.random.default_rng(1).normal(size=(700, 4)).astype(np.float32)
+        x = torch.from_numpy(inputs).requires_grad_(True)
+        w = torch.from_numpy(weights).requires_grad_(True)
+        (execute(SPEC, x, w) * torch.from_numpy(grad_outputs)).sum().backward()
+        with cpu_pool(min_shard_rows=100, max_shard_rows=200) as pool:
+            result = pool.vjp(SPEC, inputs, weights, grad_outputs)
+        assert np.allclose(result.grad_inputs, x.grad.numpy(), atol=1e-4)
+        assert np.allclose(result.grad_weights, w.grad.numpy(), atol=1e-3)
+
+    def test_async_submit(self):
+        inputs, weights = data(500)
+        with cpu_pool() as pool:
+            future = pool.submit(SPEC, inputs, weights)
+            assert np.allclose(future.result(timeout=60), reference(inputs, weights), atol=1e-5)
+
+    def test_qpu_tier_behaves_like_hardware(self):
+        inputs, weights = data(64)
+        config = PoolConfig(fallback_order=["qpu"])
+        with QuantumPool(config) as pool:
+            noisy = pool.run(SPEC, inputs, weights)
+            placed = pool.workers()["qpu"]
+        exact = reference(inputs, weights)
+        assert not np.allclose(noisy, exact, atol=1e-3)  # shots and noise
+        assert np.abs(noisy - exact).mean() < 0.15
+        assert len(placed) == 2 and all(w["resources"].get("QPU") == 1.0 for w in placed)
+
+
+class TestFaults:
+    def test_chaos_kills_lose_no_row(self):
+        inputs, weights = data(50_000, seed=3)
+        expected = reference(inputs, weights)
+        pool = cpu_pool(min_shard_rows=250, max_shard_rows=250, retries=50, max_inflight_shards=4)
+        thresholds = [5_000, 12_500, 20_000, 27_500, 35_000]  # kill a worker as the job passes each
+        kills = []
+
+        def kill_on_progress(done: int, total: int) -> None:
+            if thresholds and done >= thresholds[0]:
+                thresholds.pop(0)
+                live = list(pool._tiers["cpu"].workers.values())
+                if live:
+                    ray.kill(live[0].handle, no_restart=True)
+                    kills.append(done)
+
+        try:
+            outputs = pool.run(SPEC, inputs, weights, progress=kill_on_progress)
+            stats = pool.stats()["cpu"]
+        finally:
+            pool.shutdown()
+        assert len(kills) == 5 and kills[-1] < 50_000  # all five kills landed mid-job
+        assert np.allclose(outputs, expected, atol=1e-5)  # every row, in order, exactly once
+        assert stats["rows"] == 50_000
+        assert stats["replaced"] >= 5 and stats["retries"] >= 1
+        deadline = time.monotonic() + 20
+        while ray.available_resources().get("CPU") != 2.0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray.available_resources().get("CPU") == 2.0, ray.available_resources()
+
+    def test_hung_worker_shard_is_retried_elsewhere(self):
+        inputs, weights = data(400)
+        with cpu_pool(timeout_s=3.0, min_shard_rows=100, max_shard_rows=100) as pool:
+            workers = list(pool._tiers["cpu"].workers.values())
+            ray.get(workers[0].handle.inject_delay.remote(30.0, calls=1))
+            started = time.monotonic()
+            outputs = pool.run(SPEC, inputs, weights)
+            elapsed = time.monotonic() - started
+            stats = pool.stats()["cpu"]
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        # A cold replacement worker on a busy machine may time out too; the hang always does.
+        assert stats["timeouts"] >= 1 and stats["replaced"] >= 1
+        assert elapsed < 15  # well before the 30 s hang
+
+    def test_a_shard_failing_everywhere_is_named(self):
+        with cpu_pool(retries=1) as pool:
+            spec = CircuitSpec(n_qubits=4, n_layers=2, measurement="state")
+            with pytest.raises(CircuitError, match="measurement 'state'"):
+                pool.run(spec, *data(10))
+
+
+class TestBadInput:
+    @pytest.fixture(scope="class")
+    def pool(self):
+        with cpu_pool() as pool:
+            yield pool
+
+    def test_wrong_width(self, pool):
+        with pytest.raises(CircuitError, match="takes 1 to 4 features, got 6"):
+            pool.run(SPEC, np.zeros((3, 6)), data(1)[1])
+
+    def test_nan_rows_are_named(self, pool):
+        inputs, weights = data(5)
+        inputs[3, 1] = np.inf
+        with pytest.raises(CircuitError, match=r"NaN/inf in rows \[3\]"):
+            pool.run(SPEC, inputs, weights)
+
+    def test_empty_batch(self, pool):
+        with pytest.raises(CircuitError, match="non-empty"):
+            pool.run(SPEC, np.zeros((0, 4)), data(1)[1])
+
+    def test_wrong_weights(self, pool):
+        with pytest.raises(CircuitError, match=r"shape \(2, 4, 3\)"):
+            pool.run(SPEC, data(2)[0], np.zeros((2, 4)))
+
+    def test_fallback_order_naming_a_missing_tier(self):
+        with pytest.raises(ConfigError, match=r"fallback_order names tiers \['tpu'\] that do not exist"):
+            PoolConfig(fallback_order=["qpu", "tpu"])
+
+    def test_unknown_tier_field(self):
+        with pytest.raises(ConfigError, match="workers: unknown field"):
+            PoolConfig(tiers={"cpu": {"resource": "CPU", "workers": 3}}, fallback_order=["cpu"])
+
+    def test_zero_workers(self):
+        with pytest.raises(ConfigError, match="max_workers: Input should be greater than or equal to 1"):
+            PoolConfig(tiers={"cpu": {"resource": "CPU", "max_workers": 0}}, fallback_order=["cpu"])
+
+    def test_no_tier_with_workers(self):
+        with pytest.raises(PoolError, match=r"tier 'gpu' skipped: the cluster has 0 GPU"):
+            QuantumPool(PoolConfig(fallback_order=["gpu"]))
+
+
+def test_g7_trains_on_the_pool_with_in_process_gradients():
+    from hqray.cluster import PoolQuantumLayer
+    from hqray.models import HybridNet, make_config
+    from hqray.quantum import QuantumLayer
+
+    with cpu_pool() as pool:
+        layer = PoolQuantumLayer(SPEC, ("cpu",), pool=pool)
+        local = QuantumLayer(SPEC)
+        local.weights.data.copy_(layer.weights.data)
+        inputs = torch.rand(40, 4) * 3
+        layer(inputs).pow(2).sum().backward()
+        local(inputs).pow(2).sum().backward()
+        assert torch.allclose(layer.weights.grad, local.weights.grad, atol=1e-4)
+        model = HybridNet(make_config("g7"), 4, 2)
+        assert type(model.quantum).__name__ == "PoolQuantumLayer"
