@@ -110,6 +110,41 @@ def train(
                   f"({result.seconds:.1f} s)")
 
 
+cluster_app = typer.Typer(no_args_is_help=True, help="Ray cluster and QuantumPool.")
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("status")
+def cluster_status(
+    address: str | None = typer.Option(None, help="cluster address (default: $RAY_ADDRESS, else a local Ray)"),
+    pool_config: Path | None = typer.Option(None, "--pool-config", help="PoolConfig YAML (default tiers)"),
+    num_qpus: float = typer.Option(4, help="virtual QPUs of a local Ray"),
+) -> None:
+    """Resources found, and the workers each pool tier would get."""
+    from hqray.cluster import PoolConfig, connect, planned_workers  # before ray: loopback mode
+
+    import ray
+
+    config = PoolConfig.from_yaml(pool_config) if pool_config else PoolConfig()
+    info = connect(address=address, num_qpus=num_qpus, include_dashboard=False)
+    console.print(info.summary())
+    nodes = Table(title="nodes")
+    for column in ("node", "address", "CPU", "GPU", "QPU"):
+        nodes.add_column(column)
+    for node in info.nodes:
+        nodes.add_row(node["node_id"][:12], str(node["address"]),
+                      *[f"{node['resources'].get(k, 0):g}" for k in ("CPU", "GPU", "QPU")])
+    console.print(nodes)
+    tiers = Table(title=f"pool tiers (fallback order {' -> '.join(config.fallback_order)})")
+    for column in ("tier", "resource", "backend", "workers", "note"):
+        tiers.add_column(column)
+    for name, (slots, notice) in planned_workers(config, info.resources).items():
+        tier = config.tiers[name]
+        tiers.add_row(name, tier.resource, tier.backend, str(slots), notice or "")
+    console.print(tiers)
+    ray.shutdown()
+
+
 @app.command()
 def datasets() -> None:
     """Lists the datasets and their options."""
@@ -153,6 +188,21 @@ def bench_engine(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(rows, indent=2))
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("pool")
+def bench_pool(
+    json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+    rows: int = typer.Option(100_000, help="rows per job"),
+) -> None:
+    """QuantumPool (1 and 2 CPU workers) vs the in-process engine, plus a chaos run."""
+    from hqray.benchmarks.pool import run_pool_benchmark
+
+    results = run_pool_benchmark(rows=rows, log=console.print)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_path}")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import ray
 
 from hqray.cluster.config import PoolConfig
+from hqray.errors import ConfigError
 
 __all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "DEFAULT_VIRTUAL_QPUS"]
 
@@ -67,6 +68,11 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
     if ray.is_initialized():
         return describe_cluster()
     address = address or os.environ.get("RAY_ADDRESS")
+    if address and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0" and not _is_loopback(address):
+        raise ConfigError(
+            f"cannot join the cluster at {address!r} in loopback mode (this process would advertise "
+            "127.0.0.1 to other nodes): set RAY_ADDRESS, or HQRAY_RAY_LOOPBACK=0, before importing hqray.cluster"
+        )
     if address:
         ray.init(address=address, namespace="hqray", log_to_driver=True)
         info = describe_cluster(started_locally=False)
@@ -78,6 +84,11 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         info = describe_cluster(started_locally=True)
     logger.info(info.summary())
     return info
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1", "auto") or host.startswith("127.")
 
 
 def planned_workers(config: PoolConfig, resources: dict[str, float]) -> dict[str, tuple[int, str | None]]:
