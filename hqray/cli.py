@@ -195,11 +195,12 @@ def bench_engine(
 def bench_pool(
     json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
     rows: int = typer.Option(100_000, help="rows per job"),
+    qubits: list[int] = typer.Option([4, 8], "--qubits", help="circuit sizes"),
 ) -> None:
     """QuantumPool (1 and 2 CPU workers) vs the in-process engine, plus a chaos run."""
     from hqray.benchmarks.pool import run_pool_benchmark
 
-    results = run_pool_benchmark(rows=rows, log=console.print)
+    results = run_pool_benchmark(rows=rows, log=console.print, qubits=tuple(qubits))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results, indent=2))

@@ -23,7 +23,7 @@ __all__ = ["run_pool_benchmark"]
 def _pool(workers: int):
     from hqray.cluster import PoolConfig, QuantumPool, TierConfig
 
-    tiers = {"cpu": TierConfig(resource="CPU", max_workers=workers, max_shard_rows=8192)}
+    tiers = {"cpu": TierConfig(resource="CPU", max_workers=workers)}
     return QuantumPool(PoolConfig(tiers=tiers, fallback_order=["cpu"], max_inflight_shards=4 * workers))
 
 
@@ -39,7 +39,8 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print) -> dict:
+def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
+                       qubits: tuple[int, ...] = (4, 8)) -> dict:
     """Returns ``{"machine": ..., "circuits": {"4": {...}, "8": {...}}}`` (keys as in the issue)."""
     import ray
 
@@ -50,7 +51,7 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print) 
     log(f"machine: {info}")
     results: dict = {"machine": info, "rows": rows, "circuits": {}}
     generator = np.random.default_rng(0)
-    for n_qubits in (4, 8):
+    for n_qubits in qubits:
         spec = CircuitSpec(n_qubits=n_qubits, n_layers=2)
         inputs = generator.uniform(0, 3, size=(rows, n_qubits)).astype(np.float32)
         weights = generator.uniform(0, 6, size=spec.weight_shape).astype(np.float32)

@@ -29,7 +29,7 @@ class TierConfig(BaseModel):
         depolarizing: depolarizing noise per layer (needs ``default.mixed``).
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
-        max_shard_rows: largest shard sent to one worker.
+        max_shard_rows: largest shard sent to one worker (bounds a shard's memory).
         timeout_s: a shard not back within this many seconds is retried elsewhere.
     """
 
@@ -42,7 +42,7 @@ class TierConfig(BaseModel):
     depolarizing: float = Field(0.0, ge=0.0, le=1.0)
     workers_per_unit: float = Field(1.0, gt=0.0, le=64.0)
     max_workers: int | None = Field(None, ge=1)
-    max_shard_rows: int = Field(4096, ge=1)
+    max_shard_rows: int = Field(65536, ge=1)
     timeout_s: float = Field(60.0, gt=0.0)
 
     @property
@@ -86,6 +86,8 @@ class PoolConfig(BaseModel):
     tiers: dict[str, TierConfig] = Field(default_factory=default_tiers)
     fallback_order: list[str] = Field(default_factory=lambda: ["qpu", "gpu", "cpu"], min_length=1)
     retries: int = Field(2, ge=0, le=100, description="extra attempts on the same tier before falling back")
+    max_worker_losses: int = Field(20, ge=0, description="re-sends of a shard whose worker died, "
+                                   "before such losses count as failed attempts")
     max_inflight_shards: int = Field(16, ge=1, description="shards submitted and not yet back (backpressure)")
     target_shard_seconds: float = Field(0.5, gt=0.0, description="shards are sized to take about this long")
     min_shard_rows: int = Field(64, ge=1)

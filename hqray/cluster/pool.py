@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -90,6 +91,7 @@ class _Shard:
     position: int = 0  # index into the fallback order
     attempts: int = 0  # on the current tier
     fallback_counted: int = 0  # highest tier position already counted as a fallback
+    worker_losses: int = 0  # re-sends because the worker died (no retry spent)
     avoid: set = field(default_factory=set)  # worker slots that failed it
     errors: list = field(default_factory=list)
 
@@ -322,13 +324,16 @@ class QuantumPool:
             raise CircuitError("the pool returns measurements; measurement 'state' is not supported")
         return inputs, weights, grad_outputs
 
-    def _shard_rows(self, tier: _Tier) -> int:
-        config = tier.config
+    def _shard_rows(self, tier: _Tier, n_rows: int) -> int:
+        """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
+        throughput, capped so every live worker gets at least two shards (balance and
+        pipelining) and by the tier's ``max_shard_rows`` (memory)."""
         if tier.rows_per_second is None:
-            rows = self.config.min_shard_rows * 4
+            rows = self.config.min_shard_rows * 4  # a probe until throughput is measured
         else:
             rows = int(tier.rows_per_second * self.config.target_shard_seconds)
-        return max(self.config.min_shard_rows, min(config.max_shard_rows, rows))
+        balanced = math.ceil(n_rows / (2 * max(1, len(tier.workers))))
+        return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, balanced, rows))
 
     def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
                  progress: Callable[[int, int], None] | None) -> Any:
@@ -353,12 +358,19 @@ class QuantumPool:
             shard.errors.append(reason)
             failed.append(shard)
 
-        def requeue(shard: _Shard, tier: _Tier, slot: int, reason: str) -> None:
+        def requeue(shard: _Shard, tier: _Tier, slot: int, reason: str, worker_lost: bool = False) -> None:
             shard.errors.append(f"{tier.name}: {reason}")
             shard.avoid.add((tier.name, slot))
-            shard.attempts += 1
             tier.counters["failures"] += 1
             self._metrics.count("failures", tier.name)
+            if worker_lost and shard.worker_losses < self.config.max_worker_losses:
+                # The worker died (killed, node lost): not the shard's fault, no retry spent.
+                shard.worker_losses += 1
+                tier.counters["retries"] += 1
+                self._metrics.count("retries", tier.name)
+                retry.append(shard)
+                return
+            shard.attempts += 1
             if shard.attempts > self.config.retries:
                 shard.position += 1
                 shard.attempts = 0
@@ -392,7 +404,7 @@ class QuantumPool:
                         continue
                     tier = self._tiers[order[position]]
                     if shard is None:
-                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier)), position)
+                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier, n_rows)), position)
                         next_row = shard.stop
                     worker = self._pick_worker(tier, shard)
                     if worker is None:
@@ -434,7 +446,8 @@ class QuantumPool:
                         value = ray.get(reference)
                     except RayActorError as error:
                         self._replace(worker, kill=False)
-                        requeue(shard, tier, worker.slot, f"worker died ({type(error).__name__})")
+                        requeue(shard, tier, worker.slot, f"worker died ({type(error).__name__})",
+                                worker_lost=True)
                         continue
                     except RayTaskError as error:
                         requeue(shard, tier, worker.slot, f"shard failed: {error.cause!r}"[:300])

@@ -57,8 +57,12 @@ def get_generation(generation_id: str) -> Generation:
 
 
 def list_generations() -> list[Generation]:
-    """All generations in registration order (g0, g1, ...)."""
-    return list(_GENERATIONS.values())
+    """All generations, in numeric order (g0, g1, ..., g10); higher layers may add some (g7)."""
+    def key(generation: Generation) -> tuple:
+        digits = generation.id.lstrip("g")
+        return (0, int(digits)) if digits.isdigit() else (1, generation.id)
+
+    return sorted(_GENERATIONS.values(), key=key)
 
 
 def make_config(generation_id: str = "g6", **overrides: Any) -> HybridConfig:

@@ -60,8 +60,7 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
 
     name = device_name or spec.device
     try:
-        device = qml.device(name, wires=spec.n_qubits, shots=spec.shots) if spec.shots else \
-            qml.device(name, wires=spec.n_qubits)
+        device = qml.device(name, wires=spec.n_qubits)
     except Exception as error:
         raise CircuitError(f"PennyLane device {name!r} could not be created: {error}") from error
 
@@ -78,7 +77,8 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
             return qml.probs(wires=range(spec.n_qubits))
         return qml.state()
 
-    return circuit
+    # Shots belong to the QNode (set_shots), not the device, since PennyLane 0.43.
+    return qml.set_shots(circuit, shots=spec.shots) if spec.shots else circuit
 
 
 def stack_outputs(spec: CircuitSpec, result):

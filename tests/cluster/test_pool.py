@@ -185,3 +185,6 @@ def test_g7_trains_on_the_pool_with_in_process_gradients():
         assert torch.allclose(layer.weights.grad, local.weights.grad, atol=1e-4)
         model = HybridNet(make_config("g7"), 4, 2)
         assert type(model.quantum).__name__ == "PoolQuantumLayer"
+        from hqray.models import list_generations
+
+        assert [g.id for g in list_generations()][7] == "g7"

@@ -17,10 +17,11 @@ from hqray.models import (
 )
 from hqray.training import HybridClassifier
 
-GENERATION_IDS = [g.id for g in list_generations()]
+# g7 needs Ray and is registered by hqray.cluster (tested there).
+GENERATION_IDS = [g.id for g in list_generations() if g.id != "g7"]
 
 
-def test_registry_lists_g0_to_g10_without_g7():
+def test_registry_lists_the_core_generations_in_numeric_order():
     assert GENERATION_IDS == ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g8", "g9", "g10"]
 
 
@@ -38,7 +39,7 @@ def test_every_generation_trains(generation):
         loss = torch.nn.functional.cross_entropy(model(inputs), labels)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
     if model.quantum is not None:
         assert not torch.equal(model.quantum.weights.detach(), before[[id(p) for p in trainable].index(
@@ -133,8 +134,8 @@ class TestG9Medical:
 
 class TestConfigErrors:
     def test_unknown_generation(self):
-        with pytest.raises(ConfigError, match=r"unknown generation 'g7'"):
-            make_config("g7")
+        with pytest.raises(ConfigError, match=r"unknown generation 'g99'"):
+            make_config("g99")
 
     def test_unknown_field_named(self):
         with pytest.raises(ConfigError, match="lora_rnk: unknown field"):

@@ -26,7 +26,7 @@ def test_layer_equals_direct_qnode():
 
 def test_initial_weights_are_near_zero():
     layer = QuantumLayer(CircuitSpec(n_qubits=6, n_layers=4))
-    assert 0.02 < float(layer.weights.std()) < 0.08
+    assert 0.02 < float(layer.weights.detach().std()) < 0.08
 
 
 def test_gradients_reach_the_weights_and_inputs():

@@ -42,6 +42,7 @@ def test_files_load_without_pickle(tmp_path, breast_cancer):
     assert {"torch", "pennylane", "hqray"} <= set(metadata["versions"])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_a_weights_file_that_would_run_code_is_refused(tmp_path, breast_cancer):
     clf = HybridClassifier("g6", epochs=1).fit(breast_cancer.features, breast_cancer.labels)
     save_checkpoint(clf, tmp_path)

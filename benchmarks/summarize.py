@@ -1,0 +1,68 @@
+"""Prints the Markdown tables of benchmarks/RESULTS.md from the recorded JSON files.
+
+    python benchmarks/summarize.py > /tmp/tables.md
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def engine_tables() -> str:
+    rows = json.loads((HERE / "engine.json").read_text())
+    methods = ["hqray-auto", "hqray-folded", "hqray-statevector", "default.qubit-broadcast",
+               "lightning.qubit-adjoint", "qnode-per-sample"]
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        cells.setdefault((row["n_qubits"], row["layers"], row["batch"]), {})[row["method"]] = row
+    lines = ["| n | L | B | auto strategy | " + " | ".join(methods) + " | auto vs default.qubit | auto vs per-sample | auto peak MB |",
+             "|---" * (len(methods) + 7) + "|"]
+    for (n, layers, batch), group in sorted(cells.items()):
+        auto = group["hqray-auto"]
+
+        def show(method: str) -> str:
+            if method not in group:
+                return "-"
+            row = group[method]
+            mark = "*" if row.get("extrapolated_from") else ""
+            return f"{row['samples_per_s']:,.0f}{mark}"
+
+        def ratio(method: str) -> str:
+            return f"{auto['samples_per_s'] / group[method]['samples_per_s']:,.1f}x" if method in group else "-"
+
+        lines.append(f"| {n} | {layers} | {batch:,} | {auto.get('strategy', '')} | "
+                     + " | ".join(show(m) for m in methods)
+                     + f" | {ratio('default.qubit-broadcast')} | {ratio('qnode-per-sample')} | {auto['peak_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def pool_tables() -> str:
+    lines = ["| rows | qubits | in-process (1 thread) | pool, 1 worker | pool, 2 workers | efficiency | speedup | lost rows (chaos kills) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in ("pool.json", "pool_1m.json"):
+        path = HERE / name
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        for qubits, entry in data["circuits"].items():
+            rates = entry["rows_per_s"]
+            lines.append(f"| {data['rows']:,} | {qubits} | {rates['in_process_1_thread']:,.0f} | "
+                         f"{rates['pool_1_worker']:,.0f} | {rates['pool_2_workers']:,.0f} | "
+                         f"{entry['efficiency']:.2f} | {entry['speedup']:.2f} | "
+                         f"{entry['lost_rows']} ({entry['chaos_kills']}) |")
+    return "\n".join(lines)
+
+
+def train_table() -> str:
+    rows = json.loads((HERE / "train.json").read_text())
+    lines = ["| method | seconds | mean accuracy |", "|---|---|---|"]
+    lines += [f"| {r['method']} | {r['seconds']:.2f} | {r['accuracy']:.3f} |" for r in rows]
+    lines.append(f"\nspeedup: {rows[1]['seconds'] / rows[0]['seconds']:.1f}x")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print("## engine\n\n" + engine_tables() + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n" + pool_tables())
