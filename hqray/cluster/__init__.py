@@ -22,6 +22,7 @@ if LOOPBACK_MODE:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from hqray.cluster.config import PoolConfig, TierConfig, default_tiers  # noqa: E402
+from hqray.cluster.kernels import pool_gram  # noqa: E402
 from hqray.cluster.layer import PoolQuantumLayer, close_shared_pools, shared_pool  # noqa: E402
 from hqray.cluster.pool import PoolError, PoolResult, QuantumPool  # noqa: E402
 from hqray.cluster.resources import ClusterInfo, connect, describe_cluster, planned_workers  # noqa: E402
@@ -41,5 +42,6 @@ __all__ = [
     "default_tiers",
     "describe_cluster",
     "planned_workers",
+    "pool_gram",
     "shared_pool",
 ]

@@ -78,7 +78,7 @@ class _Tier:
     slots: int
     workers: dict[int, _Worker] = field(default_factory=dict)
     starting: dict[int, tuple[Any, Any, float]] = field(default_factory=dict)  # slot -> (handle, ping, t0)
-    rows_per_second: float | None = None
+    items_per_second: dict = field(default_factory=dict)  # measured throughput per unit (rows, tiles)
     counters: collections.Counter = field(default_factory=collections.Counter)
     busy_seconds: float = 0.0
     latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
@@ -108,7 +108,8 @@ class _Metrics:
 
         tags = ("tier",)
         self.counters = {name: Counter(f"hqray_pool_{name}", description=f"QuantumPool {name}", tag_keys=tags)
-                         for name in ("shards", "rows", "retries", "fallbacks", "failures", "duplicates")}
+                         for name in ("shards", "rows", "tiles", "retries", "fallbacks", "failures",
+                                      "duplicates")}
         self.latency = Histogram("hqray_pool_shard_latency_s", description="QuantumPool shard latency",
                                  boundaries=[0.01, 0.05, 0.1, 0.5, 1, 5, 30], tag_keys=tags)
 
@@ -241,10 +242,10 @@ class QuantumPool:
                 latencies = np.array(tier.latencies) if tier.latencies else np.array([np.nan])
                 result[name] = {
                     "workers": len(tier.workers),
-                    **{k: int(tier.counters[k]) for k in ("shards", "rows", "retries", "fallbacks",
+                    **{k: int(tier.counters[k]) for k in ("shards", "rows", "tiles", "retries", "fallbacks",
                                                           "failures", "timeouts", "duplicates", "replaced")},
                     "busy_seconds": tier.busy_seconds,
-                    "rows_per_second": tier.rows_per_second or 0.0,
+                    "rows_per_second": tier.items_per_second.get("rows", 0.0),
                     "latency_p50_s": float(np.nanpercentile(latencies, 50)),
                     "latency_p95_s": float(np.nanpercentile(latencies, 95)),
                 }
@@ -324,28 +325,78 @@ class QuantumPool:
             raise CircuitError("the pool returns measurements; measurement 'state' is not supported")
         return inputs, weights, grad_outputs
 
-    def _shard_rows(self, tier: _Tier, n_rows: int) -> int:
+    def _shard_rows(self, tier: _Tier, n_rows: int, unit: str) -> int:
         """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
         throughput, capped so every live worker gets at least two shards (balance and
         pipelining) and by the tier's ``max_shard_rows`` (memory)."""
-        if tier.rows_per_second is None:
-            rows = self.config.min_shard_rows * 4  # a probe until throughput is measured
-        else:
-            rows = int(tier.rows_per_second * self.config.target_shard_seconds)
         balanced = math.ceil(n_rows / (2 * max(1, len(tier.workers))))
+        if unit == "tiles":  # a tile is already sized for memory; balance is what matters
+            return max(1, min(balanced, 4))
+        rate = tier.items_per_second.get(unit)
+        rows = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
         return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, balanced, rows))
 
     def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
                  progress: Callable[[int, int], None] | None) -> Any:
         inputs, weights, grad_outputs = self._validate(spec, inputs, weights, grad_outputs)
         n_rows = inputs.shape[0]
-        order = [name for name in self.config.fallback_order if name in self._tiers]
         spec_json = spec.model_dump_json()
         inputs_ref, weights_ref = ray.put(inputs), ray.put(weights)
         grad_ref = ray.put(grad_outputs) if kind == "vjp" else None
         outputs = np.empty((n_rows, spec.n_outputs), dtype=inputs.dtype)
         grad_inputs = np.empty_like(inputs) if kind == "vjp" else None
         grad_weights = np.zeros_like(weights) if kind == "vjp" else None
+
+        def submit(worker: _Worker, shard: _Shard):
+            args = (spec_json, inputs_ref, shard.start, shard.stop, weights_ref)
+            return worker.handle.vjp.remote(*args, grad_ref) if kind == "vjp" else worker.handle.forward.remote(*args)
+
+        def accept(shard: _Shard, value) -> None:
+            outputs[shard.start:shard.stop] = value[0]
+            if kind == "vjp":
+                grad_inputs[shard.start:shard.stop] = value[1]
+                grad_weights[...] += value[2]
+
+        self._dispatch("rows", n_rows, submit, accept, progress)
+        return PoolResult(outputs, grad_inputs, grad_weights)
+
+    def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray | None,
+                   tile_bounds: list[tuple[int, int, int, int]],
+                   progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+        """Kernel tiles on the workers (same retries, fallback and exactly-once contract).
+
+        Tiles on a tier with ``shots`` are finite-shot estimates, as a QPU would give.
+        """
+        if getattr(self, "_closed", False):
+            raise PoolError("this QuantumPool was shut down")
+        if not tile_bounds:
+            raise CircuitError("no tiles to compute")
+        left_ref = ray.put(left)
+        right_ref = ray.put(right) if right is not None else left_ref
+        bounds = np.asarray(tile_bounds, dtype=np.int64)
+        bounds_ref = ray.put(bounds)
+        blocks: list[np.ndarray | None] = [None] * len(tile_bounds)
+
+        def submit(worker: _Worker, shard: _Shard):
+            return worker.handle.gram_tiles.remote(kernel_json, left_ref, right_ref, bounds_ref,
+                                                   shard.start, shard.stop)
+
+        def accept(shard: _Shard, value) -> None:
+            blocks[shard.start:shard.stop] = value[0]
+
+        self._dispatch("tiles", len(tile_bounds), submit, accept, progress)
+        return blocks
+
+    def _dispatch(self, unit: str, n_rows: int, submit: Callable[[_Worker, _Shard], Any],
+                  accept: Callable[[_Shard, Any], None],
+                  progress: Callable[[int, int], None] | None) -> None:
+        """Runs items ``0..n_rows-1`` (rows or tiles) in shards over the tiers.
+
+        ``submit(worker, shard)`` starts a shard and returns its object ref; ``accept(shard,
+        value)`` stores a result and is called exactly once per shard. Raises PoolError
+        naming the items no tier could compute.
+        """
+        order = [name for name in self.config.fallback_order if name in self._tiers]
         written = np.zeros(n_rows, dtype=bool)  # exactly-once bookkeeping
         next_row, rows_done = 0, 0
         retry: collections.deque[_Shard] = collections.deque()
@@ -404,7 +455,8 @@ class QuantumPool:
                         continue
                     tier = self._tiers[order[position]]
                     if shard is None:
-                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier, n_rows)), position)
+                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier, n_rows, unit)),
+                                       position)
                         next_row = shard.stop
                     worker = self._pick_worker(tier, shard)
                     if worker is None:
@@ -415,9 +467,7 @@ class QuantumPool:
                         shard.fallback_counted = position
                         tier.counters["fallbacks"] += 1
                         self._metrics.count("fallbacks", tier.name)
-                    method = worker.handle.vjp if kind == "vjp" else worker.handle.forward
-                    args = (spec_json, inputs_ref, shard.start, shard.stop, weights_ref)
-                    reference = method.remote(*args, grad_ref) if kind == "vjp" else method.remote(*args)
+                    reference = submit(worker, shard)
                     worker.outstanding += 1
                     inflight[reference] = (shard, worker, time.monotonic())
 
@@ -457,22 +507,19 @@ class QuantumPool:
                         self._metrics.count("duplicates", tier.name)
                         continue
                     busy = value[-1]
-                    outputs[shard.start:shard.stop] = value[0]
-                    if kind == "vjp":
-                        grad_inputs[shard.start:shard.stop] = value[1]
-                        grad_weights += value[2]
+                    accept(shard, value)
                     written[shard.start:shard.stop] = True
                     rows_done += shard.rows
                     latency = now - started
                     tier.counters["shards"] += 1
-                    tier.counters["rows"] += shard.rows
+                    tier.counters[unit] += shard.rows
                     tier.busy_seconds += busy
                     tier.latencies.append(latency)
                     rate = shard.rows / max(busy, 1e-6)
-                    tier.rows_per_second = rate if tier.rows_per_second is None else \
-                        0.7 * tier.rows_per_second + 0.3 * rate
+                    previous = tier.items_per_second.get(unit)
+                    tier.items_per_second[unit] = rate if previous is None else 0.7 * previous + 0.3 * rate
                     self._metrics.count("shards", tier.name)
-                    self._metrics.count("rows", tier.name, shard.rows)
+                    self._metrics.count(unit, tier.name, shard.rows)
                     self._metrics.latency.observe(latency, tags={"tier": tier.name})
                 # Timeouts: the worker is presumed hung; kill it, retry the shard elsewhere.
                 for reference, (shard, worker, started) in list(inflight.items()):
@@ -492,12 +539,11 @@ class QuantumPool:
 
         if failed:
             ranges = sorted((s.start, s.stop) for s in failed)
-            causes = [f"rows {s.start}-{s.stop - 1}: " + "; ".join(s.errors[-3:]) for s in failed[:5]]
-            raise PoolError(f"{sum(s.rows for s in failed)} of {n_rows} rows could not be computed "
-                            f"(rows {ranges[:10]}{'...' if len(ranges) > 10 else ''}): " + " | ".join(causes),
+            causes = [f"{unit} {s.start}-{s.stop - 1}: " + "; ".join(s.errors[-3:]) for s in failed[:5]]
+            raise PoolError(f"{sum(s.rows for s in failed)} of {n_rows} {unit} could not be computed "
+                            f"({unit} {ranges[:10]}{'...' if len(ranges) > 10 else ''}): " + " | ".join(causes),
                             failed_rows=ranges, causes=causes)
         if not written.all():  # cannot happen by construction; checked anyway
             missing = np.flatnonzero(~written)
-            raise PoolError(f"internal error: rows {missing[:10].tolist()} were never written",
+            raise PoolError(f"internal error: {unit} {missing[:10].tolist()} were never written",
                             failed_rows=[(int(r), int(r) + 1) for r in missing])
-        return PoolResult(outputs, grad_inputs, grad_weights)

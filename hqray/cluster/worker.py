@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from functools import lru_cache
@@ -12,6 +13,7 @@ import torch
 
 from hqray.cluster.config import TierConfig
 from hqray.quantum import CircuitSpec, execute
+from hqray.quantum.kernels import gram_tile, sample_shots
 
 __all__ = ["CircuitWorker"]
 
@@ -63,6 +65,23 @@ class CircuitWorker:
             outputs = execute(spec, torch.from_numpy(np.array(inputs[start:stop])),
                               torch.from_numpy(np.array(weights)))
         return outputs.numpy(), time.perf_counter() - began
+
+    def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray, bounds: np.ndarray,
+                   start: int, stop: int) -> tuple[list[np.ndarray], float]:
+        """Kernel tiles ``bounds[start:stop]``; a tier with shots returns finite-shot estimates."""
+        self._pause_if_injected()
+        began = time.perf_counter()
+        settings = json.loads(kernel_json)
+        tier = TierConfig.model_validate_json(self.tier_json)
+        shots = tier.shots or settings.get("shots")
+        blocks = []
+        for index in range(start, stop):
+            r0, r1, c0, c1 = (int(v) for v in bounds[index])
+            block = gram_tile(left[r0:r1], right[c0:c1], settings["kind"], settings["gamma"])
+            if shots:
+                block = sample_shots(block, int(shots), int(settings.get("seed", 0)) + index)
+            blocks.append(block)
+        return blocks, time.perf_counter() - began
 
     def vjp(self, spec_json: str, inputs: np.ndarray, start: int, stop: int, weights: np.ndarray,
             grad_outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

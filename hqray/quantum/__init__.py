@@ -10,6 +10,7 @@ torch.Size([4, 2])
 """
 
 from hqray.quantum.engine import FallbackWarning, Plan, execute, plan
+from hqray.quantum.kernels import QuantumKernel
 from hqray.quantum.layer import QuantumLayer
 from hqray.quantum.spec import CircuitSpec
 from hqray.quantum.strategies import ExecutionStrategy, register_strategy, strategy_registry
@@ -19,6 +20,7 @@ __all__ = [
     "ExecutionStrategy",
     "FallbackWarning",
     "Plan",
+    "QuantumKernel",
     "QuantumLayer",
     "execute",
     "plan",

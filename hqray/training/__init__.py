@@ -15,6 +15,7 @@ from hqray.training.checkpoint import load_model, read_metadata, save_checkpoint
 from hqray.training.classifier import HybridClassifier
 from hqray.training.cv import DEFAULT_BASELINES, CrossValidationResult, cross_validate, fold_splits
 from hqray.training.fit import Trainer
+from hqray.training.kernel_svc import QuantumKernelSVC
 from hqray.training.metrics import classification_metrics, summarize
 from hqray.training.plots import save_plots
 from hqray.training.workflow import train_and_save
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_BASELINES",
     "CrossValidationResult",
     "HybridClassifier",
+    "QuantumKernelSVC",
     "Trainer",
     "classification_metrics",
     "cross_validate",

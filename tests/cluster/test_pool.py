@@ -188,3 +188,34 @@ def test_g7_trains_on_the_pool_with_in_process_gradients():
         from hqray.models import list_generations
 
         assert [g.id for g in list_generations()][7] == "g7"
+
+
+def test_kernel_tiles_on_the_pool_equal_local_tiles_and_survive_kills():
+    from hqray.cluster import pool_gram
+    from hqray.quantum import QuantumKernel
+
+    kernel = QuantumKernel(CircuitSpec(n_qubits=4, n_layers=2, reupload=True), tile_rows=40)
+    features = np.random.default_rng(5).uniform(0, 3, (400, 4))
+    states = kernel.states(features)
+    expected = kernel.gram_from_states(states)
+    with cpu_pool(retries=5) as pool:
+        for worker in pool._tiers["cpu"].workers.values():
+            worker.handle.inject_delay.remote(0.05, calls=1000)
+        killed = []
+
+        def kill(done, total):
+            if not killed and done >= 10:
+                ray.kill(next(iter(pool._tiers["cpu"].workers.values())).handle, no_restart=True)
+                killed.append(done)
+
+        from hqray.quantum.kernels import tiles
+
+        bounds = tiles(400, 400, 40, symmetric=True)
+        blocks = pool.gram_tiles('{"kind": "fidelity", "gamma": 1.0, "shots": null, "seed": 0}',
+                                 states, None, bounds, progress=kill)
+        gram = kernel.assemble(400, 400, zip(bounds, blocks), symmetric=True)
+        stats = pool.stats()["cpu"]
+        assert np.allclose(pool_gram(kernel, states, states[:50], pool=pool),
+                           kernel.gram_from_states(states, states[:50]), atol=1e-6)
+    assert killed and stats["replaced"] >= 1 and stats["tiles"] == len(bounds)
+    assert np.allclose(gram, expected, atol=1e-6)
