@@ -56,6 +56,25 @@ def pool_tables() -> str:
     return "\n".join(lines)
 
 
+def kernel_table() -> str:
+    lines = ["| N | qubits | hqray in-process (s) | hqray on pool, 2 workers (s) | per-pair PennyLane (s, extrapolated) | speedup vs per-pair | peak MB |",
+             "|---|---|---|---|---|---|---|"]
+    rows = []
+    for name in ("kernel.json", "kernel_20k.json"):
+        if (HERE / name).exists():
+            rows += json.loads((HERE / name).read_text())
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        cells.setdefault((row["n_qubits"], row["n_samples"]), {})[row["method"]] = row
+    for (qubits, n), group in sorted(cells.items(), key=lambda item: (item[0][1], item[0][0])):
+        local, per_pair = group["hqray"], group["per-pair"]
+        pool = group.get("hqray-pool")
+        lines.append(f"| {n:,} | {qubits} | {local['seconds']:.2f} | {pool['seconds']:.2f} | "
+                     f"{per_pair['seconds']:,.0f} | {per_pair['seconds'] / local['seconds']:,.0f}x | "
+                     f"{local.get('peak_mb', 0):,.0f} |" if pool else "")
+    return "\n".join(line for line in lines if line)
+
+
 def train_table() -> str:
     rows = json.loads((HERE / "train.json").read_text())
     lines = ["| method | seconds | mean accuracy |", "|---|---|---|"]
@@ -65,4 +84,5 @@ def train_table() -> str:
 
 
 if __name__ == "__main__":
-    print("## engine\n\n" + engine_tables() + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n" + pool_tables())
+    print("## engine\n\n" + engine_tables() + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n"
+          + pool_tables() + "\n\n## kernel\n\n" + kernel_table())

@@ -207,6 +207,28 @@ def bench_pool(
         console.print(f"wrote {json_path}")
 
 
+@bench_app.command("kernel")
+def bench_kernel(
+    json_path: Path | None = typer.Option(None, "--json", help="write the rows to this JSON file"),
+    quick: bool = typer.Option(False, "--quick", help="N=200, 4 qubits, no pool (seconds)"),
+    sizes: list[int] = typer.Option([], "--sizes", help="sample counts (default 500, 2000, 10000)"),
+    qubits: list[int] = typer.Option([], "--qubits", help="qubit counts (default 4, 8, 12)"),
+) -> None:
+    """Quantum-kernel Gram matrices: hqray (in-process, pool) vs one circuit per pair."""
+    from hqray.benchmarks.kernel import run_kernel_benchmark
+
+    options = {"sizes": (200,), "qubits": (4,), "with_pool": False} if quick else {}
+    if sizes:
+        options["sizes"] = tuple(sizes)
+    if qubits:
+        options["qubits"] = tuple(qubits)
+    rows = run_kernel_benchmark(log=console.print, **options)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(rows, indent=2))
+        console.print(f"wrote {json_path}")
+
+
 @bench_app.command("train")
 def bench_train(
     json_path: Path | None = typer.Option(None, "--json", help="write the timings to this JSON file"),

@@ -89,3 +89,13 @@ def test_bench_engine_quick_writes_json_rows(tmp_path):
     for row in rows:
         assert {"n_qubits", "layers", "batch", "method", "samples_per_s", "peak_mb"} <= set(row)
         assert row["samples_per_s"] > 0
+
+
+def test_bench_kernel_quick_writes_json_rows(tmp_path):
+    path = tmp_path / "kernel.json"
+    completed = hqray("bench", "kernel", "--quick", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(path.read_text())
+    assert {row["method"] for row in rows} == {"hqray", "per-pair"}
+    for row in rows:
+        assert {"n_samples", "n_qubits", "method", "seconds"} <= set(row) and row["seconds"] > 0

@@ -11,6 +11,7 @@ matrix. A finite-shot estimate samples each overlap as a QPU's inversion test wo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -53,7 +54,10 @@ def bloch_vectors(states: np.ndarray, n_qubits: int) -> np.ndarray:
 def gram_tile(left: np.ndarray, right: np.ndarray, kind: str, gamma: float) -> np.ndarray:
     """One tile of the Gram matrix from two blocks of states (fidelity) or Bloch vectors."""
     if kind == "fidelity":
-        overlaps = torch.from_numpy(left) @ torch.from_numpy(right).conj().T
+        with warnings.catch_warnings():
+            # Object-store arrays are read-only; this product only reads them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            overlaps = torch.from_numpy(left) @ torch.from_numpy(right).conj().T
         return (overlaps.real.square() + overlaps.imag.square()).numpy().astype(np.float64)
     # projected: ||rho_a - rho_b||_F^2 = |r_a - r_b|^2 / 2 summed over qubits
     distances = (np.square(left).sum(1)[:, None] + np.square(right).sum(1)[None, :]
@@ -154,14 +158,14 @@ class QuantumKernel:
         """Writes tiles into the Gram matrix (mirroring the upper triangle when symmetric)."""
         gram = np.empty((n_rows, n_columns), dtype=np.float64)
         for (r0, r1, c0, c1), block in blocks:
+            if symmetric and c0 == r0:
+                # Exact symmetry inside diagonal tiles (summation order differs by triangle).
+                block = np.triu(block) + np.triu(block, 1).T
             gram[r0:r1, c0:c1] = block
             if symmetric and c0 != r0:
                 gram[c0:c1, r0:r1] = block.T
-        if symmetric:
-            upper = np.triu(gram)
-            gram = upper + np.triu(upper, 1).T  # exact symmetry, also inside diagonal tiles
-            if self.kind == "fidelity" or self.shots is not None:
-                np.fill_diagonal(gram, 1.0)  # <phi|phi> = 1 by definition, sampled or not
+        if symmetric and (self.kind == "fidelity" or self.shots is not None):
+            np.fill_diagonal(gram, 1.0)  # <phi|phi> = 1 by definition, sampled or not
         return gram
 
     def gram_from_states(self, left: np.ndarray, right: np.ndarray | None = None) -> np.ndarray:
