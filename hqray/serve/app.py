@@ -1,0 +1,185 @@
+"""Ray Serve application: a FastAPI ingress in front of one batched deployment per model.
+
+Routes::
+
+    POST /v1/models/{name}:predict   {"instances": [[...], ...]} -> classes + probabilities
+    GET  /v1/models                  metadata of every model
+    GET  /healthz                    200 when every model is loaded
+
+Requests are validated (content type, body size, JSON, schema, finite numbers, feature
+count and names, rows per request) before any circuit runs; every error uses one schema.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must see real types on routes.
+
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from hqray.serve.config import ServeSettings
+from hqray.serve.schemas import RequestError, error_body, parse_instances
+from hqray.training import load_model, read_metadata
+
+__all__ = ["build_app", "app_builder", "ModelServer", "Gateway", "API_KEY_HEADER"]
+
+API_KEY_HEADER = "x-api-key"
+
+
+@serve.deployment
+class ModelServer:
+    """One model: loads its checkpoint once and answers batched predictions."""
+
+    def __init__(self, checkpoint: str, settings: dict):
+        self.settings = ServeSettings(**settings)
+        self.model = load_model(checkpoint)
+        self.predict_batched.set_max_batch_size(self.settings.max_batch_size)
+        self.predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def predict_batched(self, requests: list[np.ndarray]) -> list[np.ndarray]:
+        # Concurrent requests share one circuit execution.
+        sizes = np.cumsum([len(rows) for rows in requests])[:-1]
+        probabilities = self.model.predict_proba(np.concatenate(requests))
+        return np.split(probabilities, sizes)
+
+    async def predict(self, rows: np.ndarray) -> np.ndarray:
+        if self.settings.batching:
+            return await self.predict_batched(rows)
+        return self.model.predict_proba(rows)
+
+    def ready(self) -> bool:
+        return True
+
+    def replica_info(self) -> dict:
+        """Which actor and process serve this replica (operations, chaos tests)."""
+        import os
+
+        import ray
+
+        context = ray.get_runtime_context()
+        return {"actor_name": context.get_actor_name(), "pid": os.getpid(), "node_id": context.get_node_id()}
+
+
+def _model_summary(name: str, checkpoint: str) -> dict:
+    metadata = read_metadata(checkpoint)
+    return {"name": name, "version": metadata.get("created", "unknown"), "generation": metadata["generation"],
+            "feature_names": metadata["feature_names"], "classes": [str(c) for c in metadata["classes"]],
+            "metrics": metadata.get("metrics", {}), "circuit_spec": metadata.get("circuit_spec"),
+            "versions": metadata.get("versions", {})}
+
+
+api = FastAPI(title="hqray", description="Hybrid quantum-classical classifiers", version="1")
+
+
+@serve.deployment
+@serve.ingress(api)
+class Gateway:
+    """Validation, authentication and routing; models run in their own deployments."""
+
+    def __init__(self, models: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
+        self.models = models
+        self.summaries = summaries
+        self.settings = ServeSettings(**settings)
+        self.api_key_sha256 = api_key_sha256
+
+    def _authorize(self, request: Request) -> None:
+        if self.api_key_sha256 is None:
+            return
+        provided = request.headers.get(API_KEY_HEADER, "")
+        digest = hashlib.sha256(provided.encode()).hexdigest()
+        if not hmac.compare_digest(digest, self.api_key_sha256):
+            raise RequestError(401, "unauthorized", f"missing or wrong API key (header {API_KEY_HEADER!r})")
+
+    @staticmethod
+    def _error(error: RequestError) -> JSONResponse:
+        return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status)
+
+    @api.get("/healthz")
+    async def health(self) -> JSONResponse:
+        try:
+            for handle in self.models.values():
+                await handle.ready.remote()
+        except Exception as error:  # a replica that is not up answers 503
+            return JSONResponse(error_body("not_ready", f"a model is not ready: {type(error).__name__}"), 503)
+        return JSONResponse({"status": "ok", "models": sorted(self.models)})
+
+    @api.get("/v1/models")
+    async def list_models(self, request: Request) -> JSONResponse:
+        try:
+            self._authorize(request)
+        except RequestError as error:
+            return self._error(error)
+        return JSONResponse({"models": list(self.summaries.values())})
+
+    @api.post("/v1/models/{name}:predict")
+    async def predict(self, name: str, request: Request) -> JSONResponse:
+        try:
+            self._authorize(request)
+            if name not in self.models:
+                raise RequestError(404, "unknown_model", f"model {name!r} is not served; models are {sorted(self.models)}")
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                raise RequestError(415, "unsupported_media_type",
+                                   f"content type must be application/json, got {content_type or 'none'!r}")
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+                raise RequestError(413, "body_too_large",
+                                   f"body of {declared} bytes exceeds {self.settings.max_body_bytes}")
+            body = await request.body()
+            if len(body) > self.settings.max_body_bytes:
+                raise RequestError(413, "body_too_large",
+                                   f"body of {len(body)} bytes exceeds {self.settings.max_body_bytes}")
+            try:
+                payload = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise RequestError(400, "malformed_json", f"body is not valid JSON: {error}") from None
+            summary = self.summaries[name]
+            rows = parse_instances(payload, summary["feature_names"], self.settings.max_rows_per_request)
+        except RequestError as error:
+            return self._error(error)
+        started = time.perf_counter()
+        probabilities = await self.models[name].predict.remote(rows)
+        classes = summary["classes"]
+        return JSONResponse({
+            "model": name, "version": summary["version"], "classes": classes,
+            "predictions": [classes[i] for i in probabilities.argmax(axis=1)],
+            "probabilities": probabilities.round(8).tolist(),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        })
+
+
+def build_app(checkpoints: dict[str, str], settings: ServeSettings, api_key: str | None = None):
+    """The Serve application for ``{name: checkpoint_dir}``.
+
+    Raises:
+        ConfigError: non-loopback host without an API key, bad checkpoint paths.
+    """
+    settings.check_binding(api_key)
+    summaries, models = {}, {}
+    for name, checkpoint in checkpoints.items():
+        checkpoint = str(Path(checkpoint).resolve())
+        summaries[name] = _model_summary(name, checkpoint)
+        models[name] = ModelServer.options(
+            name=f"model-{name}", **settings.model_deployment_options()).bind(checkpoint, settings.model_dump())
+    digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
+    return Gateway.options(**settings.gateway_options()).bind(models, summaries, settings.model_dump(), digest)
+
+
+def app_builder(args: dict[str, Any]):
+    """Entry point for ``serve deploy`` configs (see clusters/serve.yaml).
+
+    ``args``: ``{"checkpoints": {name: path}, "settings": {...}, "api_key_env": "VAR"}``.
+    """
+    import os
+
+    settings = ServeSettings(**args.get("settings", {}))
+    variable = args.get("api_key_env")
+    return build_app(dict(args["checkpoints"]), settings, os.environ.get(variable) if variable else None)

@@ -1,0 +1,72 @@
+"""ServeSettings: binding, batching, limits, replicas and resources of the HTTP service."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hqray.errors import ConfigError, format_validation_error
+
+__all__ = ["ServeSettings"]
+
+
+class ServeSettings(BaseModel):
+    """Settings of ``hqray serve`` (all validated; unknown fields are errors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="bind address; non-loopback needs an API key")
+    port: int = Field(8000, ge=1, le=65535)
+    batching: bool = True
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    batch_wait_timeout_s: float = Field(0.002, ge=0.0, le=10.0)
+    max_rows_per_request: int = Field(1024, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=64)
+    replicas: int = Field(1, ge=1, le=256)
+    autoscaling: bool = False
+    max_replicas: int = Field(4, ge=1, le=256)
+    max_ongoing_requests: int = Field(64, ge=1)
+    max_queued_requests: int = Field(256, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0.0)
+    tier: Literal["cpu", "gpu", "qpu"] = Field("cpu", description="resource each model replica requests")
+    replica_cpus: float = Field(1.0, ge=0.0, description="CPUs each model replica requests")
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError("ServeSettings " + format_validation_error(error)) from None
+
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check_binding(self, api_key: str | None) -> None:
+        if not self.is_loopback() and not api_key:
+            raise ConfigError(f"binding {self.host!r} exposes the API beyond this machine: "
+                              "set an API key (--api-key-env VAR) or bind 127.0.0.1")
+
+    def model_deployment_options(self) -> dict:
+        resources = {"cpu": {"num_cpus": self.replica_cpus}, "gpu": {"num_cpus": 0, "num_gpus": 1},
+                     "qpu": {"num_cpus": 0, "resources": {"QPU": 1}}}[self.tier]
+        options = {"ray_actor_options": resources, "max_ongoing_requests": self.max_ongoing_requests,
+                   "max_queued_requests": self.max_queued_requests}
+        if self.autoscaling:
+            options["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas,
+                                             "target_ongoing_requests": max(1, self.max_batch_size // 2)}
+        else:
+            options["num_replicas"] = self.replicas
+        return options
+
+    def gateway_options(self) -> dict:
+        return {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": self.max_ongoing_requests,
+                "max_queued_requests": self.max_queued_requests, "num_replicas": 1}
+
+    def http_options(self) -> dict:
+        return {"host": self.host, "port": self.port, "request_timeout_s": self.request_timeout_s}

@@ -1,0 +1,92 @@
+"""HTTP schemas and validation of prediction requests (before any circuit runs)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hqray.errors import HqrayError
+
+__all__ = ["RequestError", "PredictRequest", "PredictResponse", "parse_instances", "error_body"]
+
+
+class RequestError(HqrayError):
+    """A client error: HTTP status, stable code, message and details."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    """The one error schema: ``{"error": {"code", "message", "details"}}``."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+class PredictRequest(BaseModel):
+    """``{"instances": [[f1, f2, ...], ...]}`` or ``{"instances": [{"name": value, ...}, ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[Any] = Field(min_length=1)
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str
+    classes: list[str]
+    predictions: list[str]
+    probabilities: list[list[float]]
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(422, "invalid_value", f"{where}: expected a finite number, got {value!r}")
+    if not math.isfinite(value):
+        raise RequestError(422, "invalid_value", f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_instances(payload: Any, feature_names: list[str], max_rows: int) -> np.ndarray:
+    """Validates a decoded JSON body; returns a ``(rows, features)`` float64 array.
+
+    Raises:
+        RequestError: 422 for schema, type, width and name errors; 413 for too many rows.
+    """
+    try:
+        request = PredictRequest.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        message = "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
+        raise RequestError(422, "invalid_request",
+                           f"{location}: {message}; expected {{\"instances\": [[...], ...]}}",
+                           [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in error.errors()[:10]]) from None
+    rows = request.instances
+    if len(rows) > max_rows:
+        raise RequestError(413, "too_many_rows", f"{len(rows)} rows in one request; the limit is {max_rows}")
+    n_features = len(feature_names)
+    matrix = np.empty((len(rows), n_features), dtype=np.float64)
+    kinds = {type(row) for row in rows}
+    if kinds == {list}:
+        for index, row in enumerate(rows):
+            if len(row) != n_features:
+                raise RequestError(422, "wrong_width", f"instances[{index}]: expected {n_features} features, "
+                                   f"got {len(row)}", {"expected": n_features, "got": len(row)})
+            for column, value in enumerate(row):
+                matrix[index, column] = _number(value, f"instances[{index}][{column}]")
+    elif kinds == {dict}:
+        expected = set(feature_names)
+        for index, row in enumerate(rows):
+            if set(row) != expected:
+                raise RequestError(422, "wrong_features", f"instances[{index}]: feature names do not match",
+                                   {"missing": sorted(expected - set(row)), "unknown": sorted(set(row) - expected)})
+            for column, name in enumerate(feature_names):
+                matrix[index, column] = _number(row[name], f"instances[{index}][{name!r}]")
+    else:
+        raise RequestError(422, "invalid_request", "instances must all be lists of numbers or all be objects "
+                           f"mapping feature names to numbers; got {sorted(k.__name__ for k in kinds)}")
+    return matrix

@@ -1,0 +1,195 @@
+"""Real Ray Serve, real HTTP on 127.0.0.1: predictions, validation, auth, overload, recovery."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import time
+
+import httpx
+import numpy as np
+import pytest
+import ray
+
+import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
+from hqray.data import load_dataset
+from hqray.errors import ConfigError
+from hqray.serve import HqrayClient, ServeSettings, build_app
+from hqray.training import HybridClassifier, load_model, save_checkpoint
+
+API_KEY = "test-key-7f3a"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    data = load_dataset("iris", task="multiclass")
+    names = np.asarray(data.class_names)[data.labels]
+    model = HybridClassifier("g6", epochs=5).fit(data.features, names, list(data.feature_names))
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "iris")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    from ray import serve
+
+    hqray.cluster.connect(num_cpus=2, include_dashboard=False)
+    port = free_port()
+    # Three apps share 2 CPUs: each model replica asks for half of one.
+    settings = ServeSettings(port=port, max_rows_per_request=50, max_body_bytes=20_000, replica_cpus=0.5)
+    serve.start(http_options=settings.http_options())
+    serve.run(build_app({"iris": str(checkpoint)}, settings), name="main", route_prefix="/")
+    serve.run(build_app({"iris": str(checkpoint)}, settings, api_key=API_KEY), name="secure",
+              route_prefix="/secure")
+    tiny = ServeSettings(port=port, max_ongoing_requests=1, max_queued_requests=1, batch_wait_timeout_s=1.5,
+                         max_batch_size=64, replica_cpus=0.5)
+    serve.run(build_app({"iris": str(checkpoint)}, tiny), name="tiny", route_prefix="/tiny")
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+        yield http, base
+    serve.shutdown()
+    ray.shutdown()
+
+
+def post(http, path, body=None, content=None, headers=None):
+    return http.post(path, json=body, content=content, headers=headers)
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error
+
+
+class TestPredictions:
+    def test_equal_load_model_predict_proba(self, server, checkpoint):
+        http, _ = server
+        rows = load_dataset("iris", task="multiclass").features[::10]
+        response = post(http, "/v1/models/iris:predict", {"instances": rows.tolist()})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        expected = load_model(checkpoint).predict_proba(rows)
+        assert np.allclose(body["probabilities"], expected, atol=1e-6)
+        assert body["predictions"] == [body["classes"][i] for i in expected.argmax(axis=1)]
+
+    def test_named_features(self, server, checkpoint):
+        http, _ = server
+        model = load_model(checkpoint)
+        row = dict(zip(model.feature_names_, [5.1, 3.5, 1.4, 0.2]))
+        body = post(http, "/v1/models/iris:predict", {"instances": [row]}).json()
+        assert np.allclose(body["probabilities"], model.predict_proba([[5.1, 3.5, 1.4, 0.2]]), atol=1e-6)
+
+    def test_models_and_health(self, server):
+        http, _ = server
+        models = http.get("/v1/models").json()["models"]
+        assert models[0]["name"] == "iris" and models[0]["generation"] == "g6"
+        assert models[0]["circuit_spec"]["n_qubits"] == 4 and len(models[0]["feature_names"]) == 4
+        assert http.get("/healthz").json()["status"] == "ok"
+
+    def test_concurrent_requests_are_answered(self, server):
+        _, base = server
+        with HqrayClient(base) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: client.predict("iris", [[5.0, 3.0, 1.0 + i / 10, 0.2]]), range(16)))
+        assert all(len(r["probabilities"]) == 1 for r in results)
+
+
+BAD_REQUESTS = [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
+    ({"content": b"instances=1", "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type"),
+    ({"body": {"instances": []}}, 422, "invalid_request"),
+    ({"body": {"rows": [[1, 2, 3, 4]]}}, 422, "invalid_request"),
+    ({"body": {"instances": [[1, 2, 3, 4]], "extra": 1}}, 422, "invalid_request"),
+    ({"body": {"instances": [["1", 2, 3, 4]]}}, 422, "invalid_value"),
+    ({"body": {"instances": [[[1], 2, 3, 4]]}}, 422, "invalid_value"),
+    ({"body": {"instances": [[True, 2, 3, 4]]}}, 422, "invalid_value"),
+    ({"content": b'{"instances": [[NaN, 2, 3, 4]]}', "headers": {"content-type": "application/json"}}, 422,
+     "invalid_value"),
+    ({"body": {"instances": [[1, 2, 3]]}}, 422, "wrong_width"),
+    ({"body": {"instances": [{"sepal length (cm)": 1}]}}, 422, "wrong_features"),
+    ({"body": {"instances": [[1, 2, 3, 4], {"a": 1}]}}, 422, "invalid_request"),
+    ({"body": {"instances": [[1, 2, 3, 4]] * 51}}, 413, "too_many_rows"),
+    ({"content": b'{"instances": [' + b"[1,2,3,4]," * 3000 + b"[1,2,3,4]]}",
+      "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
+]
+
+
+class TestValidation:
+    @pytest.mark.parametrize(("request_kwargs", "status", "code"), BAD_REQUESTS)
+    def test_bad_input_gets_its_4xx_and_the_schema(self, server, request_kwargs, status, code):
+        http, _ = server
+        assert_error(post(http, "/v1/models/iris:predict", **request_kwargs), status, code)
+        assert post(http, "/v1/models/iris:predict", {"instances": [[5, 3, 1, 0.2]]}).status_code == 200
+
+    def test_messages_name_the_bad_value(self, server):
+        http, _ = server
+        error = assert_error(post(http, "/v1/models/iris:predict", {"instances": [[1, 2, 3]]}), 422, "wrong_width")
+        assert error["message"] == "instances[0]: expected 4 features, got 3"
+        error = assert_error(post(http, "/v1/models/iris:predict", {"instances": [[1, "x", 3, 4]]}), 422,
+                             "invalid_value")
+        assert error["message"] == "instances[0][1]: expected a finite number, got 'x'"
+
+    def test_unknown_model(self, server):
+        http, _ = server
+        assert_error(post(http, "/v1/models/digits:predict", {"instances": [[1, 2, 3, 4]]}), 404, "unknown_model")
+
+
+class TestApiKey:
+    def test_key_required_on_v1_when_configured(self, server):
+        http, _ = server
+        body = {"instances": [[5, 3, 1, 0.2]]}
+        assert_error(post(http, "/secure/v1/models/iris:predict", body), 401, "unauthorized")
+        assert_error(post(http, "/secure/v1/models/iris:predict", body, headers={"x-api-key": "wrong"}), 401,
+                     "unauthorized")
+        assert_error(http.get("/secure/v1/models"), 401, "unauthorized")
+        ok = post(http, "/secure/v1/models/iris:predict", body, headers={"x-api-key": API_KEY})
+        assert ok.status_code == 200
+        assert http.get("/secure/healthz").status_code == 200
+
+    def test_open_app_needs_no_key(self, server):
+        http, _ = server
+        assert http.get("/v1/models").status_code == 200
+
+    def test_non_loopback_bind_requires_a_key(self, checkpoint):
+        with pytest.raises(ConfigError, match="set an API key"):
+            build_app({"iris": str(checkpoint)}, ServeSettings(host="0.0.0.0"))
+
+
+def test_overload_answers_503_fast(server):
+    _, base = server
+
+    def call(_):
+        started = time.monotonic()
+        with httpx.Client(timeout=30) as client:
+            response = client.post(f"{base}/tiny/v1/models/iris:predict", json={"instances": [[5, 3, 1, 0.2]]})
+        return response.status_code, time.monotonic() - started
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    rejected = [seconds for status, seconds in results if status == 503]
+    assert rejected, results
+    assert max(rejected) < 1.5  # rejected at once, not after the 1.5 s batch wait
+    assert any(status == 200 for status, _ in results)
+
+
+def test_a_killed_replica_is_replaced_and_traffic_resumes(server):
+    from ray import serve
+
+    http, _ = server
+    body = {"instances": [[5, 3, 1, 0.2]]}
+    handle = serve.get_deployment_handle("model-iris", app_name="main")
+    before = handle.replica_info.remote().result()
+    ray.kill(ray.get_actor(before["actor_name"], namespace="serve"), no_restart=True)
+    statuses, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        statuses.append(post(http, "/v1/models/iris:predict", body).status_code)
+        if statuses[-3:] == [200, 200, 200]:
+            break
+        time.sleep(0.2)
+    assert statuses[-3:] == [200, 200, 200], statuses
+    assert handle.replica_info.remote().result()["pid"] != before["pid"]  # a new replica answers
