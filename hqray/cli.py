@@ -145,6 +145,46 @@ def cluster_status(
     ray.shutdown()
 
 
+@app.command("serve")
+def serve_command(
+    checkpoints: list[Path] = typer.Argument(..., help="checkpoint directories (e.g. results/train/checkpoint)"),
+    name: list[str] = typer.Option([], "--name", help="model names, one per checkpoint (default: directory names)"),
+    host: str = typer.Option("127.0.0.1", help="bind address; non-loopback needs --api-key-env"),
+    port: int = typer.Option(8000, help="HTTP port"),
+    replicas: int = typer.Option(1, help="replicas per model"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    max_batch_size: int = typer.Option(32, help="rows batched into one circuit execution"),
+    address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
+) -> None:
+    """Serves checkpoints over HTTP with Ray Serve until interrupted."""
+    import os
+    import time
+
+    from hqray.serve import ServeSettings, serve_checkpoints
+
+    if name and len(name) != len(checkpoints):
+        raise ConfigError(f"--name given {len(name)} times for {len(checkpoints)} checkpoints")
+    names = name or [path.parent.name if path.name == "checkpoint" else path.name for path in checkpoints]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model names must be unique, got {names}; use --name")
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set or empty")
+    settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size)
+    serve_checkpoints(dict(zip(names, (str(p) for p in checkpoints))), settings, api_key, address=address)
+    console.print(f"serving {names} at http://{host}:{port}  (POST /v1/models/NAME:predict, GET /v1/models, "
+                  f"GET /healthz){'; API key required' if api_key else ''}. Ctrl+C stops.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        from ray import serve
+
+        serve.shutdown()
+
+
 @app.command()
 def datasets() -> None:
     """Lists the datasets and their options."""
@@ -226,6 +266,20 @@ def bench_kernel(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(rows, indent=2))
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("serve")
+def bench_serve(
+    json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+) -> None:
+    """HTTP latency / throughput: batched vs unbatched vs a no-op floor (loopback, bounded)."""
+    from hqray.benchmarks.serve import run_serve_benchmark
+
+    results = run_serve_benchmark(log=console.print)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2))
         console.print(f"wrote {json_path}")
 
 

@@ -99,3 +99,47 @@ def test_bench_kernel_quick_writes_json_rows(tmp_path):
     assert {row["method"] for row in rows} == {"hqray", "per-pair"}
     for row in rows:
         assert {"n_samples", "n_qubits", "method", "seconds"} <= set(row) and row["seconds"] > 0
+
+
+def test_serve_command_answers_http_and_stops_on_interrupt(trained):
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    output, _ = trained
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "hqray", "serve", str(output / "checkpoint"),
+                                "--name", "iris", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert health is not None and health.status_code == 200
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/models/iris:predict",
+                              json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10)
+        assert response.status_code == 200 and response.json()["predictions"] == ["setosa"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+
+def test_serve_refuses_a_public_bind_without_a_key(trained):
+    output, _ = trained
+    completed = hqray("serve", str(output / "checkpoint"), "--host", "0.0.0.0")
+    assert completed.returncode == 2
+    assert "set an API key" in completed.stdout.replace("\n", " ")

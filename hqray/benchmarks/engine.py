@@ -20,7 +20,7 @@ from hqray.quantum.reference import build_qnode, stack_outputs
 __all__ = ["run_engine_benchmark", "FULL_GRID", "QUICK_GRID"]
 
 # (n_qubits, layers, batches)
-FULL_GRID = [(n, layers, (32, 256, 1000, 100_000) if n <= 8 else (32, 256))
+FULL_GRID = [(n, layers, (32, 256, 1000, 100_000) if n <= 8 else (32, 256, 1000))
              for n in (4, 8, 12, 16) for layers in (2, 6)]
 QUICK_GRID = [(2, 1, (16,)), (4, 2, (64,))]
 TIME_BUDGET_S = 6.0  # per method and configuration

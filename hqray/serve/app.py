@@ -1,6 +1,7 @@
-"""Ray Serve application: a FastAPI ingress in front of one batched deployment per model.
+"""Ray Serve application: a FastAPI ingress that holds the models and batches requests.
 
-Routes::
+One deployment (``Gateway``) validates, authenticates and predicts: one hop from the
+HTTP proxy. Routes::
 
     POST /v1/models/{name}:predict   {"instances": [[...], ...]} -> classes + probabilities
     GET  /v1/models                  metadata of every model
@@ -15,9 +16,8 @@ count and names, rows per request) before any circuit runs; every error uses one
 import hashlib
 import hmac
 import json
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -28,44 +28,9 @@ from hqray.serve.config import ServeSettings
 from hqray.serve.schemas import RequestError, error_body, parse_instances
 from hqray.training import load_model, read_metadata
 
-__all__ = ["build_app", "app_builder", "ModelServer", "Gateway", "API_KEY_HEADER"]
+__all__ = ["build_app", "app_builder", "Gateway", "API_KEY_HEADER"]
 
 API_KEY_HEADER = "x-api-key"
-
-
-@serve.deployment
-class ModelServer:
-    """One model: loads its checkpoint once and answers batched predictions."""
-
-    def __init__(self, checkpoint: str, settings: dict):
-        self.settings = ServeSettings(**settings)
-        self.model = load_model(checkpoint)
-        self.predict_batched.set_max_batch_size(self.settings.max_batch_size)
-        self.predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def predict_batched(self, requests: list[np.ndarray]) -> list[np.ndarray]:
-        # Concurrent requests share one circuit execution.
-        sizes = np.cumsum([len(rows) for rows in requests])[:-1]
-        probabilities = self.model.predict_proba(np.concatenate(requests))
-        return np.split(probabilities, sizes)
-
-    async def predict(self, rows: np.ndarray) -> np.ndarray:
-        if self.settings.batching:
-            return await self.predict_batched(rows)
-        return self.model.predict_proba(rows)
-
-    def ready(self) -> bool:
-        return True
-
-    def replica_info(self) -> dict:
-        """Which actor and process serve this replica (operations, chaos tests)."""
-        import os
-
-        import ray
-
-        context = ray.get_runtime_context()
-        return {"actor_name": context.get_actor_name(), "pid": os.getpid(), "node_id": context.get_node_id()}
 
 
 def _model_summary(name: str, checkpoint: str) -> dict:
@@ -82,13 +47,44 @@ api = FastAPI(title="hqray", description="Hybrid quantum-classical classifiers",
 @serve.deployment
 @serve.ingress(api)
 class Gateway:
-    """Validation, authentication and routing; models run in their own deployments."""
+    """Validation, authentication and batched prediction, in one hop.
 
-    def __init__(self, models: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
-        self.models = models
+    Every replica loads every model once; concurrent requests for a model are batched
+    with ``@serve.batch`` and share one circuit execution.
+    """
+
+    def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: Optional[str]):
+        self.models = {name: load_model(path) for name, path in checkpoints.items()}
         self.summaries = summaries
         self.settings = ServeSettings(**settings)
         self.api_key_sha256 = api_key_sha256
+        self._predict_batched.set_max_batch_size(self.settings.max_batch_size)
+        self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _predict_batched(self, requests: list) -> list:
+        results: list = [None] * len(requests)
+        for name in {name for name, _ in requests}:
+            indices = [i for i, (n, _) in enumerate(requests) if n == name]
+            blocks = [requests[i][1] for i in indices]
+            probabilities = self.models[name].predict_proba(np.concatenate(blocks))
+            for index, part in zip(indices, np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])):
+                results[index] = part
+        return results
+
+    async def _predict(self, name: str, rows: np.ndarray) -> np.ndarray:
+        if self.settings.batching:
+            return await self._predict_batched((name, rows))
+        return self.models[name].predict_proba(rows)
+
+    def replica_info(self) -> dict:
+        """Which actor and process serve this replica (operations, chaos tests)."""
+        import os
+
+        import ray
+
+        context = ray.get_runtime_context()
+        return {"actor_name": context.get_actor_name(), "pid": os.getpid(), "node_id": context.get_node_id()}
 
     def _authorize(self, request: Request) -> None:
         if self.api_key_sha256 is None:
@@ -104,11 +100,7 @@ class Gateway:
 
     @api.get("/healthz")
     async def health(self) -> JSONResponse:
-        try:
-            for handle in self.models.values():
-                await handle.ready.remote()
-        except Exception as error:  # a replica that is not up answers 503
-            return JSONResponse(error_body("not_ready", f"a model is not ready: {type(error).__name__}"), 503)
+        # Models load in the constructor: a replica that answers has all of them.
         return JSONResponse({"status": "ok", "models": sorted(self.models)})
 
     @api.get("/v1/models")
@@ -145,14 +137,12 @@ class Gateway:
             rows = parse_instances(payload, summary["feature_names"], self.settings.max_rows_per_request)
         except RequestError as error:
             return self._error(error)
-        started = time.perf_counter()
-        probabilities = await self.models[name].predict.remote(rows)
+        probabilities = await self._predict(name, rows)
         classes = summary["classes"]
         return JSONResponse({
             "model": name, "version": summary["version"], "classes": classes,
             "predictions": [classes[i] for i in probabilities.argmax(axis=1)],
             "probabilities": probabilities.round(8).tolist(),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         })
 
 
@@ -163,14 +153,10 @@ def build_app(checkpoints: dict[str, str], settings: ServeSettings, api_key: str
         ConfigError: non-loopback host without an API key, bad checkpoint paths.
     """
     settings.check_binding(api_key)
-    summaries, models = {}, {}
-    for name, checkpoint in checkpoints.items():
-        checkpoint = str(Path(checkpoint).resolve())
-        summaries[name] = _model_summary(name, checkpoint)
-        models[name] = ModelServer.options(
-            name=f"model-{name}", **settings.model_deployment_options()).bind(checkpoint, settings.model_dump())
+    paths = {name: str(Path(checkpoint).resolve()) for name, checkpoint in checkpoints.items()}
+    summaries = {name: _model_summary(name, path) for name, path in paths.items()}  # fails fast on bad paths
     digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
-    return Gateway.options(**settings.gateway_options()).bind(models, summaries, settings.model_dump(), digest)
+    return Gateway.options(**settings.deployment_options()).bind(paths, summaries, settings.model_dump(), digest)
 
 
 def app_builder(args: dict[str, Any]):

@@ -52,7 +52,7 @@ class ServeSettings(BaseModel):
             raise ConfigError(f"binding {self.host!r} exposes the API beyond this machine: "
                               "set an API key (--api-key-env VAR) or bind 127.0.0.1")
 
-    def model_deployment_options(self) -> dict:
+    def deployment_options(self) -> dict:
         resources = {"cpu": {"num_cpus": self.replica_cpus}, "gpu": {"num_cpus": 0, "num_gpus": 1},
                      "qpu": {"num_cpus": 0, "resources": {"QPU": 1}}}[self.tier]
         options = {"ray_actor_options": resources, "max_ongoing_requests": self.max_ongoing_requests,
@@ -63,10 +63,6 @@ class ServeSettings(BaseModel):
         else:
             options["num_replicas"] = self.replicas
         return options
-
-    def gateway_options(self) -> dict:
-        return {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": self.max_ongoing_requests,
-                "max_queued_requests": self.max_queued_requests, "num_replicas": 1}
 
     def http_options(self) -> dict:
         return {"host": self.host, "port": self.port, "request_timeout_s": self.request_timeout_s}

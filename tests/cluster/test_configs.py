@@ -44,3 +44,13 @@ def test_pool_yaml_loads_and_plans_workers():
     plan = planned_workers(config, {"CPU": 2.0, "QPU": 4.0})
     assert plan["qpu"][0] == 4 and plan["cpu"][0] == 2
     assert plan["gpu"][0] == 0 and "skipped" in plan["gpu"][1]
+
+
+def test_serve_config_points_at_the_app_builder():
+    from hqray.serve import ServeSettings, app_builder  # noqa: F401  (the import path must exist)
+
+    config = yaml.safe_load((CLUSTERS / "serve.yaml").read_text())
+    application = config["applications"][0]
+    assert application["import_path"] == "hqray.serve.app:app_builder"
+    assert config["http_options"]["host"] == "127.0.0.1"
+    ServeSettings(**application["args"]["settings"])  # validates

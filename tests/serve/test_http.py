@@ -182,7 +182,7 @@ def test_a_killed_replica_is_replaced_and_traffic_resumes(server):
 
     http, _ = server
     body = {"instances": [[5, 3, 1, 0.2]]}
-    handle = serve.get_deployment_handle("model-iris", app_name="main")
+    handle = serve.get_deployment_handle("Gateway", app_name="main")
     before = handle.replica_info.remote().result()
     ray.kill(ray.get_actor(before["actor_name"], namespace="serve"), no_restart=True)
     statuses, deadline = [], time.monotonic() + 60
