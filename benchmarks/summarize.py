@@ -75,6 +75,16 @@ def kernel_table() -> str:
     return "\n".join(line for line in lines if line)
 
 
+def serve_table() -> str:
+    data = json.loads((HERE / "serve.json").read_text())
+    lines = ["| concurrency | variant | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    for concurrency, level in data["levels"].items():
+        for variant, stats in level.items():
+            lines.append(f"| {concurrency} | {variant} | {stats['requests_per_s']:.1f} | {stats['p50_ms']:.2f} | "
+                         f"{stats['p99_ms']:.2f} | {stats['errors']} |")
+    return "\n".join(lines)
+
+
 def train_table() -> str:
     rows = json.loads((HERE / "train.json").read_text())
     lines = ["| method | seconds | mean accuracy |", "|---|---|---|"]
@@ -85,4 +95,4 @@ def train_table() -> str:
 
 if __name__ == "__main__":
     print("## engine\n\n" + engine_tables() + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n"
-          + pool_tables() + "\n\n## kernel\n\n" + kernel_table())
+          + pool_tables() + "\n\n## kernel\n\n" + kernel_table() + "\n\n## serve\n\n" + serve_table())

@@ -143,3 +143,11 @@ def test_serve_refuses_a_public_bind_without_a_key(trained):
     completed = hqray("serve", str(output / "checkpoint"), "--host", "0.0.0.0")
     assert completed.returncode == 2
     assert "set an API key" in completed.stdout.replace("\n", " ")
+
+
+def test_cluster_status_reports_resources_and_tier_workers():
+    completed = hqray("cluster", "status", "--num-qpus", "3")
+    assert completed.returncode == 0, completed.stderr
+    output = completed.stdout
+    assert "QPU=3" in output and "embedded local Ray" in output
+    assert "skipped" in output  # no GPU here: the gpu tier gets no worker, with a notice
