@@ -121,9 +121,9 @@ def cluster_status(
     num_qpus: float = typer.Option(4, help="virtual QPUs of a local Ray"),
 ) -> None:
     """Resources found, and the workers each pool tier would get."""
-    from hqray.cluster import PoolConfig, connect, planned_workers  # before ray: loopback mode
-
     import ray
+
+    from hqray.cluster import PoolConfig, connect, planned_workers  # before ray: loopback mode
 
     config = PoolConfig.from_yaml(pool_config) if pool_config else PoolConfig()
     info = connect(address=address, num_qpus=num_qpus, include_dashboard=False)
@@ -173,7 +173,7 @@ def serve_command(
         if not api_key:
             raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set or empty")
     settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size)
-    serve_checkpoints(dict(zip(names, (str(p) for p in checkpoints))), settings, api_key, address=address)
+    serve_checkpoints(dict(zip(names, (str(p) for p in checkpoints), strict=True)), settings, api_key, address=address)
     console.print(f"serving {names} at http://{host}:{port}  (POST /v1/models/NAME:predict, GET /v1/models, "
                   f"GET /healthz){'; API key required' if api_key else ''}. Ctrl+C stops.")
     try:
@@ -215,6 +215,14 @@ def generations() -> None:
     console.print(table)
 
 
+def _write_json(path: Path | None, data) -> None:
+    """Writes a benchmark's results when --json was given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))
+        console.print(f"wrote {path}")
+
+
 @bench_app.command("engine")
 def bench_engine(
     json_path: Path | None = typer.Option(None, "--json", help="write the rows to this JSON file"),
@@ -225,10 +233,7 @@ def bench_engine(
     from hqray.benchmarks.engine import run_engine_benchmark
 
     rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows, indent=2))
-        console.print(f"wrote {json_path}")
+    _write_json(json_path, rows)
 
 
 @bench_app.command("pool")
@@ -241,10 +246,7 @@ def bench_pool(
     from hqray.benchmarks.pool import run_pool_benchmark
 
     results = run_pool_benchmark(rows=rows, log=console.print, qubits=tuple(qubits))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2))
-        console.print(f"wrote {json_path}")
+    _write_json(json_path, results)
 
 
 @bench_app.command("kernel")
@@ -263,10 +265,7 @@ def bench_kernel(
     if qubits:
         options["qubits"] = tuple(qubits)
     rows = run_kernel_benchmark(log=console.print, **options)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows, indent=2))
-        console.print(f"wrote {json_path}")
+    _write_json(json_path, rows)
 
 
 @bench_app.command("serve")
@@ -277,10 +276,7 @@ def bench_serve(
     from hqray.benchmarks.serve import run_serve_benchmark
 
     results = run_serve_benchmark(log=console.print)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2))
-        console.print(f"wrote {json_path}")
+    _write_json(json_path, results)
 
 
 @bench_app.command("train")
@@ -291,10 +287,7 @@ def bench_train(
     from hqray.benchmarks.train import run_train_benchmark
 
     rows = run_train_benchmark(log=console.print)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows, indent=2))
-        console.print(f"wrote {json_path}")
+    _write_json(json_path, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

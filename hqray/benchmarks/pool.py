@@ -60,13 +60,15 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
         with torch.no_grad():
             reference = execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
             in_process = _rows_per_second(
-                lambda: execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)), rows)
+                lambda spec=spec, inputs=inputs, weights=weights: execute(
+                    spec, torch.from_numpy(inputs), torch.from_numpy(weights)), rows)
         torch.set_num_threads(threads)
         rates = {"in_process_1_thread": in_process}
         for workers in (1, 2):
             with _pool(workers) as pool:
                 rates[f"pool_{workers}_worker{'s' if workers > 1 else ''}"] = _rows_per_second(
-                    lambda: pool.run(spec, inputs, weights), rows)
+                    lambda pool=pool, spec=spec, inputs=inputs, weights=weights: pool.run(spec, inputs, weights),
+                    rows)
         lost = _chaos_lost_rows(spec, inputs, weights, reference)
         entry = {
             "rows_per_s": rates,

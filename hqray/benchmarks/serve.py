@@ -64,9 +64,9 @@ async def _load(url: str, concurrency: int, rows: list) -> dict:
 
 
 def run_serve_benchmark(log: Callable[[str], None] = print) -> dict:
-    import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
     from ray import serve
 
+    import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
     from hqray.cluster import connect
     from hqray.data import load_dataset
     from hqray.serve import ServeSettings, build_app

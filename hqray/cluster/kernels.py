@@ -27,7 +27,7 @@ def pool_gram(kernel: QuantumKernel, left: np.ndarray, right: np.ndarray | None,
     settings = json.dumps({"kind": kernel.kind, "gamma": kernel.gamma, "shots": kernel.shots,
                            "seed": kernel.seed})
     blocks = pool.gram_tiles(settings, left, right, bounds)
-    return kernel.assemble(left.shape[0], n_columns, zip(bounds, blocks), symmetric)
+    return kernel.assemble(left.shape[0], n_columns, zip(bounds, blocks, strict=True), symmetric)
 
 
 register_kernel_executor("pool", lambda kernel, left, right, options:

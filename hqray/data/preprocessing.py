@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hqray.errors import ConfigError, DataError, NotFittedError
 
-__all__ = ["FoldPreprocessor", "check_features"]
+__all__ = ["FoldPreprocessor", "check_features", "check_labels"]
 
 
 def check_features(features: Any, n_features: int | None = None, what: str = "features") -> np.ndarray:
@@ -52,6 +52,24 @@ def check_features(features: Any, n_features: int | None = None, what: str = "fe
             "expected finite numbers"
         )
     return array
+
+
+def check_labels(labels: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validates labels for ``n_rows`` rows; returns ``(classes, encoded)`` like ``np.unique``.
+
+    **Example**
+
+    >>> classes, encoded = check_labels(["b", "a", "b"], 3)
+    >>> classes.tolist(), encoded.tolist()
+    (['a', 'b'], [1, 0, 1])
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (n_rows,):
+        raise DataError(f"y: expected {n_rows} labels, got shape {labels.shape}")
+    classes, encoded = np.unique(labels, return_inverse=True)
+    if classes.size < 2:
+        raise DataError(f"y has a single class {classes.tolist()}; expected at least 2")
+    return classes, encoded
 
 
 class FoldPreprocessor:
@@ -121,12 +139,11 @@ class FoldPreprocessor:
         from imblearn.over_sampling import SMOTE
 
         counts = np.bincount(labels)
-        smallest = int(counts[counts > 0].min())
+        present = np.where(counts > 0, counts, np.iinfo(np.int64).max)
+        smallest_class = int(np.argmin(present))
+        smallest = int(counts[smallest_class])
         if smallest < 2:
-            raise DataError(
-                f"SMOTE needs at least 2 training rows per class; class {int(np.argmin(np.where(counts > 0, counts, np.inf)))} "
-                f"has {smallest}"
-            )
+            raise DataError(f"SMOTE needs at least 2 training rows per class; class {smallest_class} has {smallest}")
         smote = SMOTE(k_neighbors=min(5, smallest - 1), random_state=self.seed)
         return smote.fit_resample(features, labels)
 

@@ -115,7 +115,7 @@ class Dataset:
     def class_counts(self) -> dict[str, int]:
         """Number of rows per class name."""
         counts = np.bincount(self.labels, minlength=self.n_classes)
-        return {name: int(count) for name, count in zip(self.class_names, counts)}
+        return {name: int(count) for name, count in zip(self.class_names, counts, strict=True)}
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def make_config(generation_id: str = "g6", **overrides: Any) -> HybridConfig:
     **Example**
 
     >>> make_config("g2").lora_rank
-    4
+    2
     >>> make_config("g6", n_layers=3).n_layers
     3
     """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-
 from hqray.errors import CircuitError
 from hqray.quantum.spec import CircuitSpec
 

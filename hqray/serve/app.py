@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -53,7 +53,7 @@ class Gateway:
     with ``@serve.batch`` and share one circuit execution.
     """
 
-    def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: Optional[str]):
+    def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
         self.models = {name: load_model(path) for name, path in checkpoints.items()}
         self.summaries = summaries
         self.settings = ServeSettings(**settings)
@@ -68,7 +68,8 @@ class Gateway:
             indices = [i for i, (n, _) in enumerate(requests) if n == name]
             blocks = [requests[i][1] for i in indices]
             probabilities = self.models[name].predict_proba(np.concatenate(blocks))
-            for index, part in zip(indices, np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])):
+            parts = np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])
+            for index, part in zip(indices, parts, strict=True):
                 results[index] = part
         return results
 
@@ -116,7 +117,8 @@ class Gateway:
         try:
             self._authorize(request)
             if name not in self.models:
-                raise RequestError(404, "unknown_model", f"model {name!r} is not served; models are {sorted(self.models)}")
+                raise RequestError(404, "unknown_model",
+                                   f"model {name!r} is not served; models are {sorted(self.models)}")
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 raise RequestError(415, "unsupported_media_type",

@@ -64,7 +64,8 @@ def parse_instances(payload: Any, feature_names: list[str], max_rows: int) -> np
         message = "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
         raise RequestError(422, "invalid_request",
                            f"{location}: {message}; expected {{\"instances\": [[...], ...]}}",
-                           [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in error.errors()[:10]]) from None
+                           [{"loc": list(e.get("loc", ())), "msg": e.get("msg")}
+                            for e in error.errors()[:10]]) from None
     rows = request.instances
     if len(rows) > max_rows:
         raise RequestError(413, "too_many_rows", f"{len(rows)} rows in one request; the limit is {max_rows}")

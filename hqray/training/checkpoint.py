@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from hqray.data.preprocessing import FoldPreprocessor
 from hqray.errors import CheckpointError, ConfigError
 from hqray.models import HybridConfig, HybridNet, circuit_spec

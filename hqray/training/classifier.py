@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from hqray.data.preprocessing import FoldPreprocessor, check_features
+from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
 from hqray.errors import ConfigError, DataError, NotFittedError
 from hqray.models import HybridConfig, HybridNet, make_config, quantize_int8
 from hqray.training.fit import Trainer
@@ -86,12 +86,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(features, "columns") and feature_names is None:
             feature_names = [str(c) for c in features.columns]
         features = check_features(features, what="X")
-        labels = np.asarray(labels)
-        if labels.shape != (features.shape[0],):
-            raise DataError(f"y: expected {features.shape[0]} labels, got shape {labels.shape}")
-        self.classes_, encoded = np.unique(labels, return_inverse=True)
-        if self.classes_.size < 2:
-            raise DataError(f"y has a single class {self.classes_.tolist()}; expected at least 2")
+        self.classes_, encoded = check_labels(labels, features.shape[0])
         counts = np.bincount(encoded)
         if counts.min() < 2:
             raise DataError(

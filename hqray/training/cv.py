@@ -154,7 +154,7 @@ def cross_validate(
     probabilities = np.zeros((dataset.n_samples, dataset.n_classes))
     fold_of_row = np.zeros(dataset.n_samples, dtype=np.int64)
     fold_metrics, matrices, best_epochs = [], [], []
-    for fold, (estimator, (_, test_index)) in enumerate(zip(estimators, splits)):
+    for fold, (estimator, (_, test_index)) in enumerate(zip(estimators, splits, strict=True)):
         estimator.end_fit()
         fold_probabilities = np.zeros((test_index.size, dataset.n_classes))
         # A training fold may lack a class only if it is tiny; its column then stays 0.

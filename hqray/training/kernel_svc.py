@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import SVC
 
-from hqray.data.preprocessing import FoldPreprocessor, check_features
-from hqray.errors import DataError, NotFittedError
+from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
+from hqray.errors import NotFittedError
 from hqray.quantum import CircuitSpec
 from hqray.quantum.kernels import QuantumKernel, kernel_executor
 
@@ -78,12 +78,7 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> QuantumKernelSVC:
         features = check_features(X, what="X")
-        labels = np.asarray(y)
-        if labels.shape != (features.shape[0],):
-            raise DataError(f"y: expected {features.shape[0]} labels, got shape {labels.shape}")
-        self.classes_, encoded = np.unique(labels, return_inverse=True)
-        if self.classes_.size < 2:
-            raise DataError(f"y has a single class {self.classes_.tolist()}; expected at least 2")
+        self.classes_, encoded = check_labels(y, features.shape[0])
         kernel_executor(self.executor)  # unknown executors fail before any work
         self.n_features_in_ = features.shape[1]
         self.kernel_ = self.quantum_kernel()

@@ -98,4 +98,6 @@ def summarize(fold_metrics: list[dict[str, float]]) -> tuple[dict[str, float], d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (undefined AUCs)
         means, stds = np.nanmean(table, axis=0), np.nanstd(table, axis=0)
-    return ({k: float(v) for k, v in zip(keys, means)}, {k: float(v) for k, v in zip(keys, stds)})
+    mean = {k: float(v) for k, v in zip(keys, means, strict=True)}
+    std = {k: float(v) for k, v in zip(keys, stds, strict=True)}
+    return mean, std

@@ -213,7 +213,7 @@ def test_kernel_tiles_on_the_pool_equal_local_tiles_and_survive_kills():
         bounds = tiles(400, 400, 40, symmetric=True)
         blocks = pool.gram_tiles('{"kind": "fidelity", "gamma": 1.0, "shots": null, "seed": 0}',
                                  states, None, bounds, progress=kill)
-        gram = kernel.assemble(400, 400, zip(bounds, blocks), symmetric=True)
+        gram = kernel.assemble(400, 400, zip(bounds, blocks, strict=True), symmetric=True)
         stats = pool.stats()["cpu"]
         assert np.allclose(pool_gram(kernel, states, states[:50], pool=pool),
                            kernel.gram_from_states(states, states[:50]), atol=1e-6)

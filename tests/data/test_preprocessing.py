@@ -13,7 +13,7 @@ from hqray.training import fold_splits
 class TestInFoldFitting:
     def test_fold_statistics_come_from_training_rows_only(self):
         data = load_dataset("breast_cancer")
-        for train, test in fold_splits(data.labels, 5, seed=0):
+        for train, _ in fold_splits(data.labels, 5, seed=0):
             pre = FoldPreprocessor(n_components=4).fit(data.features[train])
             assert np.allclose(pre.mean_, data.features[train].mean(axis=0))
             # A leak (fitting on all rows) would give the whole-data mean instead.

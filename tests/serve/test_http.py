@@ -81,7 +81,7 @@ class TestPredictions:
     def test_named_features(self, server, checkpoint):
         http, _ = server
         model = load_model(checkpoint)
-        row = dict(zip(model.feature_names_, [5.1, 3.5, 1.4, 0.2]))
+        row = dict(zip(model.feature_names_, [5.1, 3.5, 1.4, 0.2], strict=True))
         body = post(http, "/v1/models/iris:predict", {"instances": [row]}).json()
         assert np.allclose(body["probabilities"], model.predict_proba([[5.1, 3.5, 1.4, 0.2]]), atol=1e-6)
 

@@ -14,7 +14,7 @@ from hqray.training import cross_validate, fold_splits
 def test_folds_are_identical_for_a_seed_and_stratified():
     labels = load_dataset("iris", task="multiclass").labels
     first, second = fold_splits(labels, 5, seed=0), fold_splits(labels, 5, seed=0)
-    for (a_train, a_test), (b_train, b_test) in zip(first, second):
+    for (_, a_test), (_, b_test) in zip(first, second, strict=True):
         assert np.array_equal(a_test, b_test)
         assert np.bincount(labels[a_test]).tolist() == [10, 10, 10]
     other = fold_splits(labels, 5, seed=1)

@@ -13,9 +13,9 @@ from hqray.training import QuantumKernelSVC, fold_splits
 
 
 def test_breast_cancer_next_to_rbf_svc_on_the_same_folds():
+    from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.decomposition import PCA
     from sklearn.svm import SVC
 
     data = load_dataset("breast_cancer")
