@@ -20,7 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hybrid quantum-classical machine learning on Ray.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results go to benchmarks/).")
 app.add_typer(bench_app, name="bench")
-console = Console()
+# Piped output (logs, CI) gets room for the tables; a terminal keeps its own width.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
