@@ -27,7 +27,7 @@ def _pool(workers: int):
     return QuantumPool(PoolConfig(tiers=tiers, fallback_order=["cpu"], max_inflight_shards=4 * workers))
 
 
-def _rows_per_second(run: Callable[[], object], rows: int, repeats: int = 3) -> float:
+def _rows_per_second(run: Callable[[], object], rows: int, repeats: int = 7) -> float:
     run()  # warm-up: worker imports, caches, shard-size estimate
     best = min(_timed(run) for _ in range(repeats))
     return rows / best

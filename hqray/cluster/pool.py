@@ -310,8 +310,8 @@ class QuantumPool:
         if not 1 <= inputs.shape[1] <= spec.n_features:
             raise CircuitError(f"the embedding of {spec.n_qubits} qubits takes 1 to {spec.n_features} "
                                f"features, got {inputs.shape[1]}")
-        bad = ~np.isfinite(inputs).all(axis=1)
-        if bad.any():
+        if not np.isfinite(inputs).all():  # one pass; rows are located only on failure
+            bad = ~np.isfinite(inputs).all(axis=1)
             raise CircuitError(f"inputs contain NaN/inf in rows {np.flatnonzero(bad)[:10].tolist()}; "
                                "expected finite numbers")
         if weights.shape != spec.weight_shape or not np.isfinite(weights).all():
