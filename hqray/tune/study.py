@@ -1,0 +1,150 @@
+"""Study files: what a sweep compares, validated before Ray starts.
+
+A study names a dataset, the generations to compare (and ``qsvm``, the quantum-kernel SVM),
+per-generation search spaces that override the generations' defaults, folds, the metric,
+and the sweep's budget and resources. Every error names the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hqray.data.registry import dataset_entry, parse_dataset_options
+from hqray.errors import ConfigError, format_validation_error
+from hqray.models import HybridConfig, get_generation
+
+__all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "DOMAIN_KINDS"]
+
+DOMAIN_KINDS = ("uniform", "loguniform", "choice", "randint", "grid")
+QSVM_PARAMETERS = ("n_qubits", "n_layers", "ansatz", "reupload", "kernel", "gamma", "C", "shots")
+STUDY_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resources(BaseModel):
+    """Resources of one trial (fractions allowed); quantum generations also ask for QPU."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: float = Field(1.0, ge=0.0)
+    gpu: float = Field(0.0, ge=0.0)
+    qpu: float = Field(0.0, ge=0.0)
+
+
+def _check_domain(where: str, domain: Any) -> None:
+    if not isinstance(domain, dict) or len(domain) != 1:
+        raise ConfigError(f"{where}: expected one of {list(DOMAIN_KINDS)} mapped to its arguments, got {domain!r}")
+    kind, arguments = next(iter(domain.items()))
+    if kind not in DOMAIN_KINDS:
+        raise ConfigError(f"{where}: unknown domain {kind!r}; expected one of {list(DOMAIN_KINDS)}")
+    if not isinstance(arguments, list) or not arguments:
+        raise ConfigError(f"{where}.{kind}: expected a non-empty list, got {arguments!r}")
+    if kind in ("uniform", "loguniform", "randint"):
+        if len(arguments) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arguments):
+            raise ConfigError(f"{where}.{kind}: expected [low, high] numbers, got {arguments!r}")
+        low, high = arguments
+        if not low < high:
+            raise ConfigError(f"{where}.{kind}: low ({low}) must be less than high ({high})")
+        if kind == "loguniform" and low <= 0:
+            raise ConfigError(f"{where}.loguniform: low ({low}) must be positive")
+
+
+class StudyConfig(BaseModel):
+    """A sweep: dataset, generations, search spaces, folds, metric, budget, resources.
+
+    **Example**
+
+    >>> study = StudyConfig(name="demo", dataset={"name": "iris"}, generations=["g0", "g6"])
+    >>> study.folds, study.metric, study.mode
+    (5, 'balanced_accuracy', 'max')
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(..., description="results go to results/<name>/")
+    dataset: DatasetSpec
+    generations: list[str] = Field(..., min_length=1)
+    search_space: dict[str, dict[str, dict[str, list]]] = Field(default_factory=dict)
+    folds: int = Field(5, ge=2, le=20)
+    metric: Literal["accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc"] = "balanced_accuracy"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(8, ge=1)
+    scheduler: Literal["asha", "none"] = "asha"
+    search_alg: Literal["optuna", "random", "grid"] = "optuna"
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    max_concurrent_trials: int = Field(2, ge=1)
+    seed: int = Field(0, ge=0)
+    time_budget_s: float | None = Field(None, gt=0)
+    epochs: int | None = Field(None, ge=1, description="overrides every generation's epochs")
+    baselines: list[str] = Field(default_factory=lambda: ["logreg", "svc", "random_forest"])
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError("study " + format_validation_error(error)) from None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            raise ValueError(f"must be 1-64 letters, digits, '_', '.' or '-', got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        dataset_entry(self.dataset.name)  # unknown dataset: ConfigError naming the known ones
+        parse_dataset_options(self.dataset.name, self.dataset.options)
+        for generation in self.generations:
+            if generation != "qsvm":
+                get_generation(generation)  # unknown generation: ConfigError naming the known ones
+        if len(set(self.generations)) != len(self.generations):
+            raise ConfigError(f"study generations repeat an entry: {self.generations}")
+        for generation, space in self.search_space.items():
+            if generation not in self.generations:
+                raise ConfigError(f"search_space.{generation}: not among the study's generations {self.generations}")
+            if not space:
+                raise ConfigError(f"search_space.{generation}: empty search space; remove it to use the defaults")
+            allowed = QSVM_PARAMETERS if generation == "qsvm" else tuple(HybridConfig.model_fields)
+            for parameter, domain in space.items():
+                if parameter not in allowed:
+                    raise ConfigError(f"search_space.{generation}.{parameter}: unknown parameter; "
+                                      f"expected one of {sorted(allowed)}")
+                _check_domain(f"search_space.{generation}.{parameter}", domain)
+        for generation in self.generations:
+            if generation != "qsvm" and not self.space_for(generation):
+                raise ConfigError(f"generation {generation!r} has an empty search space")
+        return self
+
+    def space_for(self, generation: str) -> dict[str, dict[str, list]]:
+        """The generation's default search space with the study's overrides on top."""
+        defaults = {} if generation == "qsvm" else dict(get_generation(generation).search_space)
+        return {**defaults, **self.search_space.get(generation, {})}
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Reads and validates a study YAML file; errors name the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"study file {str(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"study file {str(path)!r}: expected a mapping at the top level")
+    try:
+        return StudyConfig(**values)
+    except ConfigError as error:
+        raise ConfigError(f"study file {str(path)!r}: {error}") from None
