@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hqray.config_files import read_yaml_mapping
 from hqray.errors import ConfigError, format_validation_error
 from hqray.quantum import CircuitSpec
 
@@ -116,15 +116,7 @@ class PoolConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PoolConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"pool config {str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"pool config {str(path)!r} is not valid YAML: {error}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"pool config {str(path)!r}: expected a mapping at the top level")
+        values = read_yaml_mapping(path, "pool config")
         try:
             return cls(**values)
         except ConfigError as error:

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hqray.config_files import read_yaml_mapping
 from hqray.data.registry import dataset_entry, parse_dataset_options
 from hqray.errors import ConfigError, format_validation_error
 from hqray.models import HybridConfig, get_generation
@@ -135,15 +135,7 @@ class StudyConfig(BaseModel):
 
 def load_study(path: str | Path) -> StudyConfig:
     """Reads and validates a study YAML file; errors name the file and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study file {str(path)!r} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"study file {str(path)!r} is not valid YAML: {error}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"study file {str(path)!r}: expected a mapping at the top level")
+    values = read_yaml_mapping(path, "study file")
     try:
         return StudyConfig(**values)
     except ConfigError as error:
