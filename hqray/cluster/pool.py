@@ -75,7 +75,6 @@ class _Tier:
     config: TierConfig
     json: str
     placement: Any
-    slots: int
     workers: dict[int, _Worker] = field(default_factory=dict)
     starting: dict[int, tuple[Any, Any, float]] = field(default_factory=dict)  # slot -> (handle, ping, t0)
     items_per_second: dict = field(default_factory=dict)  # measured throughput per unit (rows, tiles)
@@ -168,7 +167,7 @@ class QuantumPool:
             remove_placement_group(group)
             raise PoolError(f"tier {name!r}: {slots} workers of {self._bundle(config)} could not be "
                             f"placed within {self.config.worker_start_timeout_s} s") from None
-        tier = _Tier(name, config, config.model_dump_json(), group, slots)
+        tier = _Tier(name, config, config.model_dump_json(), group)
         for slot in range(slots):
             self._start_worker(tier, slot)
         return tier

@@ -56,11 +56,6 @@ def rotation_matrices(spec: CircuitSpec, weights: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
 
 
-def ansatz_is_real(spec: CircuitSpec) -> bool:
-    """True when the ansatz and embedding amplitudes are real (no complex arithmetic needed)."""
-    return spec.ansatz == "ry_cnot" and spec.embedding_rotation in ("Y", "Z")
-
-
 @lru_cache(maxsize=256)
 def _inverse_permutations(n_qubits: int, pairs_per_layer: tuple[tuple[tuple[int, int], ...], ...]) -> np.ndarray:
     indices = np.arange(2**n_qubits)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hqray.errors import HqrayError
 
-__all__ = ["RequestError", "PredictRequest", "PredictResponse", "parse_instances", "error_body"]
+__all__ = ["RequestError", "PredictRequest", "parse_instances", "error_body"]
 
 
 class RequestError(HqrayError):
@@ -32,14 +32,6 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[Any] = Field(min_length=1)
-
-
-class PredictResponse(BaseModel):
-    model: str
-    version: str
-    classes: list[str]
-    predictions: list[str]
-    probabilities: list[list[float]]
 
 
 def _number(value: Any, where: str) -> float:
