@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hqray.config_files import read_yaml_mapping
-from hqray.errors import ConfigError, format_validation_error
+from hqray.errors import ConfigError
 from hqray.quantum import CircuitSpec
+from hqray.validated import ValidatedModel
 
 __all__ = ["TierConfig", "PoolConfig", "default_tiers"]
 
@@ -71,7 +72,7 @@ def default_tiers() -> dict[str, TierConfig]:
     }
 
 
-class PoolConfig(BaseModel):
+class PoolConfig(ValidatedModel):
     """Tiers, their fallback order and the pool's limits.
 
     **Example**
@@ -93,11 +94,6 @@ class PoolConfig(BaseModel):
     min_shard_rows: int = Field(64, ge=1)
     worker_start_timeout_s: float = Field(60.0, gt=0.0)
 
-    def __init__(self, **values):
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ConfigError("PoolConfig " + format_validation_error(error)) from None
 
     @model_validator(mode="after")
     def _check_order(self) -> PoolConfig:

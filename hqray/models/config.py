@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
-from hqray.errors import ConfigError, format_validation_error
+from hqray.validated import ValidatedModel
 
 __all__ = ["HybridConfig", "METRIC_NAMES"]
 
 METRIC_NAMES = ("loss", "accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
 
 
-class HybridConfig(BaseModel):
+class HybridConfig(ValidatedModel):
     """Architecture, data handling and optimisation of a (hybrid) classifier.
 
     A generation is a named set of defaults for these fields (``hqray.models.generations``);
@@ -73,8 +73,3 @@ class HybridConfig(BaseModel):
                                              description="pick the decision threshold for this sensitivity")
     seed: int = Field(0, ge=0)
 
-    def __init__(self, **values):
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ConfigError("HybridConfig " + format_validation_error(error)) from None

@@ -6,11 +6,12 @@ repeated per layer) followed by a measurement.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from hqray.errors import CircuitError, format_validation_error
+from hqray.errors import CircuitError
+from hqray.validated import ValidatedModel
 
 __all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES"]
 
@@ -20,7 +21,7 @@ STRATEGY_NAMES = ("auto", "folded", "statevector", "device")
 Ansatz = Literal["strongly_entangling", "basic_entangler", "ry_cnot"]
 
 
-class CircuitSpec(BaseModel):
+class CircuitSpec(ValidatedModel):
     """A parameterised circuit: embedding, ansatz, measurement and execution options.
 
     Attributes:
@@ -49,6 +50,7 @@ class CircuitSpec(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    error_type: ClassVar[type[CircuitError]] = CircuitError
 
     n_qubits: int = Field(4, ge=1, le=MAX_QUBITS)
     embedding: Literal["angle"] = "angle"
@@ -64,11 +66,6 @@ class CircuitSpec(BaseModel):
     depolarizing: float = Field(0.0, ge=0.0, le=1.0)
     precision: Literal["single", "double"] = "single"
 
-    def __init__(self, **values):
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise CircuitError("CircuitSpec " + format_validation_error(error)) from None
 
     @model_validator(mode="after")
     def _check_consistency(self) -> CircuitSpec:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
-from hqray.errors import ConfigError, format_validation_error
+from hqray.errors import ConfigError
+from hqray.validated import ValidatedModel
 
 __all__ = ["ServeSettings"]
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(ValidatedModel):
     """Settings of ``hqray serve`` (all validated; unknown fields are errors)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,11 +34,6 @@ class ServeSettings(BaseModel):
     tier: Literal["cpu", "gpu", "qpu"] = Field("cpu", description="resource each model replica requests")
     replica_cpus: float = Field(1.0, ge=0.0, description="CPUs each model replica requests")
 
-    def __init__(self, **values):
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ConfigError("ServeSettings " + format_validation_error(error)) from None
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":

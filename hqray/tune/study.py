@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hqray.config_files import read_yaml_mapping
 from hqray.data.registry import dataset_entry, parse_dataset_options
-from hqray.errors import ConfigError, format_validation_error
+from hqray.errors import ConfigError
 from hqray.models import HybridConfig, get_generation
+from hqray.validated import ValidatedModel
 
 __all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "DOMAIN_KINDS"]
 
@@ -60,7 +61,7 @@ def _check_domain(where: str, domain: Any) -> None:
             raise ConfigError(f"{where}.loguniform: low ({low}) must be positive")
 
 
-class StudyConfig(BaseModel):
+class StudyConfig(ValidatedModel):
     """A sweep: dataset, generations, search spaces, folds, metric, budget, resources.
 
     **Example**
@@ -71,6 +72,7 @@ class StudyConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    error_label: ClassVar[str | None] = "study"
 
     name: str = Field(..., description="results go to results/<name>/")
     dataset: DatasetSpec
@@ -89,11 +91,6 @@ class StudyConfig(BaseModel):
     epochs: int | None = Field(None, ge=1, description="overrides every generation's epochs")
     baselines: list[str] = Field(default_factory=lambda: ["logreg", "svc", "random_forest"])
 
-    def __init__(self, **values):
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ConfigError("study " + format_validation_error(error)) from None
 
     @field_validator("name")
     @classmethod
