@@ -11,6 +11,7 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,6 +110,34 @@ def train(
         console.print(table)
     console.print(f"wrote {output}/metrics.json, roc.png, pr.png, confusion.png and {output}/checkpoint "
                   f"({result.seconds:.1f} s)")
+
+
+@app.command()
+def sweep(
+    study_file: Path = typer.Argument(..., help="study YAML (see tune_spaces/)"),
+    address: str | None = typer.Option(None, help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)"),
+    resume: bool = typer.Option(False, "--resume", help="finish an interrupted run of this study"),
+    smoke_test: bool = typer.Option(False, "--smoke-test", help="shrink the study to seconds (CI)"),
+    storage: str | None = typer.Option(None, help="Tune storage: a path or s3:// URI (multi-node clusters "
+                                                  "need shared storage); default results/STUDY/tune"),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="where STUDY/ is written"),
+    num_cpus: int | None = typer.Option(None, help="CPUs of the embedded local Ray (default: all)"),
+) -> None:
+    """Runs a study: a Ray Tune search per generation on k identical folds, next to baselines."""
+    from hqray.tune import load_study
+
+    study = load_study(study_file)  # a malformed study fails here, before Ray starts
+    from hqray.tune import run_study
+
+    def announce(generation: str, index: int, count: int) -> None:
+        console.rule(f"[bold]{study.name}[/]: generation {generation} ({index + 1}/{count})")
+
+    result = run_study(study, address=address, resume=resume, smoke_test=smoke_test, storage=storage,
+                       results_dir=results_dir, num_cpus=num_cpus, on_generation=announce)
+    console.print(Markdown(result.markdown))
+    console.print(f"wrote {result.directory}/leaderboard.md, leaderboard.csv, trials.parquet, plots/"
+                  + (f" and {result.best_checkpoint} (serve it: hqray serve {result.best_checkpoint})"
+                     if result.best_checkpoint else ""))
 
 
 cluster_app = typer.Typer(no_args_is_help=True, help="Ray cluster and QuantumPool.")

@@ -13,7 +13,15 @@
 from hqray.training.baselines import BASELINES, make_baseline, register_baseline
 from hqray.training.checkpoint import load_model, read_metadata, save_checkpoint
 from hqray.training.classifier import HybridClassifier
-from hqray.training.cv import DEFAULT_BASELINES, CrossValidationResult, cross_validate, fold_splits
+from hqray.training.cv import (
+    DEFAULT_BASELINES,
+    CrossValidationResult,
+    FoldScores,
+    LockstepFolds,
+    cross_validate,
+    fold_splits,
+    run_baselines,
+)
 from hqray.training.fit import Trainer
 from hqray.training.kernel_svc import QuantumKernelSVC
 from hqray.training.metrics import classification_metrics, summarize
@@ -24,7 +32,9 @@ __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
     "CrossValidationResult",
+    "FoldScores",
     "HybridClassifier",
+    "LockstepFolds",
     "QuantumKernelSVC",
     "Trainer",
     "classification_metrics",
@@ -34,6 +44,7 @@ __all__ = [
     "make_baseline",
     "read_metadata",
     "register_baseline",
+    "run_baselines",
     "save_checkpoint",
     "save_plots",
     "summarize",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.model_selection import StratifiedKFold
 
 from hqray.data import Dataset, FoldPreprocessor
@@ -20,9 +21,11 @@ from hqray.errors import ConfigError, DataError
 from hqray.models import HybridConfig
 from hqray.training.baselines import make_baseline
 from hqray.training.classifier import HybridClassifier
+from hqray.training.fit import epoch_metrics
 from hqray.training.metrics import SCALAR_METRICS, classification_metrics, confusion, summarize
 
-__all__ = ["fold_splits", "cross_validate", "CrossValidationResult", "DEFAULT_BASELINES"]
+__all__ = ["fold_splits", "cross_validate", "CrossValidationResult", "DEFAULT_BASELINES",
+           "LockstepFolds", "FoldScores", "run_baselines"]
 
 DEFAULT_BASELINES = ("logreg", "svc", "random_forest")
 
@@ -83,7 +86,7 @@ class CrossValidationResult:
         }
 
 
-def _fold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float | None) -> dict[str, float]:
+def score_fold(labels: np.ndarray, probabilities: np.ndarray, threshold: float | None) -> dict[str, float]:
     metrics = classification_metrics(labels, probabilities, threshold)
     return {k: metrics[k] for k in metrics if k in SCALAR_METRICS or threshold is not None}
 
@@ -100,10 +103,122 @@ def run_baselines(dataset: Dataset, splits, config: HybridConfig, names: Sequenc
             train_x, train_y = preprocessor.resample(train_x, dataset.labels[train_index])
             estimator = make_baseline(name, config.seed).fit(train_x, train_y)
             probabilities = estimator.predict_proba(preprocessor.transform(dataset.features[test_index]))
-            folds.append(_fold_metrics(dataset.labels[test_index], probabilities, None))
+            folds.append(score_fold(dataset.labels[test_index], probabilities, None))
         mean, std = summarize(folds)
         results[name] = {"folds": folds, "mean": mean, "std": std}
     return results
+
+
+@dataclass
+class FoldScores:
+    """The outer-test scores of k fitted folds."""
+
+    folds: list[dict[str, float]]
+    confusion_matrices: list[list[list[int]]]
+    mean: dict[str, float]
+    std: dict[str, float]
+    best_epochs: list[int]
+    probabilities: np.ndarray  # out-of-fold, (n_samples, n_classes)
+    fold_of_row: np.ndarray
+
+
+class LockstepFolds:
+    """The k folds of one config, trained one epoch of every fold at a time.
+
+    Each fold's model sees only its training rows (preprocessing, early-stopping hold-out
+    and all); its test rows are scored after every epoch with cheap metrics (for progress
+    and for Ray Tune's early stopping of weak trials) and fully by :meth:`finish`.
+    :meth:`state_dict` / :meth:`load_state_dict` let an interrupted run continue where it
+    stopped: the preprocessing is refitted deterministically, the training state restored.
+
+    Args:
+        dataset: the data.
+        config: the model.
+        splits: ``(train_index, test_index)`` pairs (see :func:`fold_splits`).
+        test_metric: a metric to add to the per-epoch test scores (e.g. ``"roc_auc"``).
+
+    **Example**
+
+    >>> from hqray.data import load_dataset
+    >>> from hqray.models import make_config
+    >>> data = load_dataset("iris")
+    >>> folds = LockstepFolds(data, make_config("g0", epochs=2), fold_splits(data.labels, 2, 0))
+    >>> [sorted(record) for record in folds.step()][0][:3]
+    ['epoch', 'test_accuracy', 'test_balanced_accuracy']
+    >>> len(folds.finish().folds)
+    2
+    """
+
+    def __init__(self, dataset: Dataset, config: HybridConfig, splits: Sequence[tuple[np.ndarray, np.ndarray]],
+                 test_metric: str | None = None):
+        self.dataset = dataset
+        self.config = config
+        self.splits = list(splits)
+        self.test_metric = test_metric
+        self.epoch = 0
+        self.estimators: list[HybridClassifier] = []
+        self.trainers = []
+        self._test_sets = []
+        for train_index, test_index in self.splits:
+            estimator = HybridClassifier.from_config(config)
+            self.trainers.append(estimator.begin_fit(dataset.features[train_index], dataset.labels[train_index],
+                                                     list(dataset.feature_names)))
+            self.estimators.append(estimator)
+            labels = dataset.labels[test_index]
+            # Labels re-encoded into each fold's class order (a tiny fold may lack a class).
+            encoded = np.searchsorted(estimator.classes_, labels)
+            features = torch.as_tensor(estimator.transform_features(dataset.features[test_index]),
+                                       dtype=torch.float32)
+            self._test_sets.append((features, encoded))
+
+    @property
+    def stopped(self) -> bool:
+        """True when every fold has stopped (early stopping or its epoch budget)."""
+        return all(trainer.stopped for trainer in self.trainers)
+
+    def step(self) -> list[dict[str, float]]:
+        """One epoch of every fold; returns each fold's trainer record plus ``test_*`` scores."""
+        self.epoch += 1
+        records = []
+        for trainer, (features, labels) in zip(self.trainers, self._test_sets, strict=True):
+            record = dict(trainer.step())
+            scores = epoch_metrics(trainer.model, features, labels, trainer.n_classes, trainer.loss_function,
+                                   self.test_metric)
+            record.update({f"test_{name}": value for name, value in scores.items()})
+            records.append(record)
+        return records
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training state of every fold (tensors and plain values only)."""
+        return {"epoch": self.epoch, "folds": [trainer.state_dict() for trainer in self.trainers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues from :meth:`state_dict` of the same dataset, config and splits."""
+        if len(state["folds"]) != len(self.trainers):
+            raise ConfigError(f"saved state has {len(state['folds'])} folds, this run has {len(self.trainers)}")
+        self.epoch = int(state["epoch"])
+        for trainer, fold_state in zip(self.trainers, state["folds"], strict=True):
+            trainer.load_state_dict(fold_state)
+
+    def finish(self) -> FoldScores:
+        """Restores each fold's best epoch and scores its test rows with every metric."""
+        dataset = self.dataset
+        probabilities = np.zeros((dataset.n_samples, dataset.n_classes))
+        fold_of_row = np.zeros(dataset.n_samples, dtype=np.int64)
+        fold_metrics, matrices, best_epochs = [], [], []
+        for fold, (estimator, (_, test_index)) in enumerate(zip(self.estimators, self.splits, strict=True)):
+            estimator.end_fit()
+            fold_probabilities = np.zeros((test_index.size, dataset.n_classes))
+            # A training fold may lack a class only if it is tiny; its column then stays 0.
+            fold_probabilities[:, estimator.classes_] = estimator.predict_proba(dataset.features[test_index])
+            probabilities[test_index] = fold_probabilities
+            fold_of_row[test_index] = fold
+            labels = dataset.labels[test_index]
+            fold_metrics.append(score_fold(labels, fold_probabilities, estimator.threshold_))
+            matrices.append(confusion(labels, fold_probabilities, estimator.threshold_))
+            best_epochs.append(estimator.best_epoch_)
+        mean, std = summarize(fold_metrics)
+        return FoldScores(fold_metrics, matrices, mean, std, best_epochs, probabilities, fold_of_row)
 
 
 def cross_validate(
@@ -138,39 +253,17 @@ def cross_validate(
     """
     started = time.perf_counter()
     splits = fold_splits(dataset.labels, folds, seed, dataset.class_names)
-    estimators, trainers = [], []
-    for train_index, _ in splits:
-        estimator = HybridClassifier.from_config(config)
-        trainers.append(estimator.begin_fit(dataset.features[train_index], dataset.labels[train_index],
-                                            list(dataset.feature_names)))
-        estimators.append(estimator)
-    epoch = 0
-    while not all(trainer.stopped for trainer in trainers):
-        epoch += 1
-        records = [trainer.step() for trainer in trainers]
+    lockstep = LockstepFolds(dataset, config, splits)
+    while not lockstep.stopped:
+        records = lockstep.step()
         if on_epoch is not None:
-            on_epoch(epoch, records)
-
-    probabilities = np.zeros((dataset.n_samples, dataset.n_classes))
-    fold_of_row = np.zeros(dataset.n_samples, dtype=np.int64)
-    fold_metrics, matrices, best_epochs = [], [], []
-    for fold, (estimator, (_, test_index)) in enumerate(zip(estimators, splits, strict=True)):
-        estimator.end_fit()
-        fold_probabilities = np.zeros((test_index.size, dataset.n_classes))
-        # A training fold may lack a class only if it is tiny; its column then stays 0.
-        fold_probabilities[:, estimator.classes_] = estimator.predict_proba(dataset.features[test_index])
-        probabilities[test_index] = fold_probabilities
-        fold_of_row[test_index] = fold
-        labels = dataset.labels[test_index]
-        fold_metrics.append(_fold_metrics(labels, fold_probabilities, estimator.threshold_))
-        matrices.append(confusion(labels, fold_probabilities, estimator.threshold_))
-        best_epochs.append(estimator.best_epoch_)
-    mean, std = summarize(fold_metrics)
+            on_epoch(lockstep.epoch, records)
+    scores = lockstep.finish()
     result = CrossValidationResult(
         dataset=dataset.name, generation=config.generation, config=config.model_dump(),
-        class_names=dataset.class_names, folds=fold_metrics, confusion_matrices=matrices,
-        mean=mean, std=std, best_epochs=best_epochs, labels=dataset.labels,
-        probabilities=probabilities, fold_of_row=fold_of_row, seconds=0.0,
+        class_names=dataset.class_names, folds=scores.folds, confusion_matrices=scores.confusion_matrices,
+        mean=scores.mean, std=scores.std, best_epochs=scores.best_epochs, labels=dataset.labels,
+        probabilities=scores.probabilities, fold_of_row=scores.fold_of_row, seconds=0.0,
     )
     result.baselines = run_baselines(dataset, splits, config, baselines)
     result.seconds = time.perf_counter() - started

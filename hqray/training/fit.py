@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 from hqray.models import HybridConfig
 from hqray.training.metrics import classification_metrics
 
-__all__ = ["Trainer", "class_weight_vector"]
+__all__ = ["Trainer", "class_weight_vector", "epoch_metrics"]
 
 
 def class_weight_vector(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -24,6 +25,28 @@ def class_weight_vector(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     weights = labels.size / (n_classes * np.maximum(counts, 1.0))
     return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def epoch_metrics(model: nn.Module, features: torch.Tensor, labels: np.ndarray, n_classes: int,
+                  loss_function: nn.Module, extra_metric: str | None = None) -> dict[str, float]:
+    """Loss, accuracy and balanced accuracy of ``model`` on some rows, plus ``extra_metric``.
+
+    These run every epoch of every fold, so they are computed directly; scikit-learn is
+    called only for a metric that needs it (its input checks cost milliseconds a call).
+    """
+    model.eval()
+    with torch.no_grad():
+        logits = model(features)
+        loss = float(loss_function(logits, torch.as_tensor(labels)))
+    probabilities = torch.softmax(logits, 1).numpy()
+    correct = probabilities.argmax(axis=1) == labels
+    per_class = np.bincount(labels, weights=correct, minlength=n_classes)
+    counts = np.bincount(labels, minlength=n_classes)
+    record = {"loss": loss, "accuracy": float(correct.mean()),
+              "balanced_accuracy": float(np.mean(per_class[counts > 0] / counts[counts > 0]))}
+    if extra_metric is not None and extra_metric not in record:
+        record[extra_metric] = classification_metrics(labels, probabilities)[extra_metric]
+    return record
 
 
 class Trainer:
@@ -82,26 +105,8 @@ class Trainer:
         return torch.softmax(logits, dim=1).numpy()
 
     def _validation_metrics(self) -> dict[str, float]:
-        """Loss, accuracy and balanced accuracy every epoch, plus the early-stopping metric.
-
-        These run every epoch of every fold, so they are computed directly; scikit-learn is
-        called only for a metric that needs it (its input checks cost milliseconds a call).
-        """
-        self.model.eval()
-        with torch.no_grad():
-            logits = self.model(self.validation_features)
-            loss = float(self.loss_function(logits, torch.as_tensor(self.validation_labels)))
-        probabilities = torch.softmax(logits, 1).numpy()
-        labels = self.validation_labels
-        correct = probabilities.argmax(axis=1) == labels
-        per_class = np.bincount(labels, weights=correct, minlength=self.n_classes)
-        counts = np.bincount(labels, minlength=self.n_classes)
-        record = {"loss": loss, "accuracy": float(correct.mean()),
-                  "balanced_accuracy": float(np.mean(per_class[counts > 0] / counts[counts > 0]))}
-        metric = self.config.early_stopping_metric
-        if metric not in record:
-            record[metric] = classification_metrics(labels, probabilities)[metric]
-        return record
+        return epoch_metrics(self.model, self.validation_features, self.validation_labels, self.n_classes,
+                             self.loss_function, self.config.early_stopping_metric)
 
     def _improved(self, score: float) -> bool:
         if math.isnan(score):
@@ -126,6 +131,36 @@ class Trainer:
         if self.epoch - self.best_epoch >= self.config.patience or self.epoch >= self.config.epochs:
             self.stopped = True
         return record
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training later: weights, optimizer, early stopping.
+
+        The dictionary holds only tensors and plain Python values, so it round-trips through
+        ``torch.save`` / ``torch.load(weights_only=True)`` (no pickle).
+        """
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best_state": self.best_state,
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_score": float(self.best_score),
+            "stopped": self.stopped,
+            "history": [dict(record) for record in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues from a :meth:`state_dict` of a trainer built with the same config and data."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_state = state["best_state"]
+        self.generator.set_state(state["generator"])
+        self.epoch = int(state["epoch"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_score = float(state["best_score"])
+        self.stopped = bool(state["stopped"])
+        self.history = [dict(record) for record in state["history"]]
 
     def finish(self) -> nn.Module:
         """Restores the best weights seen and returns the model in eval mode."""

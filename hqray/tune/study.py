@@ -19,10 +19,13 @@ from hqray.errors import ConfigError
 from hqray.models import HybridConfig, get_generation
 from hqray.validated import ValidatedModel
 
-__all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "DOMAIN_KINDS"]
+__all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "QSVM_SEARCH_SPACE",
+           "DOMAIN_KINDS"]
 
 DOMAIN_KINDS = ("uniform", "loguniform", "choice", "randint", "grid")
 QSVM_PARAMETERS = ("n_qubits", "n_layers", "ansatz", "reupload", "kernel", "gamma", "C", "shots")
+# The quantum-kernel SVM's default search space (QuantumKernelSVC arguments).
+QSVM_SEARCH_SPACE = {"C": {"loguniform": [0.1, 100.0]}, "n_layers": {"randint": [1, 4]}}
 STUDY_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
 
 
@@ -40,7 +43,8 @@ class Resources(BaseModel):
 
     cpu: float = Field(1.0, ge=0.0)
     gpu: float = Field(0.0, ge=0.0)
-    qpu: float = Field(0.0, ge=0.0)
+    qpu: float | None = Field(None, ge=0.0, description="QPU units per quantum trial; default 0.5 when the "
+                                                        "cluster has QPU, else none (logged)")
 
 
 def _check_domain(where: str, domain: Any) -> None:
@@ -119,6 +123,12 @@ class StudyConfig(ValidatedModel):
                     raise ConfigError(f"search_space.{generation}.{parameter}: unknown parameter; "
                                       f"expected one of {sorted(allowed)}")
                 _check_domain(f"search_space.{generation}.{parameter}", domain)
+        if self.search_alg == "optuna":
+            for generation in self.generations:
+                grids = [p for p, domain in self.space_for(generation).items() if "grid" in domain]
+                if grids:
+                    raise ConfigError(f"search_space.{generation}.{grids[0]}: grid domains need search_alg "
+                                      "'random' or 'grid' (Optuna samples; use 'choice')")
         for generation in self.generations:
             if generation != "qsvm" and not self.space_for(generation):
                 raise ConfigError(f"generation {generation!r} has an empty search space")
@@ -126,7 +136,7 @@ class StudyConfig(ValidatedModel):
 
     def space_for(self, generation: str) -> dict[str, dict[str, list]]:
         """The generation's default search space with the study's overrides on top."""
-        defaults = {} if generation == "qsvm" else dict(get_generation(generation).search_space)
+        defaults = dict(QSVM_SEARCH_SPACE if generation == "qsvm" else get_generation(generation).search_space)
         return {**defaults, **self.search_space.get(generation, {})}
 
 

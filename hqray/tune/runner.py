@@ -1,0 +1,294 @@
+"""`hqray sweep`: run a study with Ray Tune, one Tuner per generation, and write its results.
+
+The dataset is loaded once by the driver and shared with every trial through the object
+store. Each generation gets its own Tune experiment under ``<storage>/<generation>``, so
+``resume=True`` restores exactly the generations that did not finish and never re-runs
+a finished trial. The classical baselines run on the same folds, and the leaderboard,
+trial table, plots and a refitted best checkpoint go to ``results/<study>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hqray.cluster import connect
+from hqray.data import Dataset, load_dataset
+from hqray.errors import ConfigError
+from hqray.models import make_config
+from hqray.training import HybridClassifier, fold_splits, run_baselines, save_checkpoint
+from hqray.training.metrics import SCALAR_METRICS
+from hqray.training.workflow import json_safe
+from hqray.tune._ray import tune
+from hqray.tune.leaderboard import build_leaderboard, leaderboard_markdown, save_sweep_plots
+from hqray.tune.spaces import param_space
+from hqray.tune.study import StudyConfig
+from hqray.tune.trainable import TrialSettings, train_folds
+
+__all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QPU_PER_TRIAL = 0.5
+SMOKE_MAX_ROWS = 240
+LEDGER_FILE = "scoring_ledger.jsonl"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep wrote: the leaderboard, every trial, and where the files are."""
+
+    study: StudyConfig
+    directory: Path
+    leaderboard: pd.DataFrame
+    trials: pd.DataFrame
+    best_checkpoint: Path | None
+    markdown: str
+
+
+def smoke_study(study: StudyConfig) -> StudyConfig:
+    """The study shrunk to seconds for CI: 2 folds, 2 epochs, one sample, no early stopping."""
+    return study.model_copy(update={"folds": 2, "epochs": 2, "num_samples": 1, "scheduler": "none",
+                                    "search_alg": "random", "time_budget_s": None})
+
+
+def _smoke_rows(dataset: Dataset, seed: int) -> Dataset:
+    """At most SMOKE_MAX_ROWS rows, stratified, so a smoke sweep of any dataset takes seconds."""
+    if dataset.n_samples <= SMOKE_MAX_ROWS:
+        return dataset
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(dataset.n_samples), train_size=SMOKE_MAX_ROWS,
+                               stratify=dataset.labels, random_state=seed)
+    keep = np.sort(keep)
+    return Dataset(dataset.name, dataset.features[keep], dataset.labels[keep], dataset.feature_names,
+                   dataset.class_names, {**dataset.options, "smoke_rows": SMOKE_MAX_ROWS})
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _uses_quantum(generation: str) -> bool:
+    return generation == "qsvm" or make_config(generation).use_quantum
+
+
+def _trial_resources(study: StudyConfig, generation: str, cluster_resources: dict[str, float]):
+    resources = {"CPU": study.resources_per_trial.cpu}
+    if study.resources_per_trial.gpu:
+        resources["GPU"] = study.resources_per_trial.gpu
+    qpu = study.resources_per_trial.qpu
+    if _uses_quantum(generation):
+        has_qpu = cluster_resources.get("QPU", 0.0) > 0
+        if qpu is None:
+            qpu = DEFAULT_QPU_PER_TRIAL if has_qpu else 0.0
+            if not has_qpu:
+                logger.warning("the cluster declares no QPU resource: quantum trials of %s run without one",
+                               generation)
+        elif qpu > 0 and cluster_resources.get("QPU", 0.0) < qpu:
+            raise ConfigError(f"resources_per_trial.qpu = {qpu}, but the cluster has "
+                              f"{cluster_resources.get('QPU', 0.0)} QPU; no trial could start")
+        if qpu:
+            resources["QPU"] = qpu
+    return tune.PlacementGroupFactory([resources])
+
+
+def _max_epochs(study: StudyConfig, generation: str) -> int:
+    domain = study.space_for(generation).get("epochs")
+    if domain is not None:
+        (kind, arguments), = domain.items()
+        return int(max(arguments))
+    return make_config(generation, **({"epochs": study.epochs} if study.epochs else {})).epochs
+
+
+def _tune_config(study: StudyConfig, generation: str, time_budget_s: float | None):
+    search_alg = None
+    if study.search_alg == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(metric=study.metric, mode=study.mode, seed=study.seed)
+    else:
+        from ray.tune.search import BasicVariantGenerator
+
+        search_alg = BasicVariantGenerator(random_state=study.seed)
+    scheduler = None
+    if study.scheduler == "asha" and generation != "qsvm":
+        from ray.tune.schedulers import ASHAScheduler
+
+        max_t = _max_epochs(study, generation) + 1  # every epoch is one report, plus the final one
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                                  grace_period=min(3, max_t), reduction_factor=3)
+    return tune.TuneConfig(metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=scheduler,
+                           num_samples=study.num_samples, max_concurrent_trials=study.max_concurrent_trials,
+                           time_budget_s=time_budget_s)
+
+
+def _trial_rows(generation: str, grid) -> list[dict[str, Any]]:
+    rows = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if metrics.get("final"):
+            status = "finished"
+        elif result.error is not None:
+            status = "error"
+        else:
+            status = "stopped early"
+        row = {"generation": generation, "trial_id": metrics.get("trial_id", Path(result.path).name),
+               "status": status, "epochs": metrics.get("epoch"), "time_s": metrics.get("time_total_s"),
+               "error": None if result.error is None else str(result.error).splitlines()[0][:300]}
+        row.update({f"config.{name}": value for name, value in (result.config or {}).items()
+                    if name != "generation"})
+        for name in (*SCALAR_METRICS, "loss"):
+            row[name] = metrics.get(name, math.nan)
+            row[f"{name}_std"] = metrics.get(f"{name}_std", math.nan)
+        row["fold_metrics"] = metrics.get("fold_metrics")
+        rows.append(row)
+    return rows
+
+
+def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, directory: Path) -> tuple[Path | None, str]:
+    """Refits the best servable generation on every row; returns the checkpoint and a note."""
+    candidates = board[(board["kind"].isin(["hybrid", "classical"])) & board[study.metric].notna()]
+    if candidates.empty:
+        return None, "No finished generation trial: no best checkpoint written."
+    best = candidates.iloc[0]
+    params = json.loads(best["config"])
+    overrides = {**({"epochs": study.epochs} if study.epochs else {}), "seed": study.seed, **params}
+    config = make_config(best["model"], **overrides)
+    names = np.asarray(dataset.class_names)[dataset.labels]
+    model = HybridClassifier.from_config(config).fit(dataset.features, names, list(dataset.feature_names))
+    metrics = {"mean": {m: best[m] for m in SCALAR_METRICS}, "std": {m: best[f"{m}_std"] for m in SCALAR_METRICS},
+               "folds": study.folds, "dataset": dataset.name, "dataset_options": dataset.options,
+               "study": study.name}
+    path = save_checkpoint(model, directory / "best", metrics=json_safe(metrics), name=study.name)
+    note = f"`best/` holds `{best['model']}` (its best trial's config) refitted on all {dataset.n_samples} rows."
+    if board.iloc[0]["kind"] in ("quantum kernel", "baseline"):
+        note += (f" The top row `{board.iloc[0]['model']}` is not a hybrid-network checkpoint, so `best/` holds "
+                 "the best generation instead.")
+    return path, note
+
+
+def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
+              storage: str | None = None, results_dir: str | Path = "results", num_cpus: int | None = None,
+              verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None) -> SweepResult:
+    """Runs ``study`` and writes ``results_dir/<study>/``; returns the :class:`SweepResult`.
+
+    Args:
+        study: the validated study (see :func:`hqray.tune.load_study`).
+        address: Ray cluster to join; default ``$RAY_ADDRESS``, else an embedded local Ray.
+        resume: restore an interrupted run from ``storage`` and finish it (finished trials
+            are kept, unfinished ones continue from their last epoch checkpoint).
+        smoke_test: shrink the study to seconds (:func:`smoke_study`, at most 240 rows).
+        storage: Tune storage (a local path or a ``s3://``/``gs://`` URI, which multi-node
+            clusters need); default ``results_dir/<study>/tune``.
+        results_dir: where ``<study>/`` is written.
+        num_cpus: CPUs of the embedded local Ray (default: all of this machine's).
+        verbose: Ray Tune's verbosity (0 silent, 1 the trial table).
+        on_generation: called with ``(generation, index, count)`` before each generation.
+
+    Raises:
+        ConfigError: ``resume`` with nothing to resume, or resources the cluster lacks.
+    """
+    if smoke_test:
+        study = smoke_study(study)
+    directory = Path(results_dir).resolve() / study.name
+    storage_path = storage or str(directory / "tune")
+    if _is_local(storage_path):
+        storage_path = str(Path(storage_path).resolve())
+        if resume and not Path(storage_path).is_dir():
+            raise ConfigError(f"--resume: no earlier run of study {study.name!r} at {storage_path}")
+        if not resume and Path(storage_path).exists():
+            logger.warning("starting study %s afresh: removing the earlier run at %s (use --resume to finish it)",
+                           study.name, storage_path)
+            shutil.rmtree(storage_path)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    dataset = load_dataset(study.dataset.name, **study.dataset.options)
+    if smoke_test:
+        dataset = _smoke_rows(dataset, study.seed)
+    fold_splits(dataset.labels, study.folds, study.seed, dataset.class_names)  # fails before Ray on tiny classes
+
+    # Every epoch checkpoint snapshots the experiment on purpose (resume loses at most one
+    # epoch); Tune's warning about frequent snapshots is expected here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    info = connect(address=address, num_cpus=num_cpus)
+    ledger = str(Path(storage_path) / LEDGER_FILE) if _is_local(storage_path) else None
+    settings = TrialSettings(folds=study.folds, seed=study.seed, metric=study.metric, epochs=study.epochs,
+                             ledger=ledger)
+    (directory / "study.json").write_text(json.dumps({**study.model_dump(), "smoke_test": smoke_test,
+                                                      "rows": dataset.n_samples}, indent=2))
+
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    for index, generation in enumerate(study.generations):
+        if on_generation is not None:
+            on_generation(generation, index, len(study.generations))
+        remaining = None
+        if study.time_budget_s is not None:
+            remaining = study.time_budget_s - (time.monotonic() - started)
+            if remaining <= 0:
+                notes.append(f"`{generation}` not run: the study's time budget ({study.time_budget_s} s) was spent.")
+                continue
+        trainable = tune.with_resources(tune.with_parameters(train_folds, dataset=dataset, settings=settings),
+                                        _trial_resources(study, generation, info.resources))
+        experiment = str(Path(storage_path) / generation) if _is_local(storage_path) else f"{storage_path}/{generation}"
+        generation_started = time.monotonic()
+        if resume and tune.Tuner.can_restore(experiment):
+            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"generation": generation, **param_space(study, generation)},
+                tune_config=_tune_config(study, generation, remaining),
+                run_config=tune.RunConfig(
+                    name=generation, storage_path=storage_path, verbose=verbose,
+                    failure_config=tune.FailureConfig(max_failures=2),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        grid = tuner.fit()
+        seconds[generation] = time.monotonic() - generation_started
+        rows.extend(_trial_rows(generation, grid))
+
+    trials = pd.DataFrame(rows)
+    if trials.empty:
+        trials = pd.DataFrame(columns=["generation", "trial_id", "status", *SCALAR_METRICS])
+    baselines_started = time.monotonic()
+    splits = fold_splits(dataset.labels, study.folds, study.seed, dataset.class_names)
+    # Baselines see every feature, standardised: the strongest honest classical comparison.
+    baseline_config = make_config("g0", pca=False, seed=study.seed)
+    baselines = run_baselines(dataset, splits, baseline_config, study.baselines)
+    baseline_seconds = time.monotonic() - baselines_started
+
+    use_quantum = {g: _uses_quantum(g) for g in study.generations}
+    board = build_leaderboard(trials, baselines, study.metric, study.mode, seconds, use_quantum, baseline_seconds)
+    best_path, best_note = _refit_best(study, dataset, board, directory)
+    notes = [*notes, best_note,
+             "Baselines use every feature, standardised inside each fold; generations use PCA to n_qubits "
+             "where they say so. Scores are outer-fold test scores of each fold's best epoch."]
+    if smoke_test:
+        notes.append(f"Smoke test: {study.folds} folds, {study.epochs} epochs, at most {SMOKE_MAX_ROWS} rows; "
+                     "not a result.")
+    markdown = leaderboard_markdown(board, study.name, study.metric, study.mode, study.folds,
+                                    f"{dataset.name} ({dataset.n_samples} rows)", notes)
+    trials.to_parquet(directory / "trials.parquet", index=False)
+    board.to_csv(directory / "leaderboard.csv", index=False)
+    (directory / "leaderboard.md").write_text(markdown)
+    save_sweep_plots(trials, board, study.metric, directory / "plots")
+    logger.info("study %s: %d trials in %.0f s; results in %s", study.name, len(trials),
+                time.monotonic() - started, directory)
+    return SweepResult(study, directory, board, trials, best_path, markdown)
+

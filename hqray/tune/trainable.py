@@ -1,0 +1,151 @@
+"""The function trainables: every fold of one sampled config, reported to Ray Tune.
+
+A hybrid trial trains its k folds in lock-step (:class:`hqray.training.LockstepFolds`) on
+splits that are identical for every trial of a study (same seed). After every epoch it
+reports the mean and std over folds of the test-fold scores, so ASHA can stop weak
+trials early, together with a checkpoint of every fold's training state, so a trial cut
+off by a failure or a killed driver continues from its last epoch. When every fold has
+stopped, each fold's best epoch is scored with every metric and reported with
+``final=True``; that row is what the leaderboard reads.
+
+Every final scoring appends one line per fold to the study's scoring ledger (after Tune
+has the final result), which is how tests show that a resumed study scores each trial's
+folds exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hqray.data import Dataset
+from hqray.models import make_config
+from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
+from hqray.training.cv import score_fold
+from hqray.tune._ray import tune
+
+__all__ = ["TrialSettings", "train_folds", "FOLD_STATE_FILE"]
+
+FOLD_STATE_FILE = "folds.pt"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a study shares besides the data."""
+
+    folds: int
+    seed: int
+    metric: str
+    epochs: int | None = None
+    ledger: str | None = None  # path of the scoring ledger (JSON lines); None: no ledger
+
+
+def _mean_std(records: list[dict[str, float]], prefix: str) -> dict[str, float]:
+    names = [key[len(prefix):] for key in records[0] if key.startswith(prefix)]
+    out = {}
+    for name in names:
+        values = np.array([record[prefix + name] for record in records], dtype=np.float64)
+        out[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+        out[f"{name}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+    return out
+
+
+def _final_metrics(folds: list[dict[str, float]]) -> dict[str, Any]:
+    mean, std = summarize(folds)
+    return {**mean, **{f"{name}_std": value for name, value in std.items()},
+            "final": True, "fold_metrics": json.dumps(folds)}
+
+
+def _write_ledger(settings: TrialSettings, folds: list[dict[str, float]]) -> None:
+    if settings.ledger is None:
+        return
+    trial_id = tune.get_context().get_trial_id()
+    lines = "".join(json.dumps({"trial_id": trial_id, "fold": fold, "pid": os.getpid(), "time": time.time(),
+                                settings.metric: scores.get(settings.metric)}) + "\n"
+                    for fold, scores in enumerate(folds))
+    Path(settings.ledger).parent.mkdir(parents=True, exist_ok=True)
+    # One O_APPEND write per trial: lines of concurrent trials do not interleave.
+    descriptor = os.open(settings.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, lines.encode())
+    finally:
+        os.close(descriptor)
+
+
+def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
+    generation = params["generation"]
+    overrides = {k: v for k, v in params.items() if k != "generation"}
+    if settings.epochs is not None:
+        overrides.setdefault("epochs", settings.epochs)
+    overrides.setdefault("seed", settings.seed)
+    config = make_config(generation, **overrides)
+    splits = fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names)
+    lockstep = LockstepFolds(dataset, config, splits, test_metric=settings.metric)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = torch.load(Path(directory) / FOLD_STATE_FILE, map_location="cpu", weights_only=True)
+        if "final" in state:  # scored before the interruption: report that, never score twice
+            tune.report(json.loads(state["final"]))
+            return
+        lockstep.load_state_dict(state)
+
+    while not lockstep.stopped:
+        records = lockstep.step()
+        metrics = {**_mean_std(records, "test_"), "epoch": lockstep.epoch, "final": False,
+                   "folds_running": sum(not trainer.stopped for trainer in lockstep.trainers)}
+        _report_with_state(metrics, lockstep.state_dict())
+
+    scores = lockstep.finish()
+    final = {**_final_metrics(scores.folds), "epoch": lockstep.epoch,
+             "best_epoch_mean": float(np.mean(scores.best_epochs))}
+    # The final scores go into a checkpoint too: Tune then snapshots the experiment at once,
+    # and a resumed trial reports them instead of scoring its folds again.
+    _report_with_state(final, {"final": json.dumps(final)})
+    _write_ledger(settings, scores.folds)
+
+
+def _report_with_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory(prefix="hqray-folds-") as directory:
+        torch.save(state, Path(directory) / FOLD_STATE_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _train_qsvm(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
+    options = {k: v for k, v in params.items() if k != "generation"}
+    folds = []
+    for train_index, test_index in fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names):
+        model = QuantumKernelSVC(**options, seed=settings.seed)
+        model.fit(dataset.features[train_index], dataset.labels[train_index])
+        probabilities = np.zeros((test_index.size, dataset.n_classes))
+        probabilities[:, model.classes_] = model.predict_proba(dataset.features[test_index])
+        folds.append(score_fold(dataset.labels[test_index], probabilities, None))
+    tune.report({**_final_metrics(folds), "epoch": 1})
+    _write_ledger(settings, folds)
+
+
+def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
+    """Ray Tune function trainable: ``params`` holds ``generation`` and the sampled values.
+
+    Bind the data and settings with ``tune.with_parameters(train_folds, dataset=...,
+    settings=...)`` so the dataset travels once through the object store.
+    """
+    # One line per epoch checkpoint of every trial would drown the trial table.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    # One trial per CPU it was given: torch would otherwise start a thread per core.
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    if params["generation"] == "qsvm":
+        _train_qsvm(params, dataset, settings)
+    else:
+        _train_hybrid(params, dataset, settings)
