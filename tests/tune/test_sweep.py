@@ -1,0 +1,149 @@
+"""`run_study` end to end on a real Ray session (2 CPUs, shared by the module)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hqray.cluster as cluster  # before ray: loopback mode
+from hqray.data import load_dataset
+from hqray.errors import ConfigError
+from hqray.models import make_config
+from hqray.training import fold_splits, load_model, run_baselines
+from hqray.tune import StudyConfig, run_study
+from hqray.tune.leaderboard import build_leaderboard, comparison
+from hqray.tune.runner import LEDGER_FILE
+
+STUDY = StudyConfig(name="t_sweep", dataset={"name": "iris", "options": {"task": "binary"}},
+                    generations=["g0", "g6", "qsvm"], folds=3, epochs=3, num_samples=2, scheduler="none",
+                    search_alg="random", max_concurrent_trials=2, seed=3,
+                    search_space={"qsvm": {"n_qubits": {"choice": [2]}}})
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    cluster.connect(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_session, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    return run_study(STUDY, results_dir=results, verbose=0)
+
+
+def ledger_lines(result) -> list[dict]:
+    return [json.loads(line) for line in (result.directory / "tune" / LEDGER_FILE).read_text().splitlines()]
+
+
+def test_every_trial_of_every_generation_is_scored_on_every_fold_once(sweep):
+    trials = sweep.trials
+    assert Counter(trials["generation"]) == {"g0": 2, "g6": 2, "qsvm": 2}
+    assert set(trials["status"]) == {"finished"}
+    for fold_metrics in trials["fold_metrics"]:
+        assert len(json.loads(fold_metrics)) == STUDY.folds
+    scored = Counter((line["trial_id"], line["fold"]) for line in ledger_lines(sweep))
+    assert set(scored.values()) == {1}
+    assert {trial for trial, _ in scored} == set(trials["trial_id"])
+    # The sampled values reached the models: two trials of a generation differ.
+    assert trials[trials["generation"] == "g6"]["config.learning_rate"].nunique() == 2
+
+
+def test_files_are_written_and_parquet_round_trips(sweep):
+    directory = sweep.directory
+    for name in ("leaderboard.csv", "leaderboard.md", "trials.parquet", "study.json", "plots/metric_by_model.png"):
+        assert (directory / name).is_file(), name
+    assert list(directory.glob("plots/balanced_accuracy_vs_*.png"))
+    assert len(pd.read_parquet(directory / "trials.parquet")) == len(sweep.trials)
+    board = pd.read_csv(directory / "leaderboard.csv")
+    assert set(board["model"]) == {"g0", "g6", "qsvm", "baseline:logreg", "baseline:svc", "baseline:random_forest"}
+    assert list(board["rank"]) == list(range(1, len(board) + 1))
+    scores = board["balanced_accuracy"].to_numpy()
+    assert np.all(scores[:-1] >= scores[1:])  # best first
+    markdown = (directory / "leaderboard.md").read_text()
+    assert "same folds" in markdown and "± " in markdown
+
+
+def test_baselines_ran_on_the_studys_folds(sweep):
+    data = load_dataset("iris", task="binary")
+    splits = fold_splits(data.labels, STUDY.folds, STUDY.seed)
+    expected = run_baselines(data, splits, make_config("g0", pca=False, seed=STUDY.seed), ["random_forest"])
+    row = sweep.leaderboard.set_index("model").loc["baseline:random_forest"]
+    assert row["balanced_accuracy"] == pytest.approx(expected["random_forest"]["mean"]["balanced_accuracy"])
+
+
+def test_the_leaderboard_row_is_the_generations_best_trial(sweep):
+    for generation in ("g0", "g6", "qsvm"):
+        group = sweep.trials[sweep.trials["generation"] == generation]
+        row = sweep.leaderboard.set_index("model").loc[generation]
+        assert row["balanced_accuracy"] == group["balanced_accuracy"].max()
+        assert row["trials"] == 2
+
+
+def test_best_checkpoint_is_the_best_generation_refitted_and_loads_without_pickle(sweep):
+    model = load_model(sweep.best_checkpoint)
+    best_generation = sweep.leaderboard[sweep.leaderboard["kind"].isin(["hybrid", "classical"])].iloc[0]["model"]
+    assert model.config_.generation == best_generation
+    data = load_dataset("iris", task="binary")
+    probabilities = model.predict_proba(data.features)
+    assert probabilities.shape == (data.n_samples, 2)
+    assert set(model.classes_) == set(data.class_names)  # serves class names
+    assert model.metadata_["metrics"]["study"] == "t_sweep"
+
+
+def test_resume_of_a_finished_study_reruns_nothing(sweep, tmp_path):
+    before = ledger_lines(sweep)
+    again = run_study(STUDY, results_dir=sweep.directory.parent, resume=True, verbose=0)
+    assert ledger_lines(again) == before
+    assert sorted(again.trials["trial_id"]) == sorted(sweep.trials["trial_id"])
+
+
+def test_resume_without_an_earlier_run_and_missing_qpu_are_named(ray_session, tmp_path):
+    with pytest.raises(ConfigError, match="--resume: no earlier run of study 't_sweep'"):
+        run_study(STUDY, results_dir=tmp_path, resume=True, verbose=0)
+    greedy = StudyConfig(**{**STUDY.model_dump(), "resources_per_trial": {"cpu": 1, "qpu": 99}})
+    with pytest.raises(ConfigError, match=r"resources_per_trial.qpu = 99.0, but the cluster has 4.0 QPU"):
+        run_study(greedy, results_dir=tmp_path, verbose=0)
+
+
+def test_smoke_test_shrinks_the_study_and_subsamples_rows(ray_session, tmp_path):
+    study = StudyConfig(name="t_smoke", dataset={"name": "breast_cancer"}, generations=["g9"], folds=5,
+                        epochs=30, num_samples=4, metric="roc_auc", search_alg="optuna", scheduler="asha")
+    result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0)
+    recorded = json.loads((result.directory / "study.json").read_text())
+    assert (recorded["folds"], recorded["epochs"], recorded["num_samples"], recorded["rows"]) == (2, 2, 1, 240)
+    assert len(result.trials) == 1 and result.trials["epochs"].iloc[0] <= 2
+    assert "Smoke test" in result.markdown and "roc_auc" in result.markdown
+
+
+def test_optuna_and_asha_run_a_real_search(ray_session, tmp_path):
+    study = StudyConfig(name="t_asha", dataset={"name": "iris", "options": {"task": "binary"}},
+                        generations=["g0"], folds=2, epochs=9, num_samples=4, scheduler="asha",
+                        search_alg="optuna", max_concurrent_trials=2)
+    result = run_study(study, results_dir=tmp_path, verbose=0)
+    assert len(result.trials) == 4
+    assert (result.trials["status"] == "finished").any()
+    assert set(result.trials["status"]) <= {"finished", "stopped early"}
+
+
+def _board(hybrid: float, baseline: float) -> pd.DataFrame:
+    trials = pd.DataFrame([{"generation": "g6", "trial_id": "a", "status": "finished", "balanced_accuracy": hybrid,
+                            "balanced_accuracy_std": 0.01, "config.n_layers": 2}])
+    baselines = {"svc": {"mean": {"balanced_accuracy": baseline}, "std": {"balanced_accuracy": 0.02}}}
+    return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": True}, 0.5)
+
+
+def test_when_the_classical_model_wins_the_leaderboard_says_so():
+    board = _board(hybrid=0.81, baseline=0.90)
+    assert list(board["model"]) == ["baseline:svc", "g6"]
+    assert comparison(board, "balanced_accuracy", "max") == [
+        "Best quantum model `g6` (0.810) is behind the best classical model `baseline:svc` (0.900) by 0.090 "
+        "balanced_accuracy; both on the same folds."]
+    assert "ahead of" in comparison(_board(0.95, 0.90), "balanced_accuracy", "max")[0]

@@ -1,0 +1,116 @@
+"""The driver of a study is killed mid-run; `hqray sweep --resume` finishes it.
+
+The sweep runs in its own process group (driver, embedded Ray, trial workers), which is
+killed with SIGKILL once one trial has been scored and another has checkpointed epochs
+but not finished. The resumed run must score every trial's folds exactly once, keep the
+trials that had finished, and continue the interrupted trial from its last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+STUDY = {
+    "name": "t_resume", "dataset": {"name": "iris", "options": {"task": "binary"}},
+    "generations": ["g0", "g6"], "folds": 3, "epochs": 40, "num_samples": 3, "scheduler": "none",
+    "search_alg": "random", "max_concurrent_trials": 1, "baselines": ["logreg"],
+    # No early stopping, so every trial runs its 40 epochs and can be caught mid-way.
+    "search_space": {"g0": {"patience": {"choice": [100]}}, "g6": {"patience": {"choice": [100]}}},
+}
+
+
+def sweep_command(study_path: Path, results: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "hqray", "sweep", str(study_path), "--results-dir", str(results),
+            "--num-cpus", "2", *extra]
+
+
+def ledger(results: Path) -> list[dict]:
+    path = results / "t_resume" / "tune" / "scoring_ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def interrupted_trial_dirs(results: Path) -> list[Path]:
+    """Trials with an epoch checkpoint whose folds are not yet scored."""
+    scored = {line["trial_id"] for line in ledger(results)}
+    return [d for d in (results / "t_resume" / "tune").glob("g*/train_folds_*")
+            if list(d.glob("checkpoint_*")) and not any(trial in d.name for trial in scored)]
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    # Ray's own daemons may have left the group; anything still in this session goes too.
+    for _ in range(50):
+        survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and _session(int(pid)) == process.pid]
+        if not survivors:
+            return
+        for pid in survivors:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+
+
+def _session(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[3])  # session id
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
+    study_path = tmp_path / "study.yaml"
+    study_path.write_text(yaml.safe_dump(STUDY))
+    results = tmp_path / "results"
+    log = (tmp_path / "first.log").open("w")
+    process = subprocess.Popen(sweep_command(study_path, results), stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if ledger(results) and interrupted_trial_dirs(results):
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, "the study finished before it could be interrupted"
+        assert ledger(results), (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        kill_process_group(process)
+    killed_at = time.time()
+    scored_before = {line["trial_id"] for line in ledger(results)}
+    interrupted = interrupted_trial_dirs(results)
+    assert interrupted
+
+    resumed = subprocess.run(sweep_command(study_path, results, "--resume"), capture_output=True, text=True,
+                             timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    trials = pd.read_parquet(results / "t_resume" / "trials.parquet")
+    assert len(trials) == 6 and set(trials["status"]) == {"finished"}
+    lines = ledger(results)
+    scored = Counter((line["trial_id"], line["fold"]) for line in lines)
+    assert set(scored) == {(trial, fold) for trial in trials["trial_id"] for fold in range(3)}
+    assert set(scored.values()) == {1}, scored
+    # Trials scored before the kill were not run again.
+    assert all(line["time"] < killed_at for line in lines if line["trial_id"] in scored_before)
+    # The interrupted trial continued from its checkpoint: its epochs ran in both
+    # processes, and the resumed one did not start again from epoch 1.
+    for trial_dir in interrupted:
+        progress = pd.read_csv(trial_dir / "progress.csv")
+        epochs = progress[~progress["final"].astype(bool)]
+        first_pid = epochs["pid"].iloc[0]
+        after = epochs[epochs["pid"] != first_pid]
+        assert len(after) and after["epoch"].iloc[0] > 1, epochs[["epoch", "pid"]]
+        assert epochs["epoch"].iloc[-1] == 40
+    assert "t_resume" in resumed.stdout and "leaderboard" in resumed.stdout
