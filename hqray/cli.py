@@ -112,6 +112,18 @@ def train(
                   f"({result.seconds:.1f} s)")
 
 
+def _show_hqray_logs() -> None:
+    """hqray's own INFO lines (cluster found, study finished) on the console."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("hqray")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_path=False))
+        logger.setLevel(logging.INFO)
+
+
 @app.command()
 def sweep(
     study_file: Path = typer.Argument(..., help="study YAML (see tune_spaces/)"),
@@ -128,6 +140,8 @@ def sweep(
 
     study = load_study(study_file)  # a malformed study fails here, before Ray starts
     from hqray.tune import run_study
+
+    _show_hqray_logs()
 
     def announce(generation: str, index: int, count: int) -> None:
         console.rule(f"[bold]{study.name}[/]: generation {generation} ({index + 1}/{count})")

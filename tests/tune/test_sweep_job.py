@@ -1,0 +1,78 @@
+"""`ray job submit` of a smoke study to a real Ray cluster started on loopback.
+
+The cluster is ``ray start --head --resources='{"QPU": 2}'`` with token authentication
+(``RAY_AUTH_MODE=token`` and a per-test token in ``RAY_AUTH_TOKEN``, so nothing is
+written to ~/.ray), bound to 127.0.0.1; the job runs the README's command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def loopback_cluster(tmp_path):
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env.pop("RAY_ADDRESS", None)
+    dashboard = free_port()
+    started = subprocess.run(
+        [*RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
+         '--resources={"QPU": 2}', "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+         f"--dashboard-port={dashboard}", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield env, f"http://127.0.0.1:{dashboard}"
+    finally:
+        subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluster, tmp_path):
+    env, dashboard = loopback_cluster
+    results = tmp_path / "results"
+    submitted = subprocess.run(
+        [*RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--no-wait", "--",
+         "python", "-m", "hqray", "sweep", "tune_spaces/quickstart.yaml", "--smoke-test",
+         "--results-dir", str(results)],
+        env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
+    job_id = next(line.split("'")[1] for line in submitted.stdout.splitlines() if "submitted successfully" in line)
+
+    deadline, status = time.monotonic() + 300, ""
+    while time.monotonic() < deadline:
+        status = subprocess.run([*RAY, "job", "status", "--address", dashboard, job_id], env=env,
+                                capture_output=True, text=True, timeout=60).stdout.lower()
+        if any(word in status for word in ("succeeded", "failed", "stopped")):
+            break
+        time.sleep(2)
+    logs = subprocess.run([*RAY, "job", "logs", "--address", dashboard, job_id], env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "succeeded" in status and "failed" not in status, status + logs[-4000:]
+
+    # The driver joined this cluster (not an embedded Ray) and found its QPUs.
+    assert "cluster at 127.0.0.1" in logs and "QPU=2" in logs, logs[-4000:]
+    board = pd.read_csv(results / "quickstart" / "leaderboard.csv")
+    assert set(board["model"]) == {"g0", "g1", "g6", "baseline:logreg", "baseline:svc", "baseline:random_forest"}
+    assert board["balanced_accuracy"].notna().all()
+    assert json.loads((results / "quickstart" / "study.json").read_text())["smoke_test"] is True
+    assert (results / "quickstart" / "best" / "metadata.json").is_file()
