@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "serving.ipynb"])
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "serving.ipynb", "sweep_analysis.ipynb"])
 def test_notebook_executes(name, tmp_path):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
