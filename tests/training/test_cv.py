@@ -65,3 +65,46 @@ def test_smote_inside_folds_leaves_test_folds_untouched():
     data = load_dataset("breast_cancer")
     result = cross_validate(data, make_config("g8", epochs=2), folds=3, baselines=("logreg",))
     assert sum(np.array(m).sum() for m in result.confusion_matrices) == data.n_samples
+
+
+def test_lockstep_folds_resume_from_a_saved_state_exactly(tmp_path):
+    """Stopping after 2 epochs, saving through torch.save and loading with weights_only=True,
+    then continuing gives the same scores as training straight through."""
+    import torch
+
+    from hqray.training import LockstepFolds
+
+    data = load_dataset("iris", task="multiclass")
+    config = make_config("g6", epochs=5, patience=100)
+    splits = fold_splits(data.labels, 3, seed=1)
+    straight = LockstepFolds(data, config, splits)
+    while not straight.stopped:
+        straight.step()
+    expected = straight.finish()
+
+    first = LockstepFolds(data, config, splits)
+    first.step(), first.step()
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = LockstepFolds(data, config, splits)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert resumed.epoch == 2
+    records = []
+    while not resumed.stopped:
+        records.append(resumed.step())
+    assert [r[0]["epoch"] for r in records] == [3, 4, 5]
+    scores = resumed.finish()
+    assert scores.folds == expected.folds
+    np.testing.assert_array_equal(scores.probabilities, expected.probabilities)
+
+
+def test_lockstep_folds_report_test_fold_scores_every_epoch():
+    from hqray.training import LockstepFolds
+
+    data = load_dataset("breast_cancer")
+    folds = LockstepFolds(data, make_config("g0", epochs=2), fold_splits(data.labels, 2, 0), test_metric="roc_auc")
+    records = folds.step()
+    assert len(records) == 2
+    assert {"test_loss", "test_accuracy", "test_balanced_accuracy", "test_roc_auc", "val_loss"} <= set(records[0])
+    assert 0.5 < records[0]["test_roc_auc"] <= 1.0
+    with pytest.raises(ConfigError, match="saved state has 1 folds, this run has 2"):
+        folds.load_state_dict({"epoch": 1, "folds": [folds.trainers[0].state_dict()]})

@@ -77,3 +77,13 @@ def test_validation_happens_before_ray_is_imported(tmp_path):
             "print('ray imported' if 'ray' in sys.modules else 'ray not imported')\n")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.stdout.split() == ["ConfigError", "ray", "not", "imported"], completed.stderr
+
+
+def test_hqray_sweep_rejects_a_malformed_study_before_ray_starts(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**VALID, "resources_per_trial": {"cpu": 1, "qpu": -0.5}}))
+    code = ("import sys\nfrom hqray.cli import main\ncode = main(['sweep', sys.argv[1]])\n"
+            "print('ray imported' if 'ray' in sys.modules else 'ray not imported', code)\n")
+    completed = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert "resources_per_trial.qpu" in completed.stdout, completed.stdout + completed.stderr
+    assert completed.stdout.strip().endswith("ray not imported 2")
