@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -147,3 +148,42 @@ def test_when_the_classical_model_wins_the_leaderboard_says_so():
         "Best quantum model `g6` (0.810) is behind the best classical model `baseline:svc` (0.900) by 0.090 "
         "balanced_accuracy; both on the same folds."]
     assert "ahead of" in comparison(_board(0.95, 0.90), "balanced_accuracy", "max")[0]
+
+
+def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_session, tmp_path):
+    """The trial's worker process is SIGKILLed mid-trial; FailureConfig retries it from the
+    last epoch checkpoint and its folds are still scored exactly once."""
+    import os
+    import signal
+    import threading
+
+    study = StudyConfig(name="t_retry", dataset={"name": "iris", "options": {"task": "binary"}},
+                        generations=["g6"], folds=2, epochs=30, num_samples=1, scheduler="none",
+                        search_alg="random", baselines=["logreg"],
+                        search_space={"g6": {"patience": {"choice": [100]}}})
+    killed = []
+
+    def kill_worker_after_a_few_epochs():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for result_file in (tmp_path / "t_retry" / "tune" / "g6").glob("train_folds_*/result.json"):
+                lines = result_file.read_text().splitlines()
+                if len(lines) >= 3:
+                    pid = json.loads(lines[-1])["pid"]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((pid, len(lines)))
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_worker_after_a_few_epochs, daemon=True)
+    killer.start()
+    result = run_study(study, results_dir=tmp_path, verbose=0)
+    killer.join()
+    assert killed, "the trial finished before its worker could be killed"
+    assert list(result.trials["status"]) == ["finished"]
+    progress = pd.read_csv(next((tmp_path / "t_retry" / "tune" / "g6").glob("train_folds_*/progress.csv")))
+    epochs = progress[~progress["final"].astype(bool)]
+    assert epochs["pid"].nunique() == 2  # the killed worker and its replacement
+    resumed_at = epochs[epochs["pid"] != killed[0][0]]["epoch"].iloc[0]
+    assert resumed_at > 1 and epochs["epoch"].iloc[-1] == 30
+    assert Counter(line["fold"] for line in ledger_lines(result)) == {0: 1, 1: 1}
