@@ -187,3 +187,16 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_session, t
     resumed_at = epochs[epochs["pid"] != killed[0][0]]["epoch"].iloc[0]
     assert resumed_at > 1 and epochs["epoch"].iloc[-1] == 30
     assert Counter(line["fold"] for line in ledger_lines(result)) == {0: 1, 1: 1}
+
+
+def test_the_time_budget_stops_the_study_and_says_what_did_not_run(ray_session, tmp_path):
+    study = StudyConfig(name="t_budget", dataset={"name": "iris", "options": {"task": "binary"}},
+                        generations=["g0", "g6"], folds=2, epochs=500, num_samples=1, scheduler="none",
+                        search_alg="random", time_budget_s=4, baselines=["logreg"],
+                        search_space={"g0": {"patience": {"choice": [1000]}}})
+    result = run_study(study, results_dir=tmp_path, verbose=0)
+    assert list(result.trials["generation"]) == ["g0"]
+    assert result.trials["status"].iloc[0] != "finished"  # cut by the budget, and the table says so
+    assert "`g6` not run: the study's time budget (4.0 s) was spent." in result.markdown
+    row = result.leaderboard.set_index("model").loc["g0"]
+    assert row["finished"] == 0 and np.isnan(row["balanced_accuracy"])
