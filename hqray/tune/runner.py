@@ -278,7 +278,10 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     best_path, best_note = _refit_best(study, dataset, board, directory)
     notes = [*notes, best_note,
              "Baselines use every feature, standardised inside each fold; generations use PCA to n_qubits "
-             "where they say so. Scores are outer-fold test scores of each fold's best epoch."]
+             "where they say so. Scores are outer-fold test scores of each fold's best epoch.",
+             f"A generation's row is the best of its {study.num_samples} sampled configs, chosen on these same "
+             "folds, so it is optimistic; baselines run once with default settings. Confirm a close call on "
+             "data the sweep did not see."]
     if smoke_test:
         notes.append(f"Smoke test: {study.folds} folds, {study.epochs} epochs, at most {SMOKE_MAX_ROWS} rows; "
                      "not a result.")
