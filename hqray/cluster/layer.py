@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 
+import ray
 import torch
 from torch import nn
 
 from hqray.cluster.config import PoolConfig
-from hqray.cluster.pool import QuantumPool
+from hqray.cluster.pool import PoolError, QuantumPool
 from hqray.cluster.resources import connect
-from hqray.models import Generation, HybridConfig, register_generation, register_quantum_backend
+from hqray.models import HybridConfig, register_quantum_backend
 from hqray.quantum import CircuitSpec
 
 __all__ = ["PoolQuantumLayer", "shared_pool", "close_shared_pools"]
+
+logger = logging.getLogger(__name__)
 
 _POOLS: dict[tuple[str, ...], QuantumPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
 def shared_pool(tiers: tuple[str, ...]) -> QuantumPool:
-    """The process's pool over ``tiers`` (connecting to Ray and starting it on first use)."""
+    """The process's pool over ``tiers`` (connecting to Ray and starting it on first use).
+
+    Each tier gets the workers its resource has *free* now, not the cluster's total: inside
+    a Ray Tune trial the trial itself (and its neighbours) hold some of the CPUs, and
+    workers that cannot be placed would only time out.
+    """
     with _POOLS_LOCK:
         if tiers not in _POOLS:
             connect()
-            _POOLS[tiers] = QuantumPool(PoolConfig(fallback_order=list(tiers)))
+            config = PoolConfig(fallback_order=list(tiers))
+            free = ray.available_resources()
+            capped, order = dict(config.tiers), []
+            for name in tiers:
+                tier = config.tiers[name]
+                slots = math.floor(free.get(tier.resource, 0.0) * tier.workers_per_unit + 1e-9)
+                if tier.max_workers is not None:
+                    slots = min(slots, tier.max_workers)
+                if slots >= 1:
+                    capped[name] = tier.model_copy(update={"max_workers": slots})
+                    order.append(name)
+                elif ray.cluster_resources().get(tier.resource, 0.0) > 0:
+                    logger.warning("pool tier %r skipped: every %s of the cluster is in use", name, tier.resource)
+            if not order:
+                raise PoolError(f"no free resources for the pool tiers {list(tiers)} (free: {free}); g7 needs "
+                                "spare ones for its workers: in a sweep, lower max_concurrent_trials or "
+                                "resources_per_trial.cpu")
+            _POOLS[tiers] = QuantumPool(PoolConfig(tiers=capped, fallback_order=order))
         return _POOLS[tiers]
 
 
@@ -87,11 +114,3 @@ def _pool_backend(config: HybridConfig, spec: CircuitSpec) -> nn.Module:
 
 
 register_quantum_backend("pool", _pool_backend)
-register_generation(Generation(
-    "g7", "pool-backed quantum layer",
-    "g6 whose circuits run on the QuantumPool's CircuitWorker actors (tiers QPU/GPU/CPU, "
-    "retries, fallback); defaults to the exact GPU -> CPU tiers, add 'qpu' for the "
-    "hardware-like tier.",
-    {"quantum_device": "pool", "pool_tiers": ["gpu", "cpu"]},
-    {"learning_rate": {"loguniform": [0.005, 0.1]}, "batch_size": {"choice": [16, 32, 64]}},
-))

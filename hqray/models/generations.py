@@ -57,7 +57,7 @@ def get_generation(generation_id: str) -> Generation:
 
 
 def list_generations() -> list[Generation]:
-    """All generations, in numeric order (g0, g1, ..., g10); higher layers may add some (g7)."""
+    """All generations, in numeric order (g0, g1, ..., g10), then any others registered."""
     def key(generation: Generation) -> tuple:
         digits = generation.id.lstrip("g")
         return (0, int(digits)) if digits.isdigit() else (1, generation.id)
@@ -120,6 +120,14 @@ for _generation in [
                "PCA features, linear read-out.",
                {"ansatz": "strongly_entangling", "n_layers": 2},
                {**_QUANTUM_SPACE, "ansatz": {"choice": ["strongly_entangling", "basic_entangler"]}}),
+    # g7 is data like the others; its quantum layer (quantum_device="pool") is built by
+    # hqray.cluster, which registers the "pool" backend, so studies can name g7 without Ray.
+    Generation("g7", "pool-backed quantum layer",
+               "g6 whose circuits run on the QuantumPool's CircuitWorker actors (tiers QPU/GPU/CPU, "
+               "retries, fallback); defaults to the exact GPU -> CPU tiers, add 'qpu' for the "
+               "hardware-like tier. Needs hqray.cluster (Ray).",
+               {"quantum_device": "pool", "pool_tiers": ["gpu", "cpu"]},
+               {"learning_rate": {"loguniform": [0.005, 0.1]}, "batch_size": {"choice": [16, 32, 64]}}),
     Generation("g8", "class imbalance",
                "g6 with SMOTE inside folds and class-weighted loss.",
                {"smote": True, "class_weights": True},

@@ -17,12 +17,25 @@ from hqray.models import (
 )
 from hqray.training import HybridClassifier
 
-# g7 needs Ray and is registered by hqray.cluster (tested there).
+# g7's layer runs on the QuantumPool (Ray): trained in tests/cluster/test_pool.py.
 GENERATION_IDS = [g.id for g in list_generations() if g.id != "g7"]
 
 
-def test_registry_lists_the_core_generations_in_numeric_order():
-    assert GENERATION_IDS == ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g8", "g9", "g10"]
+def test_registry_lists_the_generations_in_numeric_order():
+    assert [g.id for g in list_generations()] == [f"g{i}" for i in range(11)]
+
+
+def test_g7_without_the_ray_layer_is_a_clear_error():
+    # A fresh interpreter: in this one another test module may have imported hqray.cluster.
+    import subprocess
+    import sys
+
+    code = ("from hqray.models import HybridNet, make_config\n"
+            "try:\n    HybridNet(make_config('g7'), n_features=4, n_classes=2)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.stdout.strip() == ("ConfigError quantum_device 'pool' needs the Ray layer: "
+                                        "import hqray.cluster first"), completed.stderr
 
 
 @pytest.mark.parametrize("generation", GENERATION_IDS)

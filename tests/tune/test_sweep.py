@@ -200,3 +200,13 @@ def test_the_time_budget_stops_the_study_and_says_what_did_not_run(ray_session, 
     assert "`g6` not run: the study's time budget (4.0 s) was spent." in result.markdown
     row = result.leaderboard.set_index("model").loc["g0"]
     assert row["finished"] == 0 and np.isnan(row["balanced_accuracy"])
+
+
+def test_g7_trials_run_their_quantum_layer_on_the_pool(ray_session, tmp_path):
+    """g7 is validated without Ray and its trial starts a QuantumPool on the CPUs left free."""
+    study = StudyConfig(name="t_g7", dataset={"name": "iris", "options": {"task": "binary"}},
+                        generations=["g7"], folds=2, epochs=2, num_samples=1, max_concurrent_trials=1,
+                        scheduler="none", search_alg="random", baselines=["logreg"])
+    result = run_study(study, results_dir=tmp_path, verbose=0)
+    assert list(result.trials["status"]) == ["finished"], result.trials["error"].tolist()
+    assert load_model(result.best_checkpoint).config_.quantum_device == "pool"
