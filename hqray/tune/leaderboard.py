@@ -126,12 +126,17 @@ def save_sweep_plots(trials: pd.DataFrame, board: pd.DataFrame, metric: str, dir
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     scored = board[board[metric].notna()]
-    figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(scored) + 2), 3.5))
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.9 * len(scored) + 2.5), 4.5))
     colors = {"hybrid": "tab:purple", "quantum kernel": "tab:red", "classical": "tab:blue", "baseline": "tab:gray"}
     axis.bar(scored["model"], scored[metric], yerr=scored[f"{metric}_std"].fillna(0.0), capsize=4,
              color=[colors.get(kind, "tab:green") for kind in scored["kind"]])
-    axis.set_ylabel(f"{metric} (mean ± std over folds)")
+    axis.set_ylabel(f"{metric}\nmean ± std over folds")
+    axis.set_title("best trial per generation, and baselines (same folds)", fontsize=9)
     axis.tick_params(axis="x", rotation=45)
+    from matplotlib.patches import Patch
+
+    axis.legend(handles=[Patch(color=color, label=kind) for kind, color in colors.items()
+                         if kind in set(scored["kind"])], fontsize=7, loc="lower right")
     figure.tight_layout()
     written.append(directory / "metric_by_model.png")
     figure.savefig(written[-1], dpi=110)
