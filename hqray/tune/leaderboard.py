@@ -19,29 +19,28 @@ import pandas as pd
 
 from hqray.training.metrics import SCALAR_METRICS
 
-__all__ = ["build_leaderboard", "leaderboard_markdown", "save_sweep_plots", "BASELINE_PREFIX"]
+__all__ = ["build_leaderboard", "leaderboard_markdown", "save_sweep_plots", "BASELINE_PREFIX", "KINDS"]
 
 BASELINE_PREFIX = "baseline:"
 MAIN_PARAMETERS = ("learning_rate", "n_layers", "batch_size", "n_qubits", "hidden_units", "C", "weight_decay")
 
 
-def _kind(generation: str, config: dict[str, Any]) -> str:
-    if generation == "qsvm":
-        return "quantum kernel"
-    return "hybrid" if config.get("use_quantum", True) else "classical"
+KINDS = ("hybrid", "quantum kernel", "classical", "baseline")
 
 
 def build_leaderboard(trials: pd.DataFrame, baselines: dict[str, dict[str, Any]], metric: str, mode: str,
-                      generation_seconds: dict[str, float], use_quantum: dict[str, bool],
+                      generation_seconds: dict[str, float], kinds: dict[str, str],
                       baseline_seconds: float) -> pd.DataFrame:
     """One row per generation (its best finished trial) and per baseline, best first.
+
+    ``kinds`` maps each generation to ``"hybrid"``, ``"quantum kernel"`` or ``"classical"``.
 
     Generations without a finished trial are listed with their trial count and no scores.
     """
     rows = []
     for generation, group in trials.groupby("generation", sort=False):
         finished = group[group["status"] == "finished"]
-        row: dict[str, Any] = {"model": generation, "kind": _kind(generation, {"use_quantum": use_quantum[generation]}),
+        row: dict[str, Any] = {"model": generation, "kind": kinds[generation],
                                "trials": int(len(group)), "finished": int(len(finished)),
                                "wall_s": round(generation_seconds.get(generation, float("nan")), 1)}
         if len(finished):

@@ -34,7 +34,7 @@ from hqray.tune._ray import tune
 from hqray.tune.leaderboard import build_leaderboard, leaderboard_markdown, save_sweep_plots
 from hqray.tune.spaces import param_space
 from hqray.tune.study import StudyConfig
-from hqray.tune.trainable import TrialSettings, train_folds
+from hqray.tune.trainable import TrialSettings, train_folds, trial_config
 
 __all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS"]
 
@@ -80,8 +80,10 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _uses_quantum(generation: str) -> bool:
-    return generation == "qsvm" or make_config(generation).use_quantum
+def _kind(generation: str) -> str:
+    if generation == "qsvm":
+        return "quantum kernel"
+    return "hybrid" if make_config(generation).use_quantum else "classical"
 
 
 def _trial_resources(study: StudyConfig, generation: str, cluster_resources: dict[str, float]):
@@ -89,7 +91,7 @@ def _trial_resources(study: StudyConfig, generation: str, cluster_resources: dic
     if study.resources_per_trial.gpu:
         resources["GPU"] = study.resources_per_trial.gpu
     qpu = study.resources_per_trial.qpu
-    if _uses_quantum(generation):
+    if _kind(generation) != "classical":
         has_qpu = cluster_resources.get("QPU", 0.0) > 0
         if qpu is None:
             qpu = DEFAULT_QPU_PER_TRIAL if has_qpu else 0.0
@@ -163,9 +165,7 @@ def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, direc
     if candidates.empty:
         return None, "No finished generation trial: no best checkpoint written."
     best = candidates.iloc[0]
-    params = json.loads(best["config"])
-    overrides = {**({"epochs": study.epochs} if study.epochs else {}), "seed": study.seed, **params}
-    config = make_config(best["model"], **overrides)
+    config = trial_config(best["model"], json.loads(best["config"]), study.epochs, study.seed)
     names = np.asarray(dataset.class_names)[dataset.labels]
     model = HybridClassifier.from_config(config).fit(dataset.features, names, list(dataset.feature_names))
     metrics = {"mean": {m: best[m] for m in SCALAR_METRICS}, "std": {m: best[f"{m}_std"] for m in SCALAR_METRICS},
@@ -217,7 +217,8 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     dataset = load_dataset(study.dataset.name, **study.dataset.options)
     if smoke_test:
         dataset = _smoke_rows(dataset, study.seed)
-    fold_splits(dataset.labels, study.folds, study.seed, dataset.class_names)  # fails before Ray on tiny classes
+    # The trials draw these same splits (same seed); computing them here fails before Ray on tiny classes.
+    splits = fold_splits(dataset.labels, study.folds, study.seed, dataset.class_names)
 
     # Every epoch checkpoint snapshots the experiment on purpose (resume loses at most one
     # epoch); Tune's warning about frequent snapshots is expected here.
@@ -267,14 +268,13 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     if trials.empty:
         trials = pd.DataFrame(columns=["generation", "trial_id", "status", *SCALAR_METRICS])
     baselines_started = time.monotonic()
-    splits = fold_splits(dataset.labels, study.folds, study.seed, dataset.class_names)
     # Baselines see every feature, standardised: the strongest honest classical comparison.
     baseline_config = make_config("g0", pca=False, seed=study.seed)
     baselines = run_baselines(dataset, splits, baseline_config, study.baselines)
     baseline_seconds = time.monotonic() - baselines_started
 
-    use_quantum = {g: _uses_quantum(g) for g in study.generations}
-    board = build_leaderboard(trials, baselines, study.metric, study.mode, seconds, use_quantum, baseline_seconds)
+    kinds = {generation: _kind(generation) for generation in study.generations}
+    board = build_leaderboard(trials, baselines, study.metric, study.mode, seconds, kinds, baseline_seconds)
     best_path, best_note = _refit_best(study, dataset, board, directory)
     notes = [*notes, best_note,
              "Baselines use every feature, standardised inside each fold; generations use PCA to n_qubits "

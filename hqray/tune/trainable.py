@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from hqray.data import Dataset
-from hqray.models import make_config
+from hqray.models import HybridConfig, make_config
 from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
 from hqray.training.cv import score_fold
 from hqray.tune._ray import tune
 
-__all__ = ["TrialSettings", "train_folds", "FOLD_STATE_FILE"]
+__all__ = ["TrialSettings", "train_folds", "trial_config", "FOLD_STATE_FILE"]
 
 FOLD_STATE_FILE = "folds.pt"
 
@@ -81,13 +81,15 @@ def _write_ledger(settings: TrialSettings, folds: list[dict[str, float]]) -> Non
         os.close(descriptor)
 
 
+def trial_config(generation: str, params: dict[str, Any], epochs: int | None, seed: int) -> HybridConfig:
+    """The HybridConfig of a trial: the generation's defaults, the study's epochs and seed,
+    then the sampled values (which win, e.g. a searched ``epochs``)."""
+    values = {k: v for k, v in params.items() if k != "generation"}
+    return make_config(generation, **{**({"epochs": epochs} if epochs is not None else {}), "seed": seed, **values})
+
+
 def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
-    generation = params["generation"]
-    overrides = {k: v for k, v in params.items() if k != "generation"}
-    if settings.epochs is not None:
-        overrides.setdefault("epochs", settings.epochs)
-    overrides.setdefault("seed", settings.seed)
-    config = make_config(generation, **overrides)
+    config = trial_config(params["generation"], params, settings.epochs, settings.seed)
     splits = fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names)
     lockstep = LockstepFolds(dataset, config, splits, test_metric=settings.metric)
 

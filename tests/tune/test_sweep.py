@@ -138,7 +138,7 @@ def _board(hybrid: float, baseline: float) -> pd.DataFrame:
     trials = pd.DataFrame([{"generation": "g6", "trial_id": "a", "status": "finished", "balanced_accuracy": hybrid,
                             "balanced_accuracy_std": 0.01, "config.n_layers": 2}])
     baselines = {"svc": {"mean": {"balanced_accuracy": baseline}, "std": {"balanced_accuracy": 0.02}}}
-    return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": True}, 0.5)
+    return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": "hybrid"}, 0.5)
 
 
 def test_when_the_classical_model_wins_the_leaderboard_says_so():
