@@ -101,7 +101,7 @@ def test_bench_kernel_quick_writes_json_rows(tmp_path):
         assert {"n_samples", "n_qubits", "method", "seconds"} <= set(row) and row["seconds"] > 0
 
 
-def test_serve_command_answers_http_and_stops_on_interrupt(trained):
+def test_serve_command_answers_http_and_stops_on_interrupt(trained, tmp_path):
     import signal
     import socket
     import time
@@ -112,9 +112,11 @@ def test_serve_command_answers_http_and_stops_on_interrupt(trained):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # Output goes to a file: an unread pipe fills up with Ray's logs and blocks the server.
+    log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "hqray", "serve", str(output / "checkpoint"),
                                 "--name", "iris", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, health = time.monotonic() + 120, None
         while time.monotonic() < deadline and process.poll() is None:
@@ -135,7 +137,10 @@ def test_serve_command_answers_http_and_stops_on_interrupt(trained):
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            raise
+            raise AssertionError("hqray serve did not stop on SIGINT; its log ends:\n"
+                                 + (tmp_path / "serve.log").read_text()[-3000:]) from None
+        finally:
+            log.close()
 
 
 def test_serve_refuses_a_public_bind_without_a_key(trained):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 
 import ray
 import torch
@@ -24,6 +25,20 @@ _POOLS: dict[tuple[str, ...], QuantumPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def _free_tiers(config: PoolConfig, tiers: tuple[str, ...], free: dict[str, float]):
+    """Tiers capped at the workers their free resources allow, and those that get any."""
+    capped, order = dict(config.tiers), []
+    for name in tiers:
+        tier = config.tiers[name]
+        slots = math.floor(free.get(tier.resource, 0.0) * tier.workers_per_unit + 1e-9)
+        if tier.max_workers is not None:
+            slots = min(slots, tier.max_workers)
+        if slots >= 1:
+            capped[name] = tier.model_copy(update={"max_workers": slots})
+            order.append(name)
+    return capped, order
+
+
 def shared_pool(tiers: tuple[str, ...]) -> QuantumPool:
     """The process's pool over ``tiers`` (connecting to Ray and starting it on first use).
 
@@ -35,18 +50,15 @@ def shared_pool(tiers: tuple[str, ...]) -> QuantumPool:
         if tiers not in _POOLS:
             connect()
             config = PoolConfig(fallback_order=list(tiers))
-            free = ray.available_resources()
-            capped, order = dict(config.tiers), []
-            for name in tiers:
-                tier = config.tiers[name]
-                slots = math.floor(free.get(tier.resource, 0.0) * tier.workers_per_unit + 1e-9)
-                if tier.max_workers is not None:
-                    slots = min(slots, tier.max_workers)
-                if slots >= 1:
-                    capped[name] = tier.model_copy(update={"max_workers": slots})
-                    order.append(name)
-                elif ray.cluster_resources().get(tier.resource, 0.0) > 0:
-                    logger.warning("pool tier %r skipped: every %s of the cluster is in use", name, tier.resource)
+            # Resources held by work that is finishing (a trial being torn down) come back
+            # within seconds: wait for them up to the pool's worker start timeout.
+            deadline = time.monotonic() + config.worker_start_timeout_s
+            while True:
+                free = ray.available_resources()
+                capped, order = _free_tiers(config, tiers, free)
+                if order or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
             if not order:
                 raise PoolError(f"no free resources for the pool tiers {list(tiers)} (free: {free}); g7 needs "
                                 "spare ones for its workers: in a sweep, lower max_concurrent_trials or "

@@ -204,6 +204,13 @@ def test_the_time_budget_stops_the_study_and_says_what_did_not_run(ray_session, 
 
 def test_g7_trials_run_their_quantum_layer_on_the_pool(ray_session, tmp_path):
     """g7 is validated without Ray and its trial starts a QuantumPool on the CPUs left free."""
+    import ray
+
+    # Trials of earlier tests release their placement groups asynchronously.
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert ray.available_resources().get("CPU", 0) == 2, ray.util.placement_group_table()
     study = StudyConfig(name="t_g7", dataset={"name": "iris", "options": {"task": "binary"}},
                         generations=["g7"], folds=2, epochs=2, num_samples=1, max_concurrent_trials=1,
                         scheduler="none", search_alg="random", baselines=["logreg"])
