@@ -202,7 +202,8 @@ def serve_command(
 ) -> None:
     """Serves checkpoints over HTTP with Ray Serve until interrupted."""
     import os
-    import time
+    import signal
+    import threading
 
     from hqray.serve import ServeSettings, serve_checkpoints
 
@@ -217,16 +218,21 @@ def serve_command(
         if not api_key:
             raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set or empty")
     settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size)
+    # Ctrl+C / SIGTERM only set a flag: an interrupt that lands while Serve is still starting
+    # would otherwise be swallowed inside Ray and the server would never stop.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     serve_checkpoints(dict(zip(names, (str(p) for p in checkpoints), strict=True)), settings, api_key, address=address)
-    console.print(f"serving {names} at http://{host}:{port}  (POST /v1/models/NAME:predict, GET /v1/models, "
-                  f"GET /healthz){'; API key required' if api_key else ''}. Ctrl+C stops.")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        from ray import serve
+    if not stop.is_set():
+        console.print(f"serving {names} at http://{host}:{port}  (POST /v1/models/NAME:predict, GET /v1/models, "
+                      f"GET /healthz){'; API key required' if api_key else ''}. Ctrl+C stops.")
+    while not stop.wait(0.5):
+        pass
+    from ray import serve
 
-        serve.shutdown()
+    console.print("stopping")
+    serve.shutdown()
 
 
 @app.command()

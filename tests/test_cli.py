@@ -143,6 +143,34 @@ def test_serve_command_answers_http_and_stops_on_interrupt(trained, tmp_path):
             log.close()
 
 
+def test_serve_stops_when_interrupted_while_still_starting(trained, tmp_path):
+    """Ctrl+C while the Serve app is still deploying stops the server as well (the signal only
+    sets a flag, checked once Serve is up, so no Ray call in between can swallow it)."""
+    import signal
+    import socket
+    import time
+
+    output, _ = trained
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "hqray", "serve", str(output / "checkpoint"),
+                                    "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while "Started a local Ray instance" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)  # Ray is up, the Serve app is still deploying
+        try:
+            assert process.wait(timeout=90) is not None
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError("interrupted during start-up, hqray serve kept running:\n"
+                                 + log_path.read_text()[-3000:]) from None
+    assert "serving ['checkpoint']" not in log_path.read_text()
+
+
 def test_serve_refuses_a_public_bind_without_a_key(trained):
     output, _ = trained
     completed = hqray("serve", str(output / "checkpoint"), "--host", "0.0.0.0")
