@@ -217,3 +217,16 @@ def test_g7_trials_run_their_quantum_layer_on_the_pool(ray_session, tmp_path):
     result = run_study(study, results_dir=tmp_path, verbose=0)
     assert list(result.trials["status"]) == ["finished"], result.trials["error"].tolist()
     assert load_model(result.best_checkpoint).config_.quantum_device == "pool"
+
+
+def test_every_generation_and_qsvm_runs_as_a_tune_trial(ray_session, tmp_path):
+    from hqray.models import list_generations
+
+    generations = [g.id for g in list_generations() if g.id != "g7"] + ["qsvm"]  # g7: its own test above
+    study = StudyConfig(name="t_all", dataset={"name": "breast_cancer"}, generations=generations, folds=2,
+                        epochs=1, num_samples=1, scheduler="none", search_alg="random", metric="roc_auc",
+                        baselines=["logreg"])
+    result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0)
+    statuses = dict(zip(result.trials["generation"], result.trials["status"], strict=True))
+    assert statuses == {generation: "finished" for generation in generations}, result.trials["error"].tolist()
+    assert result.trials["roc_auc"].between(0.0, 1.0).all()
