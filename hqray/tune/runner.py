@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hqray.cluster import connect
+from hqray.cluster import close_shared_pools, connect
 from hqray.data import Dataset, load_dataset
 from hqray.errors import ConfigError
 from hqray.models import make_config
@@ -172,6 +172,9 @@ def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, direc
                "folds": study.folds, "dataset": dataset.name, "dataset_options": dataset.options,
                "study": study.name}
     path = save_checkpoint(model, directory / "best", metrics=json_safe(metrics), name=study.name)
+    # A pool generation (g7) refitted here started CircuitWorkers in this process; they hold
+    # cluster resources that later sweeps (or other jobs) need.
+    close_shared_pools()
     note = f"`best/` holds `{best['model']}` (its best trial's config) refitted on all {dataset.n_samples} rows."
     if board.iloc[0]["kind"] in ("quantum kernel", "baseline"):
         note += (f" The top row `{board.iloc[0]['model']}` is not a hybrid-network checkpoint, so `best/` holds "

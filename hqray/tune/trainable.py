@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hqray.cluster import close_shared_pools
 from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
 from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
@@ -147,7 +148,12 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     # One trial per CPU it was given: torch would otherwise start a thread per core.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    if params["generation"] == "qsvm":
-        _train_qsvm(params, dataset, settings)
-    else:
-        _train_hybrid(params, dataset, settings)
+    try:
+        if params["generation"] == "qsvm":
+            _train_qsvm(params, dataset, settings)
+        else:
+            _train_hybrid(params, dataset, settings)
+    finally:
+        # A pool generation (g7) started CircuitWorkers and their placement groups from this
+        # trial; placement groups outlive the trial's process, so release them explicitly.
+        close_shared_pools()

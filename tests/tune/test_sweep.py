@@ -210,13 +210,20 @@ def test_g7_trials_run_their_quantum_layer_on_the_pool(ray_session, tmp_path):
     deadline = time.monotonic() + 60
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.25)
-    assert ray.available_resources().get("CPU", 0) == 2, ray.util.placement_group_table()
+    assert ray.available_resources().get("CPU", 0) == 2, [
+        (group["bundles"], group["state"], group.get("stats")) for group in ray.util.placement_group_table().values()]
     study = StudyConfig(name="t_g7", dataset={"name": "iris", "options": {"task": "binary"}},
                         generations=["g7"], folds=2, epochs=2, num_samples=1, max_concurrent_trials=1,
                         scheduler="none", search_alg="random", baselines=["logreg"])
     result = run_study(study, results_dir=tmp_path, verbose=0)
     assert list(result.trials["status"]) == ["finished"], result.trials["error"].tolist()
     assert load_model(result.best_checkpoint).config_.quantum_device == "pool"
+    # The refit's pool workers are gone: the cluster's CPUs are free for what comes next.
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert ray.available_resources().get("CPU", 0) == 2, [
+        (group["bundles"], group["state"], group.get("stats")) for group in ray.util.placement_group_table().values()]
 
 
 def test_every_generation_and_qsvm_runs_as_a_tune_trial(ray_session, tmp_path):
@@ -230,3 +237,32 @@ def test_every_generation_and_qsvm_runs_as_a_tune_trial(ray_session, tmp_path):
     statuses = dict(zip(result.trials["generation"], result.trials["status"], strict=True))
     assert statuses == {generation: "finished" for generation in generations}, result.trials["error"].tolist()
     assert result.trials["roc_auc"].between(0.0, 1.0).all()
+
+
+def test_a_trial_scored_exactly_the_studys_folds(sweep):
+    """Re-running a finished trial's config in this process on fold_splits(seed) reproduces
+    its per-fold scores: the trial trained and scored on those folds."""
+    import torch
+
+    from hqray.training import LockstepFolds
+    from hqray.tune.trainable import trial_config
+
+    g0 = sweep.trials[sweep.trials["generation"] == "g0"]
+    trial = g0.loc[g0["balanced_accuracy"].idxmin()]
+    assert trial["balanced_accuracy"] < 1.0  # some rows misclassified: the per-fold scores tell folds apart
+    params = {k[len("config."):]: v.item() if hasattr(v, "item") else v for k, v in trial.items()
+              if k.startswith("config.") and not pd.isna(v)}
+    data = load_dataset("iris", task="binary")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the trial (1 CPU)
+    try:
+        folds = LockstepFolds(data, trial_config("g0", params, STUDY.epochs, STUDY.seed),
+                              fold_splits(data.labels, STUDY.folds, STUDY.seed))
+        while not folds.stopped:
+            folds.step()
+        scores = folds.finish().folds
+    finally:
+        torch.set_num_threads(threads)
+    recorded = json.loads(trial["fold_metrics"])
+    assert [f["balanced_accuracy"] for f in scores] == pytest.approx([f["balanced_accuracy"] for f in recorded])
+    assert [f["roc_auc"] for f in scores] == pytest.approx([f["roc_auc"] for f in recorded], abs=1e-6)
