@@ -24,19 +24,9 @@ SAMPLED_PAIRS = 30
 
 
 def _per_pair_seconds(spec: CircuitSpec, features: np.ndarray, n_samples: int) -> tuple[float, int]:
-    import pennylane as qml
+    from hqray.quantum.reference import overlap_qnode
 
-    from hqray.quantum.reference import apply_circuit
-
-    weights = np.zeros(spec.weight_shape)
-    device = qml.device("default.qubit", wires=spec.n_qubits)
-
-    @qml.qnode(device)
-    def overlap(x, y):
-        apply_circuit(spec, x, weights)
-        qml.adjoint(apply_circuit)(spec, y, weights)
-        return qml.probs(wires=range(spec.n_qubits))
-
+    overlap = overlap_qnode(spec, np.zeros(spec.weight_shape))
     overlap(features[0], features[1])  # warm-up
     started = time.perf_counter()
     for index in range(SAMPLED_PAIRS):

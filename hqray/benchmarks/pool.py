@@ -113,21 +113,11 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
 
 
 def _chaos_lost_rows(spec, inputs, weights, reference) -> dict:
-    import ray
+    from hqray.cluster import kill_worker_on_progress
 
     pool = _pool(2)
     rows = inputs.shape[0]
-    thresholds = [int(rows * f) for f in (0.1, 0.3, 0.5, 0.7)]
-    kills = []
-
-    def kill(done: int, total: int) -> None:
-        if thresholds and done >= thresholds[0]:
-            thresholds.pop(0)
-            live = list(pool._tiers["cpu"].workers.values())
-            if live:
-                ray.kill(live[0].handle, no_restart=True)
-                kills.append(done)
-
+    kill, kills = kill_worker_on_progress(pool, [int(rows * f) for f in (0.1, 0.3, 0.5, 0.7)])
     try:
         outputs = pool.run(spec, inputs, weights, progress=kill)
         matching = np.isclose(outputs, reference, atol=1e-4).all(axis=1)

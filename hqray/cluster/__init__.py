@@ -24,7 +24,7 @@ if LOOPBACK_MODE:
 from hqray.cluster.config import PoolConfig, TierConfig, default_tiers  # noqa: E402
 from hqray.cluster.kernels import pool_gram  # noqa: E402
 from hqray.cluster.layer import PoolQuantumLayer, close_shared_pools, shared_pool  # noqa: E402
-from hqray.cluster.pool import PoolError, PoolResult, QuantumPool  # noqa: E402
+from hqray.cluster.pool import PoolError, PoolResult, QuantumPool, kill_worker_on_progress  # noqa: E402
 from hqray.cluster.resources import ClusterInfo, connect, describe_cluster, planned_workers  # noqa: E402
 from hqray.cluster.worker import CircuitWorker  # noqa: E402
 
@@ -41,6 +41,7 @@ __all__ = [
     "connect",
     "default_tiers",
     "describe_cluster",
+    "kill_worker_on_progress",
     "planned_workers",
     "pool_gram",
     "shared_pool",

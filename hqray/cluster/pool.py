@@ -546,3 +546,24 @@ class QuantumPool:
             missing = np.flatnonzero(~written)
             raise PoolError(f"internal error: {unit} {missing[:10].tolist()} were never written",
                             failed_rows=[(int(r), int(r) + 1) for r in missing])
+
+
+def kill_worker_on_progress(pool: QuantumPool, thresholds: list[int], tier: str = "cpu"):
+    """Chaos testing: a ``progress`` callback that kills one live worker of ``tier`` each time
+    the job passes the next of ``thresholds`` (rows done). Returns ``(callback, kills)``;
+    ``kills`` collects the rows done at each kill.
+
+    **Example**: ``callback, kills = kill_worker_on_progress(pool, [5_000, 20_000])``, then
+    ``pool.run(spec, inputs, weights, progress=callback)``.
+    """
+    pending, kills = sorted(thresholds), []
+
+    def callback(done: int, total: int) -> None:
+        if pending and done >= pending[0]:
+            pending.pop(0)
+            live = list(pool._tiers[tier].workers.values())
+            if live:
+                ray.kill(live[0].handle, no_restart=True)
+                kills.append(done)
+
+    return callback, kills

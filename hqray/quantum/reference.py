@@ -7,7 +7,7 @@ from functools import lru_cache
 from hqray.errors import CircuitError
 from hqray.quantum.spec import CircuitSpec
 
-__all__ = ["build_qnode", "apply_circuit"]
+__all__ = ["build_qnode", "apply_circuit", "overlap_qnode"]
 
 
 def apply_circuit(spec: CircuitSpec, inputs, weights) -> None:
@@ -78,6 +78,22 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
 
     # Shots belong to the QNode (set_shots), not the device, since PennyLane 0.43.
     return qml.set_shots(circuit, shots=spec.shots) if spec.shots else circuit
+
+
+def overlap_qnode(spec: CircuitSpec, weights):
+    """The inversion test on ``default.qubit``: ``f(x, y)[0] = |<phi(y)|phi(x)>|^2`` (one circuit
+    per pair, as PennyLane's ``qml.kernels`` runs it): the per-pair reference for kernels."""
+    import pennylane as qml
+
+    device = qml.device("default.qubit", wires=spec.n_qubits)
+
+    @qml.qnode(device)
+    def overlap(x, y):
+        apply_circuit(spec, x, weights)
+        qml.adjoint(apply_circuit)(spec, y, weights)
+        return qml.probs(wires=range(spec.n_qubits))
+
+    return overlap
 
 
 def stack_outputs(spec: CircuitSpec, result):

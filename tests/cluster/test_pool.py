@@ -9,7 +9,7 @@ import pytest
 import ray
 import torch
 
-from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connect
+from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connect, kill_worker_on_progress
 from hqray.errors import CircuitError, ConfigError
 from hqray.quantum import CircuitSpec, execute
 
@@ -83,16 +83,8 @@ class TestFaults:
         inputs, weights = data(50_000, seed=3)
         expected = reference(inputs, weights)
         pool = cpu_pool(min_shard_rows=250, max_shard_rows=250, retries=50, max_inflight_shards=4)
-        thresholds = [5_000, 12_500, 20_000, 27_500, 35_000]  # kill a worker as the job passes each
-        kills = []
-
-        def kill_on_progress(done: int, total: int) -> None:
-            if thresholds and done >= thresholds[0]:
-                thresholds.pop(0)
-                live = list(pool._tiers["cpu"].workers.values())
-                if live:
-                    ray.kill(live[0].handle, no_restart=True)
-                    kills.append(done)
+        # Kill a worker as the job passes each threshold.
+        kill_on_progress, kills = kill_worker_on_progress(pool, [5_000, 12_500, 20_000, 27_500, 35_000])
 
         try:
             outputs = pool.run(SPEC, inputs, weights, progress=kill_on_progress)
@@ -201,12 +193,7 @@ def test_kernel_tiles_on_the_pool_equal_local_tiles_and_survive_kills():
     with cpu_pool(retries=5) as pool:
         for worker in pool._tiers["cpu"].workers.values():
             worker.handle.inject_delay.remote(0.05, calls=1000)
-        killed = []
-
-        def kill(done, total):
-            if not killed and done >= 10:
-                ray.kill(next(iter(pool._tiers["cpu"].workers.values())).handle, no_restart=True)
-                killed.append(done)
+        kill, killed = kill_worker_on_progress(pool, [10])
 
         from hqray.quantum.kernels import tiles
 

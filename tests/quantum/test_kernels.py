@@ -9,18 +9,12 @@ import pytest
 from hqray.errors import CircuitError, DataError
 from hqray.quantum import CircuitSpec, QuantumKernel
 from hqray.quantum.kernels import bloch_vectors, tiles
-from hqray.quantum.reference import apply_circuit
+from hqray.quantum.reference import apply_circuit, overlap_qnode
 
 
 def pennylane_kernel_matrix(spec, weights, left, right):
     """qml.kernels with the inversion test: P(|0...0>) after U(y)^dagger U(x)."""
-    device = qml.device("default.qubit", wires=spec.n_qubits)
-
-    @qml.qnode(device)
-    def overlap(x, y):
-        apply_circuit(spec, x, weights)
-        qml.adjoint(apply_circuit)(spec, y, weights)
-        return qml.probs(wires=range(spec.n_qubits))
+    overlap = overlap_qnode(spec, weights)
 
     return qml.kernels.kernel_matrix(left, right, lambda x, y: overlap(x, y)[0])
 

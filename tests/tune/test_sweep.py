@@ -99,7 +99,7 @@ def test_best_checkpoint_is_the_best_generation_refitted_and_loads_without_pickl
     assert model.metadata_["metrics"]["study"] == "t_sweep"
 
 
-def test_resume_of_a_finished_study_reruns_nothing(sweep, tmp_path):
+def test_resume_of_a_finished_study_reruns_nothing(sweep):
     before = ledger_lines(sweep)
     again = run_study(STUDY, results_dir=sweep.directory.parent, resume=True, verbose=0)
     assert ledger_lines(again) == before
