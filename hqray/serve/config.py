@@ -33,6 +33,7 @@ class ServeSettings(ValidatedModel):
     request_timeout_s: float = Field(30.0, gt=0.0)
     tier: Literal["cpu", "gpu", "qpu"] = Field("cpu", description="resource each model replica requests")
     replica_cpus: float = Field(1.0, ge=0.0, description="CPUs each model replica requests")
+    access_log: bool = Field(True, description="log a line per request in each replica (Serve's access log)")
 
 
     def is_loopback(self) -> bool:
@@ -52,7 +53,8 @@ class ServeSettings(ValidatedModel):
         resources = {"cpu": {"num_cpus": self.replica_cpus}, "gpu": {"num_cpus": 0, "num_gpus": 1},
                      "qpu": {"num_cpus": 0, "resources": {"QPU": 1}}}[self.tier]
         options = {"ray_actor_options": resources, "max_ongoing_requests": self.max_ongoing_requests,
-                   "max_queued_requests": self.max_queued_requests}
+                   "max_queued_requests": self.max_queued_requests,
+                   "logging_config": {"enable_access_log": self.access_log}}
         if self.autoscaling:
             options["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas,
                                              "target_ongoing_requests": max(1, self.max_batch_size // 2)}

@@ -35,7 +35,18 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint):
+def thresholded_checkpoint(tmp_path_factory):
+    """A g9 model (binary, decision threshold tuned in training), with its threshold moved
+    so that, on some rows, thresholding and argmax give different classes."""
+    data = load_dataset("breast_cancer")
+    model = HybridClassifier("g9", epochs=2).fit(data.features, data.labels, list(data.feature_names))
+    positive = model.predict_proba(data.features)[:, 1]
+    model.threshold_ = float(np.quantile(positive, 0.25 if np.median(positive) > 0.5 else 0.75))
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "cancer")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, thresholded_checkpoint):
     from ray import serve
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
@@ -49,6 +60,8 @@ def server(checkpoint):
     tiny = ServeSettings(port=port, max_ongoing_requests=1, max_queued_requests=1, batch_wait_timeout_s=1.5,
                          max_batch_size=64, replica_cpus=0.5)
     serve.run(build_app({"iris": str(checkpoint)}, tiny), name="tiny", route_prefix="/tiny")
+    serve.run(build_app({"cancer": str(thresholded_checkpoint)}, settings.model_copy(update={"replica_cpus": 0.25})),
+              name="g9", route_prefix="/g9")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         yield http, base
@@ -77,6 +90,19 @@ class TestPredictions:
         expected = load_model(checkpoint).predict_proba(rows)
         assert np.allclose(body["probabilities"], expected, atol=1e-6)
         assert body["predictions"] == [body["classes"][i] for i in expected.argmax(axis=1)]
+
+    def test_predictions_follow_the_models_decision_threshold(self, server, thresholded_checkpoint):
+        http, _ = server
+        model = load_model(thresholded_checkpoint)
+        features = load_dataset("breast_cancer").features
+        positive = model.predict_proba(features)[:, 1]
+        # Rows between 0.5 and the threshold: argmax and the threshold disagree there.
+        between = np.flatnonzero((positive - 0.5) * (positive - model.threshold_) < 0)[:25]
+        rows = features[np.concatenate([between, np.arange(25)])]
+        assert len(between) > 0
+        body = post(http, "/g9/v1/models/cancer:predict", {"instances": rows.tolist()}).json()
+        assert body["predictions"] == [str(label) for label in model.predict(rows)]
+        assert body["predictions"] != [body["classes"][i] for i in np.asarray(body["probabilities"]).argmax(axis=1)]
 
     def test_named_features(self, server, checkpoint):
         http, _ = server
