@@ -13,11 +13,9 @@ count and names, rows per request) before any circuit runs; every error uses one
 
 # No `from __future__ import annotations` here: FastAPI must see real types on routes.
 
-import asyncio
 import hashlib
 import hmac
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +50,18 @@ class Gateway:
     """Validation, authentication and batched prediction, in one hop.
 
     Every replica loads every model once; concurrent requests for a model are batched
-    with ``@serve.batch`` and share one circuit execution. Model calls run one at a time
-    on the replica's model thread, so its event loop keeps receiving, validating and
-    batching requests (and answering /healthz) while a batch computes.
+    with ``@serve.batch`` and share one circuit execution. Model calls run on the event
+    loop: on a separate thread, PennyLane's Python work and the loop's request handling
+    contend for the GIL, and `hqray bench serve` measured batched throughput at a third.
     """
 
     def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
         self.models = {name: load_model(path) for name, path in checkpoints.items()}
-        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hqray-model")
         self.summaries = summaries
         self.settings = ServeSettings(**settings)
         self.api_key_sha256 = api_key_sha256
         self._predict_batched.set_max_batch_size(self.settings.max_batch_size)
         self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
-
-    async def _on_model_thread(self, name: str, rows: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._model_thread, self.models[name].predict_proba, rows)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _predict_batched(self, requests: list) -> list:
@@ -76,7 +69,7 @@ class Gateway:
         for name in {name for name, _ in requests}:
             indices = [i for i, (n, _) in enumerate(requests) if n == name]
             blocks = [requests[i][1] for i in indices]
-            probabilities = await self._on_model_thread(name, np.concatenate(blocks))
+            probabilities = self.models[name].predict_proba(np.concatenate(blocks))
             parts = np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])
             for index, part in zip(indices, parts, strict=True):
                 results[index] = part
@@ -85,7 +78,7 @@ class Gateway:
     async def _predict(self, name: str, rows: np.ndarray) -> np.ndarray:
         if self.settings.batching:
             return await self._predict_batched((name, rows))
-        return await self._on_model_thread(name, rows)
+        return self.models[name].predict_proba(rows)
 
     def replica_info(self) -> dict:
         """Which actor and process serve this replica (operations, chaos tests)."""
