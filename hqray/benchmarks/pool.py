@@ -1,7 +1,7 @@
 """`hqray bench pool`: QuantumPool throughput against the in-process engine, and chaos.
 
 One run, same inputs: the engine in this process at one thread (the thread budget of one
-worker), a pool with one CPU worker and a pool with two. Efficiency is 1-worker pool /
+worker, and the workers' allocator setting), a pool with one CPU worker and a pool with two. Efficiency is 1-worker pool /
 in-process; speedup is 2 workers / 1 worker. A chaos run kills workers as the job passes
 progress thresholds and counts rows that did not come back equal to the reference.
 """
@@ -16,14 +16,15 @@ import torch
 
 from hqray.benchmarks.common import machine_info
 from hqray.quantum import CircuitSpec, execute
+from hqray.quantum.memory import retain_heap_memory
 
 __all__ = ["run_pool_benchmark"]
 
 
-def _pool(workers: int):
+def _pool(workers: int, **tier_options):
     from hqray.cluster import PoolConfig, QuantumPool, TierConfig
 
-    tiers = {"cpu": TierConfig(resource="CPU", max_workers=workers)}
+    tiers = {"cpu": TierConfig(resource="CPU", max_workers=workers, **tier_options)}
     return QuantumPool(PoolConfig(tiers=tiers, fallback_order=["cpu"], max_inflight_shards=4 * workers))
 
 
@@ -69,6 +70,9 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
     from hqray.cluster import connect
 
     connect(num_cpus=2, num_qpus=0, include_dashboard=False)
+    # The same allocator setting as the workers, so in-process is not slowed by page faults
+    # the pool avoids (at 8 qubits a 100,000-row batch allocates 200 MB arrays each call).
+    retain_heap_memory()
     info = machine_info()
     log(f"machine: {info}")
     results: dict = {"machine": info, "rows": rows, "circuits": {}}
@@ -115,7 +119,7 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
 def _chaos_lost_rows(spec, inputs, weights, reference) -> dict:
     from hqray.cluster import kill_worker_on_progress
 
-    pool = _pool(2)
+    pool = _pool(2, max_shard_rows=5000)  # many shards, so the kills land mid-job
     rows = inputs.shape[0]
     kill, kills = kill_worker_on_progress(pool, [int(rows * f) for f in (0.1, 0.3, 0.5, 0.7)])
     try:

@@ -14,6 +14,7 @@ import torch
 from hqray.cluster.config import TierConfig
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.kernels import gram_tile, sample_shots
+from hqray.quantum.memory import retain_heap_memory
 
 __all__ = ["CircuitWorker"]
 
@@ -32,19 +33,22 @@ class CircuitWorker:
     One actor per resource unit (or fraction, ``workers_per_unit``); the pool places them
     with a placement group so a tier's workers spread over the nodes holding its resource.
     Inputs arrive as one object-store array per job plus a row range, so a job's data is
-    stored once, not once per shard.
+    stored once, not once per shard. The worker keeps the memory one shard frees for the
+    next (:func:`~hqray.quantum.memory.retain_heap_memory`): shards repeat the same shapes.
     """
 
     def __init__(self, tier_name: str, tier_json: str, threads: int):
         self.tier_name = tier_name
         self.tier_json = tier_json
         torch.set_num_threads(max(1, threads))
+        self.heap_retained = retain_heap_memory()
         self._injected_delays: list[float] = []
 
     def info(self) -> dict:
         context = ray.get_runtime_context()
         return {"tier": self.tier_name, "node_id": context.get_node_id(), "pid": os.getpid(),
-                "resources": context.get_assigned_resources(), "threads": torch.get_num_threads()}
+                "resources": context.get_assigned_resources(), "threads": torch.get_num_threads(),
+                "heap_retained": self.heap_retained}
 
     def inject_delay(self, seconds: float, calls: int = 1) -> None:
         """Chaos testing: the next ``calls`` shards sleep ``seconds`` first (a hung worker)."""
