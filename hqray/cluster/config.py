@@ -30,7 +30,9 @@ class TierConfig(BaseModel):
         depolarizing: depolarizing noise per layer (needs ``default.mixed``).
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
-        max_shard_rows: largest shard sent to one worker (bounds a shard's memory).
+        max_shard_rows: most rows in one shard sent to a worker.
+        max_shard_state_mb: most statevector memory one shard may hold (rows x 2^n_qubits
+            amplitudes); bounds a shard's memory as circuits grow.
         timeout_s: a shard not back within this many seconds is retried elsewhere.
     """
 
@@ -43,7 +45,8 @@ class TierConfig(BaseModel):
     depolarizing: float = Field(0.0, ge=0.0, le=1.0)
     workers_per_unit: float = Field(1.0, gt=0.0, le=64.0)
     max_workers: int | None = Field(None, ge=1)
-    max_shard_rows: int = Field(65536, ge=1)
+    max_shard_rows: int = Field(262144, ge=1)
+    max_shard_state_mb: float = Field(256.0, gt=0.0)
     timeout_s: float = Field(60.0, gt=0.0)
 
     @property

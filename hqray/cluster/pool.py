@@ -325,17 +325,18 @@ class QuantumPool:
             raise CircuitError("the pool returns measurements; measurement 'state' is not supported")
         return inputs, weights, grad_outputs
 
-    def _shard_rows(self, tier: _Tier, n_rows: int, unit: str) -> int:
+    def _shard_rows(self, tier: _Tier, n_rows: int, unit: str, state_bytes_per_row: int) -> int:
         """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
         throughput, capped so every live worker gets a shard (balance) and by the tier's
-        ``max_shard_rows`` (memory). Not more shards than that: each actor call costs about
+        ``max_shard_rows`` and ``max_shard_state_mb`` (memory). Not more shards than that: each actor call costs about
         2 ms of Ray's time here (`hqray bench pool`), a tenth of a 100,000-row 4-qubit job."""
         balanced = math.ceil(n_rows / max(1, len(tier.workers)))
         if unit == "tiles":  # a tile is already sized for memory; balance is what matters
             return max(1, min(balanced, 4))
         rate = tier.items_per_second.get(unit)
         rows = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
-        return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, balanced, rows))
+        memory = int(tier.config.max_shard_state_mb * 2**20 // max(1, state_bytes_per_row))
+        return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, memory, balanced, rows))
 
     def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
                  progress: Callable[[int, int], None] | None) -> Any:
@@ -358,7 +359,9 @@ class QuantumPool:
                 grad_inputs[shard.start:shard.stop] = value[1]
                 grad_weights[...] += value[2]
 
-        self._dispatch("rows", n_rows, submit, accept, progress)
+        # One statevector per row: 2^n complex amplitudes (8 bytes in single precision).
+        state_bytes_per_row = 2**spec.n_qubits * (16 if inputs.dtype == np.float64 else 8)
+        self._dispatch("rows", n_rows, submit, accept, progress, state_bytes_per_row)
         return PoolResult(outputs, grad_inputs, grad_weights)
 
     def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray | None,
@@ -390,7 +393,7 @@ class QuantumPool:
 
     def _dispatch(self, unit: str, n_rows: int, submit: Callable[[_Worker, _Shard], Any],
                   accept: Callable[[_Shard, Any], None],
-                  progress: Callable[[int, int], None] | None) -> None:
+                  progress: Callable[[int, int], None] | None, state_bytes_per_row: int = 0) -> None:
         """Runs items ``0..n_rows-1`` (rows or tiles) in shards over the tiers.
 
         ``submit(worker, shard)`` starts a shard and returns its object ref; ``accept(shard,
@@ -456,8 +459,8 @@ class QuantumPool:
                         continue
                     tier = self._tiers[order[position]]
                     if shard is None:
-                        shard = _Shard(next_row, min(n_rows, next_row + self._shard_rows(tier, n_rows, unit)),
-                                       position)
+                        rows = self._shard_rows(tier, n_rows, unit, state_bytes_per_row)
+                        shard = _Shard(next_row, min(n_rows, next_row + rows), position)
                         next_row = shard.stop
                     worker = self._pick_worker(tier, shard)
                     if worker is None:

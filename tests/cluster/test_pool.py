@@ -26,6 +26,7 @@ def ray_session():
 
 def cpu_pool(**overrides) -> QuantumPool:
     tiers = {"cpu": TierConfig(resource="CPU", max_shard_rows=overrides.pop("max_shard_rows", 4096),
+                               max_shard_state_mb=overrides.pop("max_shard_state_mb", 256.0),
                                timeout_s=overrides.pop("timeout_s", 60.0))}
     return QuantumPool(PoolConfig(tiers=tiers, fallback_order=["cpu"], **overrides))
 
@@ -52,6 +53,15 @@ class TestCorrectness:
         assert all(w["heap_retained"] for w in workers) or not sys.platform.startswith("linux")
         assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
         assert stats["rows"] == 3000 and stats["shards"] >= 6 and stats["duplicates"] == 0
+
+    def test_shards_are_capped_by_statevector_memory(self):
+        inputs, weights = data(3000)
+        # 4 qubits: 16 amplitudes of 8 bytes a row, so 64 KiB holds 512 rows.
+        with cpu_pool(min_shard_rows=100, max_shard_rows=100_000, max_shard_state_mb=1 / 16) as pool:
+            outputs = pool.run(SPEC, inputs, weights)
+            stats = pool.stats()["cpu"]
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        assert stats["shards"] >= 3000 // 512 and stats["rows"] == 3000
 
     def test_vjp_equals_autograd(self):
         inputs, weights = data(700)
