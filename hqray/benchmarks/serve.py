@@ -2,7 +2,8 @@
 
 One run: the same checkpoint served with batching and without, and a no-op Serve
 deployment (same proxy, FastAPI ingress, JSON in and out; no model) as the floor. Single-
-row requests at concurrency 1, 8 and 32; each level is bounded in requests and seconds.
+row requests at concurrency 1, 8 and 32 from :class:`HttpConnection` keep-alive connections;
+each level is bounded in requests and seconds.
 """
 
 from __future__ import annotations
@@ -126,8 +127,10 @@ async def _load(port: int, path: str, concurrency: int, bodies: list[bytes]) -> 
             "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
 
 
-def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s: float = 0.002,
+def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s: float | None = None,
                         access_log: bool = True, concurrency_levels: tuple[int, ...] = CONCURRENCY) -> dict:
+    """Returns per concurrency level and variant: requests/s, p50/p99 ms, errors; and the
+    two target ratios. ``batch_wait_timeout_s`` None: ServeSettings' default."""
     from ray import serve
 
     import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
@@ -147,8 +150,8 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
         checkpoints[label] = str(save_checkpoint(model, tempfile.mkdtemp()))
     connect(num_cpus=2, include_dashboard=False)
     port = _free_port()
-    batched = ServeSettings(port=port, replica_cpus=0.25, max_batch_size=32, batch_wait_timeout_s=batch_wait_timeout_s,
-                            access_log=access_log)
+    wait = {} if batch_wait_timeout_s is None else {"batch_wait_timeout_s": batch_wait_timeout_s}
+    batched = ServeSettings(port=port, replica_cpus=0.25, max_batch_size=32, access_log=access_log, **wait)
     unbatched = ServeSettings(port=port, replica_cpus=0.25, batching=False, access_log=access_log)
     serve.start(http_options=batched.http_options())
     for label, checkpoint in checkpoints.items():

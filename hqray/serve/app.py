@@ -63,7 +63,7 @@ class Gateway:
         self._predict_batched.set_max_batch_size(self.settings.max_batch_size)
         self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)  # both set from ServeSettings
     async def _predict_batched(self, requests: list) -> list:
         results: list = [None] * len(requests)
         for name in {name for name, _ in requests}:

@@ -22,7 +22,10 @@ class ServeSettings(ValidatedModel):
     port: int = Field(8000, ge=1, le=65535)
     batching: bool = True
     max_batch_size: int = Field(32, ge=1, le=4096)
-    batch_wait_timeout_s: float = Field(0.002, ge=0.0, le=10.0)
+    batch_wait_timeout_s: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="how long a batch waits for more requests; 0: it takes the requests that queued "
+                    "while the previous batch ran (no added latency when idle)")
     max_rows_per_request: int = Field(1024, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=64)
     replicas: int = Field(1, ge=1, le=256)
