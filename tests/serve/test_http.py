@@ -186,6 +186,34 @@ class TestApiKey:
             build_app({"iris": str(checkpoint)}, ServeSettings(host="0.0.0.0"))
 
 
+def test_benchmark_load_generator_speaks_http_to_the_server(server):
+    """`hqray bench serve` measures through HttpConnection: one keep-alive connection gets
+    the same answers httpx gets, errors included."""
+    import asyncio
+    import json
+
+    from hqray.benchmarks.serve import HttpConnection
+
+    http, base = server
+    port = int(base.rsplit(":", 1)[1])
+    row = [5.1, 3.5, 1.4, 0.2]
+
+    async def exchange():
+        connection = await HttpConnection.open("127.0.0.1", port)
+        try:
+            answers = [await connection.post("/v1/models/iris:predict", json.dumps({"instances": [row]}).encode())
+                       for _ in range(3)]
+            answers.append(await connection.post("/v1/models/iris:predict", b"{not json"))
+        finally:
+            await connection.close()
+        return answers
+
+    *good, bad = asyncio.run(exchange())
+    expected = post(http, "/v1/models/iris:predict", {"instances": [row]}).json()
+    assert all(status == 200 and json.loads(body) == expected for status, body in good)
+    assert bad[0] == 400 and json.loads(bad[1])["error"]["code"] == "malformed_json"
+
+
 def test_overload_answers_503_fast(server):
     _, base = server
 
