@@ -1,9 +1,10 @@
 """`hqray bench pool`: QuantumPool throughput against the in-process engine, and chaos.
 
 One run, same inputs: the engine in this process at one thread (the thread budget of one
-worker; the workers' allocator setting), a pool with one CPU worker and a pool with two. Efficiency is 1-worker pool /
-in-process; speedup is 2 workers / 1 worker. A chaos run kills workers as the job passes
-progress thresholds and counts rows that did not come back equal to the reference.
+worker) with the workers' allocator setting, a pool with one CPU worker and a pool with
+two. Efficiency is 1-worker pool / in-process; speedup is 2 workers / 1 worker. A chaos
+run kills workers as the job passes progress thresholds and counts rows that did not come
+back equal to the reference.
 """
 
 from __future__ import annotations

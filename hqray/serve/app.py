@@ -52,7 +52,8 @@ class Gateway:
     Every replica loads every model once; concurrent requests for a model are batched
     with ``@serve.batch`` and share one circuit execution. Model calls run on the event
     loop: on a separate thread, PennyLane's Python work and the loop's request handling
-    contend for the GIL, and `hqray bench serve` measured batched throughput at a third.
+    contend for the GIL (batched throughput fell to about a third in an ad-hoc run of
+    `hqray bench serve` during development).
     """
 
     def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
