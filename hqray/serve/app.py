@@ -4,7 +4,7 @@ One deployment (``Gateway``) validates, authenticates and predicts: one hop from
 HTTP proxy. Routes::
 
     POST /v1/models/{name}:predict   {"instances": [[...], ...]} -> classes + probabilities
-    GET  /v1/models                  metadata of every model
+    GET  /v1/models                  metadata of every model, and this replica's traffic
     GET  /healthz                    200 when every model is loaded
 
 Requests are validated (content type, body size, JSON, schema, finite numbers, feature
@@ -61,6 +61,8 @@ class Gateway:
         self.summaries = summaries
         self.settings = ServeSettings(**settings)
         self.api_key_sha256 = api_key_sha256
+        # This replica's traffic per model: requests, rows and model calls (a batch is one call).
+        self.served = {name: {"requests": 0, "rows": 0, "model_calls": 0} for name in self.models}
         self._predict_batched.set_max_batch_size(self.settings.max_batch_size)
         self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
 
@@ -70,16 +72,22 @@ class Gateway:
         for name in {name for name, _ in requests}:
             indices = [i for i, (n, _) in enumerate(requests) if n == name]
             blocks = [requests[i][1] for i in indices]
-            probabilities = self.models[name].predict_proba(np.concatenate(blocks))
+            probabilities = self._call_model(name, np.concatenate(blocks))
             parts = np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])
             for index, part in zip(indices, parts, strict=True):
                 results[index] = part
         return results
 
+    def _call_model(self, name: str, rows: np.ndarray) -> np.ndarray:
+        self.served[name]["model_calls"] += 1
+        return self.models[name].predict_proba(rows)
+
     async def _predict(self, name: str, rows: np.ndarray) -> np.ndarray:
+        self.served[name]["requests"] += 1
+        self.served[name]["rows"] += len(rows)
         if self.settings.batching:
             return await self._predict_batched((name, rows))
-        return self.models[name].predict_proba(rows)
+        return self._call_model(name, rows)
 
     def replica_info(self) -> dict:
         """Which actor and process serve this replica (operations, chaos tests)."""
@@ -113,7 +121,8 @@ class Gateway:
             self._authorize(request)
         except RequestError as error:
             return self._error(error)
-        return JSONResponse({"models": list(self.summaries.values())})
+        return JSONResponse({"models": [{**summary, "served_by_this_replica": self.served[name]}
+                                        for name, summary in self.summaries.items()]})
 
     @api.post("/v1/models/{name}:predict")
     async def predict(self, name: str, request: Request) -> JSONResponse:

@@ -62,6 +62,9 @@ def server(checkpoint, thresholded_checkpoint):
     serve.run(build_app({"iris": str(checkpoint)}, tiny), name="tiny", route_prefix="/tiny")
     serve.run(build_app({"cancer": str(thresholded_checkpoint)}, settings.model_copy(update={"replica_cpus": 0.25})),
               name="g9", route_prefix="/g9")
+    # A batch waits up to 0.5 s for company, so concurrent requests surely share one.
+    patient = settings.model_copy(update={"replica_cpus": 0.25, "batch_wait_timeout_s": 0.5})
+    serve.run(build_app({"iris": str(checkpoint)}, patient), name="patient", route_prefix="/patient")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         yield http, base
@@ -103,6 +106,22 @@ class TestPredictions:
         body = post(http, "/g9/v1/models/cancer:predict", {"instances": rows.tolist()}).json()
         assert body["predictions"] == [str(label) for label in model.predict(rows)]
         assert body["predictions"] != [body["classes"][i] for i in np.asarray(body["probabilities"]).argmax(axis=1)]
+
+    def test_concurrent_requests_share_one_model_call(self, server, checkpoint):
+        http, base = server
+
+        def served():
+            return http.get("/patient/v1/models").json()["models"][0]["served_by_this_replica"]
+
+        rows = load_dataset("iris", task="multiclass").features[:16]
+        before = served()
+        with HqrayClient(f"{base}/patient") as client, concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda row: client.predict("iris", [row.tolist()]), rows))
+        after = served()
+        expected = load_model(checkpoint).predict_proba(rows)
+        assert np.allclose([a["probabilities"][0] for a in answers], expected, atol=1e-6)  # each got its own row
+        assert after["requests"] - before["requests"] == 16 and after["rows"] - before["rows"] == 16
+        assert after["model_calls"] - before["model_calls"] <= 4, (before, after)
 
     def test_named_features(self, server, checkpoint):
         http, _ = server
