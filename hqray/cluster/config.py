@@ -53,6 +53,12 @@ class TierConfig(BaseModel):
     def exact(self) -> bool:
         return self.shots is None and self.depolarizing == 0.0
 
+    def state_bytes_per_row(self, n_qubits: int, double: bool) -> int:
+        """Memory of one row's quantum state on this tier: 2^n amplitudes, or 4^n for a
+        density matrix (noise needs a mixed-state simulator)."""
+        density_matrix = self.backend == "default.mixed" or self.depolarizing > 0
+        return (4 if density_matrix else 2) ** n_qubits * (16 if double else 8)
+
     def worker_spec(self, spec: CircuitSpec) -> CircuitSpec:
         """The spec as this tier runs it (its backend, shots and noise)."""
         if self.backend == "engine":

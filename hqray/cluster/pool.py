@@ -325,7 +325,7 @@ class QuantumPool:
             raise CircuitError("the pool returns measurements; measurement 'state' is not supported")
         return inputs, weights, grad_outputs
 
-    def _shard_rows(self, tier: _Tier, n_rows: int, unit: str, state_bytes_per_row: int) -> int:
+    def _shard_rows(self, tier: _Tier, n_rows: int, unit: str, n_qubits: int, double: bool) -> int:
         """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
         throughput, capped so every live worker gets a shard (balance) and by the tier's
         ``max_shard_rows`` and ``max_shard_state_mb`` (memory). Not more shards than that: each actor call costs about
@@ -335,7 +335,7 @@ class QuantumPool:
             return max(1, min(balanced, 4))
         rate = tier.items_per_second.get(unit)
         rows = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
-        memory = int(tier.config.max_shard_state_mb * 2**20 // max(1, state_bytes_per_row))
+        memory = int(tier.config.max_shard_state_mb * 2**20 // tier.config.state_bytes_per_row(n_qubits, double))
         return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, memory, balanced, rows))
 
     def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
@@ -359,9 +359,7 @@ class QuantumPool:
                 grad_inputs[shard.start:shard.stop] = value[1]
                 grad_weights[...] += value[2]
 
-        # One statevector per row: 2^n complex amplitudes (8 bytes in single precision).
-        state_bytes_per_row = 2**spec.n_qubits * (16 if inputs.dtype == np.float64 else 8)
-        self._dispatch("rows", n_rows, submit, accept, progress, state_bytes_per_row)
+        self._dispatch("rows", n_rows, submit, accept, progress, spec.n_qubits, inputs.dtype == np.float64)
         return PoolResult(outputs, grad_inputs, grad_weights)
 
     def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray | None,
@@ -393,7 +391,7 @@ class QuantumPool:
 
     def _dispatch(self, unit: str, n_rows: int, submit: Callable[[_Worker, _Shard], Any],
                   accept: Callable[[_Shard, Any], None],
-                  progress: Callable[[int, int], None] | None, state_bytes_per_row: int = 0) -> None:
+                  progress: Callable[[int, int], None] | None, n_qubits: int = 0, double: bool = False) -> None:
         """Runs items ``0..n_rows-1`` (rows or tiles) in shards over the tiers.
 
         ``submit(worker, shard)`` starts a shard and returns its object ref; ``accept(shard,
@@ -459,7 +457,7 @@ class QuantumPool:
                         continue
                     tier = self._tiers[order[position]]
                     if shard is None:
-                        rows = self._shard_rows(tier, n_rows, unit, state_bytes_per_row)
+                        rows = self._shard_rows(tier, n_rows, unit, n_qubits, double)
                         shard = _Shard(next_row, min(n_rows, next_row + rows), position)
                         next_row = shard.stop
                     worker = self._pick_worker(tier, shard)

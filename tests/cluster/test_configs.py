@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from hqray.cluster import PoolConfig, planned_workers
+from hqray.cluster import PoolConfig, default_tiers, planned_workers
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
 
@@ -54,3 +54,12 @@ def test_serve_config_points_at_the_app_builder():
     assert application["import_path"] == "hqray.serve.app:app_builder"
     assert config["http_options"]["host"] == "127.0.0.1"
     ServeSettings(**application["args"]["settings"])  # validates
+
+
+def test_shard_memory_counts_density_matrices_on_noisy_tiers():
+    tiers = default_tiers()
+    # 4 qubits: 16 amplitudes of 8 bytes (complex64); the noisy QPU tier simulates a
+    # 16 x 16 density matrix per row.
+    assert tiers["cpu"].state_bytes_per_row(4, double=False) == 16 * 8
+    assert tiers["cpu"].state_bytes_per_row(4, double=True) == 16 * 16
+    assert tiers["qpu"].state_bytes_per_row(4, double=False) == 256 * 8
