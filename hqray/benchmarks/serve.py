@@ -44,10 +44,10 @@ class HttpConnection:
     measures. This one writes a pre-encoded request and reads the status line, headers and
     body, nothing more.
 
-    Example:
-        >>> async def one(port):  # doctest: +SKIP
-        ...     connection = await HttpConnection.open("127.0.0.1", port)
-        ...     return await connection.post("/noop/v1/models/iris:predict", b'{"instances": [[1, 2]]}')
+    Example (inside a coroutine, with a server on ``port``)::
+
+        connection = await HttpConnection.open("127.0.0.1", port)
+        status, body = await connection.post("/v1/models/iris:predict", b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}')
     """
 
     def __init__(self, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int):

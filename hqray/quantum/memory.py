@@ -32,9 +32,11 @@ def retain_heap_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
     Returns:
         True if applied; False where it does not apply (not Linux with glibc).
 
-    Example:
-        >>> retain_heap_memory() in (True, False)
-        True
+    Example (at the start of a long-lived worker process; it lasts for the process)::
+
+        from hqray.quantum.memory import retain_heap_memory
+
+        retain_heap_memory()
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from hqray.quantum.memory import retain_heap_memory
-
 # Page faults of five 64 MiB allocations after a first one, in a fresh interpreter (the
 # setting lasts for the life of a process, so it is not changed in the test process).
 FAULTS = """
@@ -36,7 +34,3 @@ def test_repeated_large_allocations_reuse_memory():
     # faults where the kernel backs it with huge pages, but never none).
     default, retained = faults("default"), faults("retain")
     assert default >= 5 * 32 and retained * 10 < default, (default, retained)
-
-
-def test_returns_a_bool_everywhere():
-    assert retain_heap_memory() in (True, False)
