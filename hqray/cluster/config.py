@@ -31,8 +31,9 @@ class TierConfig(BaseModel):
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
         max_shard_rows: most rows in one shard sent to a worker.
-        max_shard_state_mb: most statevector memory one shard may hold (rows x 2^n_qubits
-            amplitudes); bounds a shard's memory as circuits grow.
+        max_shard_state_mb: most quantum-state memory one shard may hold (rows x 2^n
+            amplitudes, or 4^n for a noisy tier's density matrix); bounds a shard's memory
+            as circuits grow.
         timeout_s: a shard not back within this many seconds is retried elsewhere.
     """
 

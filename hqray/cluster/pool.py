@@ -328,8 +328,9 @@ class QuantumPool:
     def _shard_rows(self, tier: _Tier, n_rows: int, unit: str, n_qubits: int, double: bool) -> int:
         """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
         throughput, capped so every live worker gets a shard (balance) and by the tier's
-        ``max_shard_rows`` and ``max_shard_state_mb`` (memory). Not more shards than that: each actor call costs about
-        2 ms of Ray's time here (`hqray bench pool`), a tenth of a 100,000-row 4-qubit job."""
+        ``max_shard_rows`` and ``max_shard_state_mb`` (memory). Not more shards than that:
+        each actor call costs about 2 ms of Ray's time on a 2-core machine, a tenth of a
+        100,000-row 4-qubit job."""
         balanced = math.ceil(n_rows / max(1, len(tier.workers)))
         if unit == "tiles":  # a tile is already sized for memory; balance is what matters
             return max(1, min(balanced, 4))
