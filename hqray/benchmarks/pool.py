@@ -41,6 +41,37 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+SMALL_JOB_ROWS = 64  # a g7 training step's batch
+
+
+def _small_job_ms(pool, spec: CircuitSpec, inputs: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Median milliseconds of a small forward and vector-Jacobian job on the pool and in
+    process (one thread): the per-call cost a pool-backed layer (g7) pays every step."""
+    grad_outputs = np.ones((inputs.shape[0], spec.n_outputs), dtype=inputs.dtype)
+
+    def in_process_vjp():
+        x = torch.from_numpy(inputs).requires_grad_(True)
+        w = torch.from_numpy(weights).requires_grad_(True)
+        torch.autograd.grad(execute(spec, x, w), (x, w), torch.from_numpy(grad_outputs))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            in_process_forward = _median_ms(lambda: execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)))
+        in_process_backward = _median_ms(in_process_vjp)
+    finally:
+        torch.set_num_threads(threads)
+    return {"pool_forward": _median_ms(lambda: pool.run(spec, inputs, weights)),
+            "pool_vjp": _median_ms(lambda: pool.vjp(spec, inputs, weights, grad_outputs)),
+            "in_process_forward": in_process_forward, "in_process_vjp": in_process_backward}
+
+
+def _median_ms(run: Callable[[], object], repeats: int = 50) -> float:
+    run()
+    return float(np.median([_timed(run) for _ in range(repeats)]) * 1000)
+
+
 def _ray_floor_seconds(inputs: np.ndarray, n_outputs: int) -> float:
     """Ray's own cost of one job's data movement, no circuit: put the inputs, one actor
     call that slices them, and get an output block of the pool's size back. Efficiency
@@ -96,6 +127,8 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
                 rates[f"pool_{workers}_worker{'s' if workers > 1 else ''}"] = _rows_per_second(
                     lambda pool=pool, spec=spec, inputs=inputs, weights=weights: pool.run(spec, inputs, weights),
                     rows)
+                if workers == 1:
+                    small_job = _small_job_ms(pool, spec, inputs[:SMALL_JOB_ROWS], weights)
         lost = _chaos_lost_rows(spec, inputs, weights, reference)
         floor = _ray_floor_seconds(inputs, spec.n_outputs)
         in_process_seconds = rows / rates["in_process_1_thread"]
@@ -107,12 +140,14 @@ def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,
             "speedup": rates["pool_2_workers"] / rates["pool_1_worker"],
             "lost_rows": lost["lost_rows"],
             "chaos_kills": lost["kills"],
+            "small_job_ms": small_job,
         }
         results["circuits"][str(n_qubits)] = entry
         log(f"{n_qubits} qubits: " + ", ".join(f"{k} {v:,.0f} rows/s" for k, v in rates.items())
             + f"; efficiency {entry['efficiency']:.2f} (Ray's floor {entry['ray_floor_ms']:.1f} ms bounds it "
               f"at {entry['efficiency_bound']:.2f}), speedup {entry['speedup']:.2f}, "
-              f"lost rows under chaos {entry['lost_rows']} ({entry['chaos_kills']} kills)")
+              f"lost rows under chaos {entry['lost_rows']} ({entry['chaos_kills']} kills); "
+              f"a {SMALL_JOB_ROWS}-row job (median ms): " + ", ".join(f"{k} {v:.2f}" for k, v in small_job.items()))
     ray.shutdown()
     return results
 
