@@ -55,7 +55,17 @@ def pool_tables() -> str:
                          f"{entry['efficiency']:.2f} | {entry['ray_floor_ms']:.1f} ({entry['efficiency_bound']:.2f}) | "
                          f"{entry['speedup']:.2f} | "
                          f"{entry['lost_rows']} ({entry['chaos_kills']}) |")
-    return "\n".join(lines)
+    small = ["| run | qubits | pool forward ms | pool vjp ms | in-process forward ms | in-process vjp ms |",
+             "|---|---|---|---|---|---|"]
+    for name in ("pool.json", "pool_1m.json"):
+        path = HERE / name
+        if path.exists():
+            for qubits, entry in json.loads(path.read_text())["circuits"].items():
+                if "small_job_ms" in entry:
+                    job = entry["small_job_ms"]
+                    small.append(f"| {name} | {qubits} | {job['pool_forward']:.2f} | {job['pool_vjp']:.2f} | "
+                                 f"{job['in_process_forward']:.2f} | {job['in_process_vjp']:.2f} |")
+    return "\n".join(lines) + "\n\n64-row jobs, median of 50 (1-worker pool):\n\n" + "\n".join(small)
 
 
 def kernel_table() -> str:
