@@ -19,12 +19,13 @@ def retain_heap_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
     A circuit worker runs shard after shard of the same shapes, and every shard allocates
     the same large state arrays. By default glibc serves large allocations with ``mmap``
     and trims the top of the heap on ``free``, so, depending on the history of the
-    process, every shard can start on fresh pages that the kernel must fault in and zero:
-    measured at about 7,700 page faults per 100,000-row job of the 4-qubit g6 circuit and
-    shards computing at 60% of their speed. After this call large allocations come from
-    the heap and up to ``trim_threshold_bytes`` of freed memory stays mapped, so one
-    shard's memory serves the next. The process keeps its peak heap, which for a worker is
-    bounded by its tier's ``max_shard_rows``.
+    process, every shard can start on fresh pages that the kernel must fault in and zero
+    (measured ad hoc during development: about 7,700 page faults per 100,000-row job of
+    the 4-qubit g6 circuit, shards computing at 60% of their speed). After this call large
+    allocations come from the heap and up to ``trim_threshold_bytes`` of freed memory
+    stays mapped, so one shard's memory serves the next. The process keeps its peak heap,
+    which for a worker is bounded by its tier's shard caps (``max_shard_rows``,
+    ``max_shard_state_mb``).
 
     Args:
         trim_threshold_bytes: free memory at the top of the heap kept before trimming.
