@@ -59,12 +59,12 @@ def _small_job_ms(pool, spec: CircuitSpec, inputs: np.ndarray, weights: np.ndarr
     try:
         with torch.no_grad():
             in_process_forward = _median_ms(lambda: execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)))
-        in_process_backward = _median_ms(in_process_vjp)
+        in_process_vjp_ms = _median_ms(in_process_vjp)
     finally:
         torch.set_num_threads(threads)
     return {"pool_forward": _median_ms(lambda: pool.run(spec, inputs, weights)),
             "pool_vjp": _median_ms(lambda: pool.vjp(spec, inputs, weights, grad_outputs)),
-            "in_process_forward": in_process_forward, "in_process_vjp": in_process_backward}
+            "in_process_forward": in_process_forward, "in_process_vjp": in_process_vjp_ms}
 
 
 def _median_ms(run: Callable[[], object], repeats: int = 50) -> float:
