@@ -103,7 +103,8 @@ class PoolConfig(ValidatedModel):
     target_shard_seconds: float = Field(0.5, gt=0.0, description="shards are sized to take about this long")
     min_shard_rows: int = Field(64, ge=1)
     worker_start_timeout_s: float = Field(60.0, gt=0.0)
-
+    shared_memory_mb: float = Field(512.0, ge=0.0, description="shared memory (/dev/shm) for jobs' arrays "
+                                    "with workers on the pool's node; 0 sends everything through Ray's object store")
 
     @model_validator(mode="after")
     def _check_order(self) -> PoolConfig:

@@ -31,6 +31,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from hqray.cluster.config import PoolConfig, TierConfig
 from hqray.cluster.resources import planned_workers
+from hqray.cluster.transport import SharedArena
 from hqray.cluster.worker import CircuitWorker
 from hqray.errors import CircuitError, ConfigError, HqrayError
 from hqray.quantum import CircuitSpec
@@ -71,6 +72,7 @@ class _Worker:
     tier: str
     slot: int
     outstanding: int = 0
+    local: bool = False  # on the pool's node: shares memory with it
 
 
 @dataclass
@@ -144,6 +146,8 @@ class QuantumPool:
         self._metrics = _Metrics()
         self._tiers: dict[str, _Tier] = {}
         self.notices: list[str] = []
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._arena = SharedArena(int(self.config.shared_memory_mb * 2**20))
         plan = planned_workers(self.config, ray.cluster_resources())
         for name, (slots, notice) in plan.items():
             if notice:
@@ -198,10 +202,10 @@ class QuantumPool:
             if ready:
                 del tier.starting[slot]
                 try:
-                    ray.get(ping)
+                    info = ray.get(ping)
                 except RayActorError:
                     continue  # died while starting; the slot is left empty
-                tier.workers[slot] = _Worker(handle, tier.name, slot)
+                tier.workers[slot] = _Worker(handle, tier.name, slot, local=info["node_id"] == self._node_id)
             elif time.monotonic() - began > self.config.worker_start_timeout_s:
                 del tier.starting[slot]
                 ray.kill(handle, no_restart=True)
@@ -231,14 +235,21 @@ class QuantumPool:
     # -- public API --------------------------------------------------------------------------
 
     def workers(self) -> dict[str, list[dict]]:
-        """Each tier's live workers: node, pid and assigned resources."""
+        """Each tier's live workers: node, pid, assigned resources, and ``shared_memory``
+        (on this process's node, so jobs' rows go through shared memory, not the object store)."""
         with self._lock:
             handles = {name: list(t.workers.values()) for name, t in self._tiers.items()}
-        return {name: ray.get([w.handle.info.remote() for w in group]) for name, group in handles.items()}
+        result = {}
+        for name, group in handles.items():
+            infos = ray.get([w.handle.info.remote() for w in group])
+            result[name] = [{**info, "shared_memory": worker.local and self._arena.available}
+                            for worker, info in zip(group, infos, strict=True)]
+        return result
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Per tier: workers, shards, rows, retries, fallbacks, failures, duplicates,
-        replaced, busy_seconds, p50/p95 shard latency (seconds)."""
+        replaced, busy_seconds, p50/p95 shard latency (seconds), and shared_memory_shards
+        (shards whose rows went through shared memory instead of the object store)."""
         with self._lock:
             result = {}
             for name, tier in self._tiers.items():
@@ -247,7 +258,8 @@ class QuantumPool:
                 result[name] = {
                     "workers": len(tier.workers),
                     **{k: int(tier.counters[k]) for k in ("shards", "rows", "tiles", "retries", "fallbacks",
-                                                          "failures", "timeouts", "duplicates", "replaced")},
+                                                          "failures", "timeouts", "duplicates", "replaced",
+                                                          "shared_memory_shards")},
                     "busy_seconds": tier.busy_seconds,
                     "rows_per_second": tier.items_per_second.get("rows", 0.0),
                     "latency_p50_s": float(p50),  # NaN until a shard has finished
@@ -289,6 +301,7 @@ class QuantumPool:
                 tier.workers.clear()
                 tier.starting.clear()
                 remove_placement_group(tier.placement)
+            self._arena.close()
             self._closed = True
 
     def __enter__(self) -> QuantumPool:
@@ -348,28 +361,65 @@ class QuantumPool:
         inputs, weights, grad_outputs = self._validate(spec, inputs, weights, grad_outputs)
         n_rows = inputs.shape[0]
         spec_json = spec.model_dump_json()
-        arrays = [inputs, weights] + ([grad_outputs] if kind == "vjp" else [])
-        if sum(array.nbytes for array in arrays) > INLINE_ARGUMENT_BYTES:
-            # Stored once and shared by every shard and retry of the job.
-            arrays = [ray.put(array) for array in arrays]
-        inputs_ref, weights_ref = arrays[0], arrays[1]  # an array, or its object-store ref
-        grad_ref = arrays[2] if kind == "vjp" else None
         outputs = np.empty((n_rows, spec.n_outputs), dtype=inputs.dtype)
         grad_inputs = np.empty_like(inputs) if kind == "vjp" else None
         grad_weights = np.zeros_like(weights) if kind == "vjp" else None
+        row_arrays = {"inputs": inputs, "outputs": outputs}
+        if kind == "vjp":
+            row_arrays.update(grad_outputs=grad_outputs, grad_inputs=grad_inputs)
+        inline = sum(array.nbytes for array in (inputs, weights, grad_outputs) if array is not None) \
+            <= INLINE_ARGUMENT_BYTES
+        lease = None if inline or not self._has_local_workers() else self._arena.lease(
+            sum(array.nbytes + 64 for array in row_arrays.values()))
+        layout = shared = None
+        if lease is not None:
+            layout, shared = lease.layout({name: (a.shape, a.dtype) for name, a in row_arrays.items()})
+            shared["inputs"][...] = inputs
+            if kind == "vjp":
+                shared["grad_outputs"][...] = grad_outputs
+        # Arrays for workers that do not share memory with this process: small ones travel
+        # inside the actor call; large ones are stored once (on first need) for every shard.
+        stored: dict[str, Any] = {}
+
+        def by_value(name: str, array: np.ndarray) -> Any:
+            if inline:
+                return array
+            if name not in stored:
+                stored[name] = ray.put(array)
+            return stored[name]
 
         def submit(worker: _Worker, shard: _Shard):
-            args = (spec_json, inputs_ref, shard.start, shard.stop, weights_ref)
-            return worker.handle.vjp.remote(*args, grad_ref) if kind == "vjp" else worker.handle.forward.remote(*args)
+            if layout is not None and worker.local:
+                self._tiers[worker.tier].counters["shared_memory_shards"] += 1
+                # Only a shard's first attempt writes into shared memory (hqray.cluster.transport).
+                source, grad_source, write_shared = layout, None, not shard.errors
+            else:
+                source, write_shared = by_value("inputs", inputs), False
+                grad_source = by_value("grad_outputs", grad_outputs) if kind == "vjp" else None
+            args = (spec_json, source, shard.start, shard.stop, weights)
+            if kind == "vjp":
+                return worker.handle.vjp.remote(*args, grad_source, write_shared)
+            return worker.handle.forward.remote(*args, write_shared)
 
         def accept(shard: _Shard, value) -> None:
-            outputs[shard.start:shard.stop] = value[0]
+            rows = slice(shard.start, shard.stop)
+            outputs[rows] = shared["outputs"][rows] if value[0] is None else value[0]
             if kind == "vjp":
-                grad_inputs[shard.start:shard.stop] = value[1]
+                grad_inputs[rows] = shared["grad_inputs"][rows] if value[1] is None else value[1]
                 grad_weights[...] += value[2]
 
-        self._dispatch("rows", n_rows, submit, accept, progress, spec.n_qubits, inputs.dtype == np.float64)
+        clean = False
+        try:
+            clean = self._dispatch("rows", n_rows, submit, accept, progress, spec.n_qubits,
+                                   inputs.dtype == np.float64)
+        finally:
+            if lease is not None:
+                self._arena.release(lease, reusable=clean)
         return PoolResult(outputs, grad_inputs, grad_weights)
+
+    def _has_local_workers(self) -> bool:
+        with self._lock:
+            return any(worker.local for tier in self._tiers.values() for worker in tier.workers.values())
 
     def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray | None,
                    tile_bounds: list[tuple[int, int, int, int]],
@@ -400,12 +450,13 @@ class QuantumPool:
 
     def _dispatch(self, unit: str, n_rows: int, submit: Callable[[_Worker, _Shard], Any],
                   accept: Callable[[_Shard, Any], None],
-                  progress: Callable[[int, int], None] | None, n_qubits: int = 0, double: bool = False) -> None:
+                  progress: Callable[[int, int], None] | None, n_qubits: int = 0, double: bool = False) -> bool:
         """Runs items ``0..n_rows-1`` (rows or tiles) in shards over the tiers.
 
         ``submit(worker, shard)`` starts a shard and returns its object ref; ``accept(shard,
         value)`` stores a result and is called exactly once per shard. Raises PoolError
-        naming the items no tier could compute.
+        naming the items no tier could compute. Returns whether every attempt finished
+        cleanly (no failure, timeout or lost worker: no attempt can still be writing).
         """
         order = [name for name in self.config.fallback_order if name in self._tiers]
         written = np.zeros(n_rows, dtype=bool)  # exactly-once bookkeeping
@@ -414,6 +465,7 @@ class QuantumPool:
         inflight: dict[Any, tuple[_Shard, _Worker, float]] = {}
         abandoned: dict[Any, _Shard] = {}  # timed out, still maybe running: results are discarded
         failed: list[_Shard] = []
+        requeued = 0
         last_log = time.monotonic()
 
         def give_up(shard: _Shard, reason: str) -> None:
@@ -421,6 +473,8 @@ class QuantumPool:
             failed.append(shard)
 
         def requeue(shard: _Shard, tier: _Tier, slot: int, reason: str, worker_lost: bool = False) -> None:
+            nonlocal requeued
+            requeued += 1
             shard.errors.append(f"{tier.name}: {reason}")
             shard.avoid.add((tier.name, slot))
             tier.counters["failures"] += 1
@@ -558,6 +612,7 @@ class QuantumPool:
             missing = np.flatnonzero(~written)
             raise PoolError(f"internal error: {unit} {missing[:10].tolist()} were never written",
                             failed_rows=[(int(r), int(r) + 1) for r in missing])
+        return requeued == 0 and not abandoned
 
 
 def kill_worker_on_progress(pool: QuantumPool, thresholds: list[int], tier: str = "cpu"):

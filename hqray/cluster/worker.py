@@ -12,6 +12,7 @@ import ray
 import torch
 
 from hqray.cluster.config import TierConfig
+from hqray.cluster.transport import SharedLayout, attach
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.kernels import gram_tile, sample_shots
 from hqray.quantum.memory import retain_heap_memory
@@ -32,8 +33,10 @@ class CircuitWorker:
 
     One actor per resource unit (or fraction, ``workers_per_unit``); the pool places them
     with a placement group so a tier's workers spread over the nodes holding its resource.
-    Inputs arrive as one object-store array per job plus a row range, so a job's data is
-    stored once, not once per shard. The worker keeps the memory one shard frees for the
+    Inputs arrive as one array per job plus a row range, so a job's data is stored once,
+    not once per shard: an object-store array, or for a worker on the pool's own node a
+    shared-memory segment the worker also writes its outputs into
+    (:mod:`hqray.cluster.transport`). The worker keeps the memory one shard frees for the
     next (:func:`~hqray.quantum.memory.retain_heap_memory`): shards repeat the same shapes.
     """
 
@@ -58,16 +61,23 @@ class CircuitWorker:
         if self._injected_delays:
             time.sleep(self._injected_delays.pop(0))
 
-    def forward(self, spec_json: str, inputs: np.ndarray, start: int, stop: int,
-                weights: np.ndarray) -> tuple[np.ndarray, float]:
-        """Outputs of rows ``start:stop`` and the seconds spent computing them."""
+    def forward(self, spec_json: str, inputs: np.ndarray | SharedLayout, start: int, stop: int,
+                weights: np.ndarray, write_shared: bool = False) -> tuple[np.ndarray | None, float]:
+        """Outputs of rows ``start:stop`` and the seconds spent computing them.
+
+        ``inputs`` is the job's array, or a :class:`SharedLayout` on the pool's node; with
+        ``write_shared`` the outputs go into the layout's ``outputs`` and None is returned.
+        """
         self._pause_if_injected()
         began = time.perf_counter()
         spec = _compiled(spec_json, self.tier_json)
+        shared = attach(inputs) if isinstance(inputs, SharedLayout) else None
         with torch.no_grad():
-            # Object-store arrays are read-only: copy the shard (torch wants writable memory).
-            outputs = execute(spec, torch.from_numpy(np.array(inputs[start:stop])),
+            outputs = execute(spec, _rows(shared["inputs"] if shared else inputs, start, stop),
                               torch.from_numpy(np.array(weights)))
+        if write_shared:
+            shared["outputs"][start:stop] = outputs.numpy()
+            return None, time.perf_counter() - began
         return outputs.numpy(), time.perf_counter() - began
 
     def gram_tiles(self, kernel_json: str, left: np.ndarray, right: np.ndarray, bounds: np.ndarray,
@@ -87,19 +97,36 @@ class CircuitWorker:
             blocks.append(block)
         return blocks, time.perf_counter() - began
 
-    def vjp(self, spec_json: str, inputs: np.ndarray, start: int, stop: int, weights: np.ndarray,
-            grad_outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """Outputs, gradient of rows ``start:stop`` and (summed) gradient of the weights."""
+    def vjp(self, spec_json: str, inputs: np.ndarray | SharedLayout, start: int, stop: int, weights: np.ndarray,
+            grad_outputs: np.ndarray | None, write_shared: bool = False
+            ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, float]:
+        """Outputs, gradient of rows ``start:stop`` and (summed) gradient of the weights.
+
+        With a :class:`SharedLayout`, ``grad_outputs`` is read from it (pass None); with
+        ``write_shared`` the outputs and input gradients go into it and come back as None.
+        """
         self._pause_if_injected()
         began = time.perf_counter()
         spec = _compiled(spec_json, self.tier_json)
-        shard_inputs = torch.from_numpy(np.array(inputs[start:stop])).requires_grad_(True)
+        shared = attach(inputs) if isinstance(inputs, SharedLayout) else None
+        shard_inputs = _rows(shared["inputs"] if shared else inputs, start, stop).requires_grad_(True)
         shard_weights = torch.from_numpy(np.array(weights)).requires_grad_(True)
         outputs = execute(spec, shard_inputs, shard_weights)
-        grad = torch.from_numpy(np.array(grad_outputs[start:stop])).to(outputs.dtype)
+        grad = _rows(shared["grad_outputs"] if shared else grad_outputs, start, stop).to(outputs.dtype)
         grad_inputs, grad_weights = torch.autograd.grad(outputs, (shard_inputs, shard_weights), grad,
                                                         allow_unused=True)
         if grad_inputs is None:  # e.g. an RZ embedding, whose outputs do not depend on inputs
             grad_inputs = torch.zeros_like(shard_inputs)
+        if write_shared:
+            shared["outputs"][start:stop] = outputs.detach().numpy()
+            shared["grad_inputs"][start:stop] = grad_inputs.numpy()
+            return None, None, grad_weights.numpy(), time.perf_counter() - began
         return (outputs.detach().numpy(), grad_inputs.numpy(), grad_weights.numpy(),
                 time.perf_counter() - began)
+
+
+def _rows(array: np.ndarray, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` as a tensor. Object-store arrays are read-only and torch wants
+    writable memory, so those are copied; shared-memory views are used in place."""
+    rows = array[start:stop]
+    return torch.from_numpy(rows if rows.flags.writeable else np.array(rows))

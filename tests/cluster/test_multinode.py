@@ -44,6 +44,8 @@ def test_qpu_workers_land_only_on_the_qpu_node(cluster):
         placed = pool.workers()
     assert len(placed["qpu"]) == 2
     assert {w["node_id"] for w in placed["qpu"]} == {qpu_node.node_id}
+    # No worker shares the driver's (head) node: their rows go through the object store.
+    assert not any(w["shared_memory"] for tier in placed.values() for w in tier)
     # The CPU tier's placement group spreads its two workers over the two nodes with a CPU.
     assert len({w["node_id"] for w in placed["cpu"]}) == 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -11,6 +12,7 @@ import ray
 import torch
 
 from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connect, kill_worker_on_progress
+from hqray.cluster.transport import PREFIX, SHM_DIRECTORY
 from hqray.errors import CircuitError, ConfigError
 from hqray.quantum import CircuitSpec, execute
 
@@ -41,6 +43,11 @@ def reference(inputs, weights):
     return execute(SPEC, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
 
 
+def shared_segments() -> list[str]:
+    """This driver's shared-memory segments (the pool's arena)."""
+    return [n for n in os.listdir(SHM_DIRECTORY) if n.startswith(f"{PREFIX}{os.getpid()}-")]
+
+
 class TestCorrectness:
     def test_results_equal_the_in_process_engine_in_order(self):
         inputs, weights = data(3000)
@@ -63,16 +70,38 @@ class TestCorrectness:
         assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
         assert stats["shards"] >= 3000 // 512 and stats["rows"] == 3000
 
-    # 700 rows travel inside the actor calls, 6000 rows through the object store.
-    @pytest.mark.parametrize("rows", [700, 6000])
-    def test_vjp_equals_autograd(self, rows):
+    @pytest.mark.parametrize("shared_memory_mb", [512.0, 0.0])
+    def test_rows_go_through_shared_memory_on_the_pools_node(self, shared_memory_mb):
+        inputs, weights = data(20_000, seed=5)
+        with cpu_pool(min_shard_rows=1000, max_shard_rows=2500, shared_memory_mb=shared_memory_mb) as pool:
+            first = pool.run(SPEC, inputs, weights)
+            second = pool.run(SPEC, inputs[::-1].copy(), weights)  # the next job reuses the segment
+            stats = pool.stats()["cpu"]
+            workers = pool.workers()["cpu"]
+            segments = shared_segments()
+        expected = reference(inputs, weights)
+        assert np.allclose(first, expected, atol=1e-5) and np.allclose(second, expected[::-1], atol=1e-5)
+        assert stats["rows"] == 40_000 and stats["duplicates"] == 0
+        if shared_memory_mb:
+            assert stats["shared_memory_shards"] == stats["shards"] >= 16
+            assert all(w["shared_memory"] for w in workers) and len(segments) == 1
+        else:  # every row through Ray's object store, as for workers on other nodes
+            assert stats["shared_memory_shards"] == 0 and not any(w["shared_memory"] for w in workers)
+            assert segments == []
+        assert shared_segments() == []  # shutdown removes the segment
+
+    # 700 rows travel inside the actor calls, 6000 rows through shared memory or the object store.
+    @pytest.mark.parametrize(("rows", "shared_memory_mb"), [(700, 512.0), (6000, 512.0), (6000, 0.0)])
+    def test_vjp_equals_autograd(self, rows, shared_memory_mb):
         inputs, weights = data(rows)
         grad_outputs = np.random.default_rng(1).normal(size=(rows, 4)).astype(np.float32)
         x = torch.from_numpy(inputs).requires_grad_(True)
         w = torch.from_numpy(weights).requires_grad_(True)
         (execute(SPEC, x, w) * torch.from_numpy(grad_outputs)).sum().backward()
-        with cpu_pool(min_shard_rows=100, max_shard_rows=max(200, rows // 10)) as pool:
+        shards = {"min_shard_rows": 100, "max_shard_rows": max(200, rows // 10)}
+        with cpu_pool(**shards, shared_memory_mb=shared_memory_mb) as pool:
             result = pool.vjp(SPEC, inputs, weights, grad_outputs)
+        assert np.allclose(result.outputs, execute(SPEC, x, w).detach().numpy(), atol=1e-5)
         assert np.allclose(result.grad_inputs, x.grad.numpy(), atol=1e-4)
         assert np.allclose(result.grad_weights, w.grad.numpy(), atol=1e-3)
 
@@ -105,9 +134,13 @@ class TestFaults:
         try:
             outputs = pool.run(SPEC, inputs, weights, progress=kill_on_progress)
             stats = pool.stats()["cpu"]
+            # A killed worker may write for a moment after ray.kill: the job's segment is
+            # retired, never reused (retries return their rows through the object store).
+            segments_after_job = shared_segments()
         finally:
             pool.shutdown()
         assert len(kills) == 5 and kills[-1] < 50_000  # all five kills landed mid-job
+        assert stats["shared_memory_shards"] > 0 and segments_after_job == []
         assert np.allclose(outputs, expected, atol=1e-5)  # every row, in order, exactly once
         assert stats["rows"] == 50_000
         assert stats["replaced"] >= 5 and stats["retries"] >= 1
@@ -117,8 +150,8 @@ class TestFaults:
         assert ray.available_resources().get("CPU") == 2.0, ray.available_resources()
 
     def test_hung_worker_shard_is_retried_elsewhere(self):
-        inputs, weights = data(400)
-        with cpu_pool(timeout_s=3.0, min_shard_rows=100, max_shard_rows=100) as pool:
+        inputs, weights = data(6000)  # above the inline size: first attempts write to shared memory
+        with cpu_pool(timeout_s=3.0, min_shard_rows=1000, max_shard_rows=1000) as pool:
             workers = list(pool._tiers["cpu"].workers.values())
             ray.get(workers[0].handle.inject_delay.remote(30.0, calls=1))
             started = time.monotonic()
@@ -127,7 +160,7 @@ class TestFaults:
             stats = pool.stats()["cpu"]
         assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
         # A cold replacement worker on a busy machine may time out too; the hang always does.
-        assert stats["timeouts"] >= 1 and stats["replaced"] >= 1
+        assert stats["timeouts"] >= 1 and stats["replaced"] >= 1 and stats["shared_memory_shards"] >= 1
         assert elapsed < 15  # well before the 30 s hang
 
     def test_a_shard_failing_everywhere_is_named(self):
