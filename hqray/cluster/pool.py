@@ -389,10 +389,11 @@ class QuantumPool:
             return stored[name]
 
         def submit(worker: _Worker, shard: _Shard):
-            if layout is not None and worker.local:
+            if layout is not None and worker.local and not shard.errors:
+                # Only a shard's first attempt uses shared memory; retries go through the
+                # object store, so no late writer can mix into them (hqray.cluster.transport).
                 self._tiers[worker.tier].counters["shared_memory_shards"] += 1
-                # Only a shard's first attempt writes into shared memory (hqray.cluster.transport).
-                source, grad_source, write_shared = layout, None, not shard.errors
+                source, grad_source, write_shared = layout, None, True
             else:
                 source, write_shared = by_value("inputs", inputs), False
                 grad_source = by_value("grad_outputs", grad_outputs) if kind == "vjp" else None

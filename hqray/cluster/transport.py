@@ -11,8 +11,9 @@ Ray's per-job data cost (about 7.5 ms for a 100,000-row 4-qubit job, whose circu
 Segments are leased per job and reused by later jobs (their pages stay mapped, so a job
 does not page-fault on fresh memory). Rules that keep every row exactly once:
 
-* only a shard's *first* attempt writes to shared memory; retries return their outputs
-  through the object store, so a late or half-finished writer cannot mix into a result;
+* only a shard's *first* attempt uses shared memory; retries take their rows from and
+  return their outputs through the object store, so a late or half-finished writer
+  cannot mix into a result, and a worker that cannot map the segment still gets its rows;
 * a segment is reused only after a job in which every attempt finished cleanly; after a
   timeout, a lost worker or an error the segment is retired (unlinked), because a killed
   worker may still be writing for a moment after ``ray.kill``.
