@@ -1,7 +1,8 @@
 """`hqray bench serve`: HTTP latency and throughput of served models, on loopback.
 
-One run: the same checkpoint served with batching and without, and a no-op Serve
-deployment (same proxy, FastAPI ingress, JSON in and out; no model) as the floor. Single-
+One run: the same checkpoint served with batching and without, and no-op Serve deployments
+(same proxy, FastAPI ingress, JSON in and out; no model), one unbatched (the latency floor)
+and one through ``@serve.batch`` (the throughput ceiling of any batched model). Single-
 row requests at concurrency 1, 8 and 32 from :class:`HttpConnection` keep-alive connections;
 each level is bounded in requests and seconds.
 """
@@ -158,11 +159,14 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
         serve.run(build_app({"iris": checkpoint}, batched), name=f"{label}-batched", route_prefix=f"/{label}-batched")
         serve.run(build_app({"iris": checkpoint}, unbatched), name=f"{label}-unbatched",
                   route_prefix=f"/{label}-unbatched")
-    from hqray.benchmarks.serve_noop import NoOp
+    from hqray.benchmarks.serve_noop import NoOp, NoOpBatched
 
-    serve.run(NoOp.options(logging_config={"enable_access_log": access_log}).bind(), name="noop", route_prefix="/noop")
+    logging_config = {"enable_access_log": access_log}
+    serve.run(NoOp.options(logging_config=logging_config).bind(), name="noop", route_prefix="/noop")
+    serve.run(NoOpBatched.options(logging_config=logging_config).bind(), name="noop-batched",
+              route_prefix="/noop-batched")
     bodies = [json.dumps({"instances": [row]}).encode() for row in data.features.tolist()]
-    variants = ["noop"] + [f"{label}-{mode}" for label in MODELS for mode in ("batched", "unbatched")]
+    variants = ["noop", "noop-batched"] + [f"{label}-{mode}" for label in MODELS for mode in ("batched", "unbatched")]
     results: dict = {"machine": info, "levels": {}}
     try:
         for concurrency in concurrency_levels:
@@ -184,6 +188,10 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
         results[f"{label}_p50_ratio_to_floor_at_1"] = one[f"{label}-batched"]["p50_ms"] / one["noop"]["p50_ms"]
         results[f"{label}_batching_speedup_at_32"] = (many[f"{label}-batched"]["requests_per_s"]
                                                       / many[f"{label}-unbatched"]["requests_per_s"])
+        # No batched model answers faster than the batched no-op: the most batching can give.
+        results[f"{label}_batching_bound_at_32"] = (many["noop-batched"]["requests_per_s"]
+                                                    / many[f"{label}-unbatched"]["requests_per_s"])
         log(f"{label}: p50 at concurrency 1 = {results[f'{label}_p50_ratio_to_floor_at_1']:.2f}x the no-op floor; "
-            f"batching at concurrency 32 = {results[f'{label}_batching_speedup_at_32']:.2f}x unbatched requests/s")
+            f"batching at concurrency 32 = {results[f'{label}_batching_speedup_at_32']:.2f}x unbatched requests/s "
+            f"(the batched no-op bounds it at {results[f'{label}_batching_bound_at_32']:.2f}x)")
     return results
