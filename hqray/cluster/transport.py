@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +128,10 @@ class SharedArena:
         self._free: list[SharedLease] = []
         self._held_bytes = 0
         self._lock = threading.Lock()
+        self._paths: set[str] = set()  # every live segment, leased or free
+        # Files in /dev/shm outlive the process: remove them when the arena is collected or
+        # the interpreter exits, even if the pool was never shut down.
+        weakref.finalize(self, _unlink_paths, self._paths)
         self.available = budget_bytes > 0 and os.path.isdir(SHM_DIRECTORY) and os.access(SHM_DIRECTORY, os.W_OK)
         if self.available:
             _remove_orphans()
@@ -153,6 +158,7 @@ class SharedArena:
                 self.available = False
                 return None
             self._held_bytes += size
+            self._paths.add(lease.path)
             return lease
 
     def release(self, lease: SharedLease, reusable: bool) -> None:
@@ -165,12 +171,22 @@ class SharedArena:
 
     def _drop(self, lease: SharedLease) -> None:
         self._held_bytes -= lease.size
+        self._paths.discard(lease.path)
         lease.unlink()
 
     def close(self) -> None:
         with self._lock:
             while self._free:
                 self._drop(self._free.pop())
+
+
+def _unlink_paths(paths: set[str]) -> None:
+    for path in list(paths):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    paths.clear()
 
 
 def _remove_orphans() -> None:

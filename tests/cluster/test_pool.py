@@ -111,6 +111,18 @@ class TestCorrectness:
             future = pool.submit(SPEC, inputs, weights)
             assert np.allclose(future.result(timeout=60), reference(inputs, weights), atol=1e-5)
 
+    def test_concurrent_jobs_each_get_their_own_shared_segment(self):
+        jobs = [data(20_000, seed=seed) for seed in (10, 11, 12)]
+        with cpu_pool(min_shard_rows=1000, max_shard_rows=2000) as pool:
+            futures = [pool.submit(SPEC, inputs, weights) for inputs, weights in jobs]
+            outputs = [future.result(timeout=120) for future in futures]
+            stats = pool.stats()["cpu"]
+            segments = shared_segments()
+        for (inputs, weights), result in zip(jobs, outputs, strict=True):
+            assert np.allclose(result, reference(inputs, weights), atol=1e-5)
+        assert stats["rows"] == 60_000 and stats["shared_memory_shards"] == stats["shards"]
+        assert 1 <= len(segments) <= 3  # kept for reuse, one per job that ran at the same time
+
     def test_qpu_tier_behaves_like_hardware(self):
         inputs, weights = data(64)
         config = PoolConfig(fallback_order=["qpu"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -85,6 +86,18 @@ def test_attaching_a_retired_segment_fails_clearly(arena):
     arena.release(lease, reusable=False)
     with pytest.raises(FileNotFoundError):
         attach(layout)
+
+
+def test_segments_are_removed_when_an_arena_is_dropped_without_close():
+    arena = SharedArena(4 * 2**20)
+    free = arena.lease(1000)
+    arena.release(free, reusable=True)
+    held = arena.lease(2 * 2**20)  # a job still holding its segment
+    paths = [free.path, held.path]
+    assert all(os.path.exists(path) for path in paths)
+    del arena, free, held
+    gc.collect()
+    assert not any(os.path.exists(path) for path in paths)
 
 
 def test_segments_of_dead_drivers_are_removed():
