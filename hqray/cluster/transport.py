@@ -129,6 +129,7 @@ class SharedArena:
         self._held_bytes = 0
         self._lock = threading.Lock()
         self._paths: set[str] = set()  # every live segment, leased or free
+        self._closed = False
         # Files in /dev/shm outlive the process: remove them when the arena is collected or
         # the interpreter exits, even if the pool was never shut down.
         weakref.finalize(self, _unlink_paths, self._paths)
@@ -164,7 +165,7 @@ class SharedArena:
     def release(self, lease: SharedLease, reusable: bool) -> None:
         """Returns a job's segment: kept for the next job, or retired when ``reusable`` is False."""
         with self._lock:
-            if reusable and lease.buffer is not None:
+            if reusable and lease.buffer is not None and not self._closed:
                 self._free.append(lease)
             else:
                 self._drop(lease)
@@ -175,7 +176,9 @@ class SharedArena:
         lease.unlink()
 
     def close(self) -> None:
+        """Removes the free segments; one still leased by a running job goes when released."""
         with self._lock:
+            self._closed = True
             while self._free:
                 self._drop(self._free.pop())
 
@@ -220,6 +223,10 @@ def attach(layout: SharedLayout) -> dict[str, np.ndarray]:
     """
     buffer = _attached.get(layout.path)
     if buffer is None:
+        # A new segment: forget the ones the pool has retired (their memory is freed once
+        # no process maps them).
+        for path in [path for path in _attached if not os.path.exists(path)]:
+            del _attached[path]
         buffer = np.memmap(layout.path, dtype=np.uint8, mode="r+")
         _attached[layout.path] = buffer
         while len(_attached) > ATTACHED_SEGMENTS:

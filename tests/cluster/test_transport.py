@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from hqray.cluster import transport
 from hqray.cluster.transport import PREFIX, SHM_DIRECTORY, SharedArena, attach
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(SHM_DIRECTORY), reason="needs /dev/shm")
@@ -39,6 +40,25 @@ def test_a_clean_jobs_segment_is_reused_and_a_retired_one_removed(arena):
     arena.release(third, reusable=True)
     arena.close()
     assert segments_of_this_process() == []
+
+
+def test_a_segment_released_after_close_is_removed(arena):
+    running = arena.lease(1000)  # a job still running when the pool shuts down
+    arena.close()
+    arena.release(running, reusable=True)
+    assert not os.path.exists(running.path) and segments_of_this_process() == []
+
+
+def test_a_process_forgets_retired_segments_when_it_maps_a_new_one(arena):
+    old = arena.lease(1000)
+    old_layout, _ = old.layout({"inputs": ((10, 2), np.float32)})
+    attach(old_layout)
+    assert old.path in transport._attached
+    arena.release(old, reusable=False)
+    new = arena.lease(1000)
+    attach(new.layout({"inputs": ((10, 2), np.float32)})[0])
+    assert old.path not in transport._attached and new.path in transport._attached
+    arena.release(new, reusable=True)
 
 
 def test_budget_is_respected(arena):
