@@ -36,13 +36,20 @@ from hqray.tune.spaces import param_space
 from hqray.tune.study import StudyConfig
 from hqray.tune.trainable import TrialSettings, train_folds, trial_config
 
-__all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS"]
+__all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS",
+           "prune_trial_checkpoints"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_QPU_PER_TRIAL = 0.5
 SMOKE_MAX_ROWS = 240
 LEDGER_FILE = "scoring_ledger.jsonl"
+# How often Tune snapshots the experiment (what --resume restores; each snapshot names every
+# running trial's newest checkpoint). Tune's default is every 10 s or more, with a forced
+# snapshot per checkpoint only when num_to_keep is set, which cannot be used (see the
+# CheckpointConfig below). A resumed trial continues from an epoch at most this old.
+# TUNE_GLOBAL_CHECKPOINT_S set in the environment wins.
+SNAPSHOT_SECONDS = 1.0
 
 
 @dataclass
@@ -182,6 +189,32 @@ def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, direc
     return path, note
 
 
+def prune_trial_checkpoints(grid: Any) -> None:
+    """Deletes each finished trial's epoch checkpoints except its last (which holds its
+    final scores). Runs after a generation's ``fit`` returns, once Tune's final snapshot
+    names those last checkpoints: pruning earlier could delete the checkpoint that the
+    snapshot a killed driver left behind still names."""
+    from pyarrow import fs
+
+    for result in grid:
+        if result.error is not None or result.checkpoint is None:
+            continue  # an errored trial may be resumed from any of its checkpoints
+        keep = result.checkpoint.path.rstrip("/")
+        try:
+            entries = result.filesystem.get_file_info(fs.FileSelector(result.path))
+        except OSError as error:
+            logger.warning("could not list %s to prune its checkpoints: %s", result.path, error)
+            continue
+        for entry in entries:
+            path = entry.path.rstrip("/")
+            if entry.type == fs.FileType.Directory and path.rsplit("/", 1)[-1].startswith("checkpoint_") \
+                    and path != keep:
+                try:
+                    result.filesystem.delete_dir(path)
+                except OSError as error:
+                    logger.warning("could not delete %s: %s", path, error)
+
+
 def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
               storage: str | None = None, results_dir: str | Path = "results", num_cpus: int | None = None,
               verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None) -> SweepResult:
@@ -246,6 +279,7 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
             if remaining <= 0:
                 notes.append(f"`{generation}` not run: the study's time budget ({study.time_budget_s} s) was spent.")
                 continue
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SNAPSHOT_SECONDS))  # read by Tuner.fit
         trainable = tune.with_resources(tune.with_parameters(train_folds, dataset=dataset, settings=settings),
                                         _trial_resources(study, generation, info.resources))
         experiment = str(Path(storage_path) / generation) if _is_local(storage_path) else f"{storage_path}/{generation}"
@@ -260,10 +294,17 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
                 run_config=tune.RunConfig(
                     name=generation, storage_path=storage_path, verbose=verbose,
                     failure_config=tune.FailureConfig(max_failures=2),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    # Keep every checkpoint of a running trial: with num_to_keep, Tune deletes
+                    # the checkpoint its last experiment snapshot names as soon as a newer one
+                    # arrives, so a driver killed before the next snapshot leaves a study that
+                    # cannot resume ("Could not recover from checkpoint as it does not exist";
+                    # ray-project/ray#27790). Finished trials keep only their last one
+                    # (prune_trial_checkpoints, once the generation has finished).
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 ),
             )
         grid = tuner.fit()
+        prune_trial_checkpoints(grid)
         seconds[generation] = time.monotonic() - generation_started
         rows.extend(_trial_rows(generation, grid))
 

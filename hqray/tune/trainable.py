@@ -8,9 +8,12 @@ off by a failure or a killed driver continues from its last epoch. When every fo
 stopped, each fold's best epoch is scored with every metric and reported with
 ``final=True``; that row is what the leaderboard reads.
 
-Every final scoring appends one line per fold to the study's scoring ledger (after Tune
-has the final result), which is how tests show that a resumed study scores each trial's
-folds exactly once.
+Every final scoring appends one line per fold to the study's scoring ledger, which is how
+tests show that a resumed study scores each trial's folds exactly once. The guard against
+scoring twice does not depend on which checkpoint Tune's last experiment snapshot names
+(a driver killed between a trial's end and the next snapshot restores the trial from an
+earlier epoch): the final scores are first written, atomically, to ``scored/<trial
+id>.json`` next to the ledger, and a trial that finds its file reports it and stops.
 """
 
 from __future__ import annotations
@@ -66,16 +69,48 @@ def _final_metrics(folds: list[dict[str, float]]) -> dict[str, Any]:
             "final": True, "fold_metrics": json.dumps(folds)}
 
 
+def _scored_path(settings: TrialSettings) -> Path | None:
+    if settings.ledger is None:
+        return None
+    return Path(settings.ledger).parent / "scored" / f"{tune.get_context().get_trial_id()}.json"
+
+
+def _already_scored(settings: TrialSettings) -> dict[str, Any] | None:
+    """The final result this trial recorded before an interruption, if any."""
+    path = _scored_path(settings)
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def _finish(settings: TrialSettings, final: dict[str, Any], folds: list[dict[str, float]],
+            with_state: bool) -> None:
+    """Records the final scores (once), appends the ledger (once) and reports them."""
+    path = _scored_path(settings)
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps({"final": final, "folds": folds}))
+        os.replace(staging, path)  # atomic: the trial is scored from here on
+    _write_ledger(settings, folds)
+    if with_state:
+        # The final scores go into a checkpoint too, so Tune's trial state holds them.
+        _report_with_state(final, {"final": json.dumps(final)})
+    else:
+        tune.report(final)
+
+
 def _write_ledger(settings: TrialSettings, folds: list[dict[str, float]]) -> None:
     if settings.ledger is None:
         return
     trial_id = tune.get_context().get_trial_id()
+    ledger = Path(settings.ledger)
+    if ledger.exists() and any(json.loads(line)["trial_id"] == trial_id for line in ledger.read_text().splitlines()):
+        return  # written before an interruption
     lines = "".join(json.dumps({"trial_id": trial_id, "fold": fold, "pid": os.getpid(), "time": time.time(),
                                 settings.metric: scores.get(settings.metric)}) + "\n"
                     for fold, scores in enumerate(folds))
-    Path(settings.ledger).parent.mkdir(parents=True, exist_ok=True)
+    ledger.parent.mkdir(parents=True, exist_ok=True)
     # One O_APPEND write per trial: lines of concurrent trials do not interleave.
-    descriptor = os.open(settings.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(descriptor, lines.encode())
     finally:
@@ -94,6 +129,9 @@ def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSetti
     splits = fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names)
     lockstep = LockstepFolds(dataset, config, splits, test_metric=settings.metric)
 
+    if (scored := _already_scored(settings)) is not None:
+        _finish(settings, scored["final"], scored["folds"], with_state=True)
+        return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -112,10 +150,7 @@ def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSetti
     scores = lockstep.finish()
     final = {**_final_metrics(scores.folds), "epoch": lockstep.epoch,
              "best_epoch_mean": float(np.mean(scores.best_epochs))}
-    # The final scores go into a checkpoint too: Tune then snapshots the experiment at once,
-    # and a resumed trial reports them instead of scoring its folds again.
-    _report_with_state(final, {"final": json.dumps(final)})
-    _write_ledger(settings, scores.folds)
+    _finish(settings, final, scores.folds, with_state=True)
 
 
 def _report_with_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
@@ -125,6 +160,9 @@ def _report_with_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
 
 
 def _train_qsvm(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
+    if (scored := _already_scored(settings)) is not None:
+        _finish(settings, scored["final"], scored["folds"], with_state=False)
+        return
     options = {k: v for k, v in params.items() if k != "generation"}
     folds = []
     for train_index, test_index in fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names):
@@ -133,8 +171,7 @@ def _train_qsvm(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
         probabilities = np.zeros((test_index.size, dataset.n_classes))
         probabilities[:, model.classes_] = model.predict_proba(dataset.features[test_index])
         folds.append(score_fold(dataset.labels[test_index], probabilities, None))
-    tune.report({**_final_metrics(folds), "epoch": 1})
-    _write_ledger(settings, folds)
+    _finish(settings, {**_final_metrics(folds), "epoch": 1}, folds, with_state=False)
 
 
 def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:

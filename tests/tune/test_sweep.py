@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import hqray.cluster as cluster  # before ray: loopback mode
 from hqray.data import load_dataset
@@ -18,6 +19,7 @@ from hqray.training import fold_splits, load_model, run_baselines
 from hqray.tune import StudyConfig, run_study
 from hqray.tune.leaderboard import build_leaderboard, comparison
 from hqray.tune.runner import LEDGER_FILE
+from hqray.tune.trainable import FOLD_STATE_FILE
 
 STUDY = StudyConfig(name="t_sweep", dataset={"name": "iris", "options": {"task": "binary"}},
                     generations=["g0", "g6", "qsvm"], folds=3, epochs=3, num_samples=2, scheduler="none",
@@ -55,6 +57,22 @@ def test_every_trial_of_every_generation_is_scored_on_every_fold_once(sweep):
     assert {trial for trial, _ in scored} == set(trials["trial_id"])
     # The sampled values reached the models: two trials of a generation differ.
     assert trials[trials["generation"] == "g6"]["config.learning_rate"].nunique() == 2
+
+
+def test_finished_trials_keep_only_their_last_checkpoint_and_a_scored_record(sweep):
+    # Trials keep every epoch checkpoint while their generation runs (a killed driver can
+    # always resume); then a finished trial keeps its last, which holds its final scores.
+    tune_dir = sweep.directory / "tune"
+    for generation in ("g0", "g6"):
+        trial_dirs = list((tune_dir / generation).glob("train_folds_*"))
+        assert len(trial_dirs) == 2
+        for trial_dir in trial_dirs:
+            checkpoints = list(trial_dir.glob("checkpoint_*"))
+            assert len(checkpoints) == 1, trial_dir
+            state = torch.load(checkpoints[0] / FOLD_STATE_FILE, weights_only=True)
+            assert "final" in state
+    scored = {path.stem for path in (tune_dir / "scored").glob("*.json")}
+    assert scored == set(sweep.trials["trial_id"])
 
 
 def test_files_are_written_and_parquet_round_trips(sweep):
@@ -158,7 +176,8 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_session, t
     import threading
 
     study = StudyConfig(name="t_retry", dataset={"name": "iris", "options": {"task": "binary"}},
-                        generations=["g6"], folds=2, epochs=30, num_samples=1, scheduler="none",
+                        # Epochs enough for seconds of training: the kill must land mid-trial.
+                        generations=["g6"], folds=2, epochs=200, num_samples=1, scheduler="none",
                         search_alg="random", baselines=["logreg"],
                         search_space={"g6": {"patience": {"choice": [100]}}})
     killed = []
@@ -185,7 +204,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_session, t
     epochs = progress[~progress["final"].astype(bool)]
     assert epochs["pid"].nunique() == 2  # the killed worker and its replacement
     resumed_at = epochs[epochs["pid"] != killed[0][0]]["epoch"].iloc[0]
-    assert resumed_at > 1 and epochs["epoch"].iloc[-1] == 30
+    assert resumed_at > 1 and epochs["epoch"].iloc[-1] == study.epochs
     assert Counter(line["fold"] for line in ledger_lines(result)) == {0: 1, 1: 1}
 
 

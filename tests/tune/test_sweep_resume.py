@@ -20,11 +20,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+# Enough epochs that a trial runs for seconds: the kill waits until a trial's checkpoint is
+# old enough to be named by Tune's last experiment snapshot (taken every second).
+EPOCHS = 200
 STUDY = {
     "name": "t_resume", "dataset": {"name": "iris", "options": {"task": "binary"}},
-    "generations": ["g0", "g6"], "folds": 3, "epochs": 40, "num_samples": 3, "scheduler": "none",
+    "generations": ["g0", "g6"], "folds": 3, "epochs": EPOCHS, "num_samples": 3, "scheduler": "none",
     "search_alg": "random", "max_concurrent_trials": 1, "baselines": ["logreg"],
-    # No early stopping, so every trial runs its 40 epochs and can be caught mid-way.
+    # No early stopping, so every trial runs all its epochs and can be caught mid-way.
     "search_space": {"g0": {"patience": {"choice": [100]}}, "g6": {"patience": {"choice": [100]}}},
 }
 
@@ -39,11 +42,22 @@ def ledger(results: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def interrupted_trial_dirs(results: Path) -> list[Path]:
-    """Trials with an epoch checkpoint whose folds are not yet scored."""
+def interrupted_trial_dirs(results: Path, min_age_s: float = 0.0) -> list[Path]:
+    """Trials with an epoch checkpoint at least ``min_age_s`` old whose folds are not yet scored."""
     scored = {line["trial_id"] for line in ledger(results)}
     return [d for d in (results / "t_resume" / "tune").glob("g*/train_folds_*")
-            if list(d.glob("checkpoint_*")) and not any(trial in d.name for trial in scored)]
+            if _oldest_checkpoint_age(d) >= min_age_s and not any(trial in d.name for trial in scored)]
+
+
+def _oldest_checkpoint_age(trial_dir: Path) -> float:
+    """Seconds since the trial's first remaining checkpoint was written (-1: none)."""
+    ages = []
+    for checkpoint in trial_dir.glob("checkpoint_*"):
+        try:
+            ages.append(time.time() - checkpoint.stat().st_mtime)
+        except FileNotFoundError:  # pruned as its trial finished
+            pass
+    return max(ages, default=-1.0)
 
 
 def kill_process_group(process: subprocess.Popen) -> None:
@@ -80,7 +94,9 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if ledger(results) and interrupted_trial_dirs(results):
+            # Tune snapshots the experiment every SNAPSHOT_SECONDS (1 s): a checkpoint 3 s
+            # old is named by the last snapshot, so the resumed trial can continue from it.
+            if ledger(results) and interrupted_trial_dirs(results, min_age_s=3.0):
                 break
             time.sleep(0.1)
         assert process.poll() is None, "the study finished before it could be interrupted"
@@ -97,7 +113,7 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     trials = pd.read_parquet(results / "t_resume" / "trials.parquet")
-    assert len(trials) == 6 and set(trials["status"]) == {"finished"}
+    assert len(trials) == 6 and set(trials["status"]) == {"finished"}, trials[["trial_id", "status", "error"]]
     lines = ledger(results)
     scored = Counter((line["trial_id"], line["fold"]) for line in lines)
     assert set(scored) == {(trial, fold) for trial in trials["trial_id"] for fold in range(3)}
@@ -112,5 +128,5 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
         first_pid = epochs["pid"].iloc[0]
         after = epochs[epochs["pid"] != first_pid]
         assert len(after) and after["epoch"].iloc[0] > 1, epochs[["epoch", "pid"]]
-        assert epochs["epoch"].iloc[-1] == 40
+        assert epochs["epoch"].iloc[-1] == EPOCHS
     assert "t_resume" in resumed.stdout and "leaderboard" in resumed.stdout
