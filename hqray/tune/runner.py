@@ -37,7 +37,7 @@ from hqray.tune.study import StudyConfig
 from hqray.tune.trainable import TrialSettings, train_folds, trial_config
 
 __all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS",
-           "prune_trial_checkpoints"]
+           "prune_trial_checkpoints", "PruneSupersededCheckpoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,30 +189,70 @@ def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, direc
     return path, note
 
 
+def _checkpoint_dirs(filesystem: Any, trial_path: str) -> list[Any]:
+    """A trial's ``checkpoint_*`` directories (pyarrow FileInfo), oldest first."""
+    from pyarrow import fs
+
+    entries = filesystem.get_file_info(fs.FileSelector(trial_path))
+    found = [entry for entry in entries if entry.type == fs.FileType.Directory
+             and entry.path.rstrip("/").rsplit("/", 1)[-1].startswith("checkpoint_")]
+    return sorted(found, key=lambda entry: entry.path)
+
+
+def _delete(filesystem: Any, entries: list[Any]) -> None:
+    for entry in entries:
+        try:
+            filesystem.delete_dir(entry.path)
+        except OSError as error:
+            logger.warning("could not delete %s: %s", entry.path, error)
+
+
+class PruneSupersededCheckpoints(tune.Callback):
+    """Bounds a running trial's checkpoints without the race of ``num_to_keep``: deletes
+    only checkpoints older than the newest one that is at least ``lag_s`` old. Tune
+    snapshots the experiment every ``SNAPSHOT_SECONDS``, so its last snapshot names that
+    checkpoint or a newer one, and resume never needs the deleted ones."""
+
+    def __init__(self, lag_s: float):
+        self.lag_s = lag_s
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        try:
+            entries = _checkpoint_dirs(checkpoint.filesystem, trial.path)
+        except OSError as error:
+            logger.warning("could not list %s to prune its checkpoints: %s", trial.path, error)
+            return
+        now = time.time()
+        settled = [i for i, entry in enumerate(entries)
+                   if entry.mtime is not None and now - entry.mtime.timestamp() >= self.lag_s]
+        if settled:
+            _delete(checkpoint.filesystem, entries[:settled[-1]])
+
+
+def _pruning_lag_s() -> float:
+    """Ten snapshot periods, at least 10 s: a snapshot is written every period."""
+    try:
+        period = float(os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_SECONDS))
+    except ValueError:  # "auto": Tune's adaptive period, 10 s or more
+        period = 60.0
+    return max(10.0, 10 * period)
+
+
 def prune_trial_checkpoints(grid: Any) -> None:
     """Deletes each finished trial's epoch checkpoints except its last (which holds its
     final scores). Runs after a generation's ``fit`` returns, once Tune's final snapshot
     names those last checkpoints: pruning earlier could delete the checkpoint that the
     snapshot a killed driver left behind still names."""
-    from pyarrow import fs
-
     for result in grid:
         if result.error is not None or result.checkpoint is None:
             continue  # an errored trial may be resumed from any of its checkpoints
         keep = result.checkpoint.path.rstrip("/")
         try:
-            entries = result.filesystem.get_file_info(fs.FileSelector(result.path))
+            entries = _checkpoint_dirs(result.filesystem, result.path)
         except OSError as error:
             logger.warning("could not list %s to prune its checkpoints: %s", result.path, error)
             continue
-        for entry in entries:
-            path = entry.path.rstrip("/")
-            if entry.type == fs.FileType.Directory and path.rsplit("/", 1)[-1].startswith("checkpoint_") \
-                    and path != keep:
-                try:
-                    result.filesystem.delete_dir(path)
-                except OSError as error:
-                    logger.warning("could not delete %s: %s", path, error)
+        _delete(result.filesystem, [entry for entry in entries if entry.path.rstrip("/") != keep])
 
 
 def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
@@ -298,9 +338,10 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
                     # the checkpoint its last experiment snapshot names as soon as a newer one
                     # arrives, so a driver killed before the next snapshot leaves a study that
                     # cannot resume ("Could not recover from checkpoint as it does not exist";
-                    # ray-project/ray#27790). Finished trials keep only their last one
-                    # (prune_trial_checkpoints, once the generation has finished).
+                    # ray-project/ray#27790). Old ones go once no snapshot can name them,
+                    # and finished trials keep their last (prune_trial_checkpoints).
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                    callbacks=[PruneSupersededCheckpoints(lag_s=_pruning_lag_s())],
                 ),
             )
         grid = tuner.fit()

@@ -285,3 +285,23 @@ def test_a_trial_scored_exactly_the_studys_folds(sweep):
     recorded = json.loads(trial["fold_metrics"])
     assert [f["balanced_accuracy"] for f in scores] == pytest.approx([f["balanced_accuracy"] for f in recorded])
     assert [f["roc_auc"] for f in scores] == pytest.approx([f["roc_auc"] for f in recorded], abs=1e-6)
+
+
+def test_running_trials_lose_only_checkpoints_no_snapshot_can_name(tmp_path):
+    """Checkpoints older than the newest one past the lag go; that one and newer stay."""
+    import os
+    from types import SimpleNamespace
+
+    from hqray.tune._ray import tune
+    from hqray.tune.runner import PruneSupersededCheckpoints
+
+    now = time.time()
+    ages = [50, 40, 30, 5, 2, 1]  # seconds since each checkpoint was written
+    for index, age in enumerate(ages):
+        directory = tmp_path / f"checkpoint_{index:06d}"
+        (directory / "folds.pt").parent.mkdir()
+        (directory / "folds.pt").write_bytes(b"state")
+        os.utime(directory, (now - age, now - age))
+    latest = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000005"))
+    PruneSupersededCheckpoints(lag_s=10).on_checkpoint(0, [], SimpleNamespace(path=str(tmp_path)), latest)
+    assert sorted(d.name for d in tmp_path.iterdir()) == [f"checkpoint_{i:06d}" for i in (2, 3, 4, 5)]
