@@ -31,7 +31,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from hqray.cluster.config import PoolConfig, TierConfig
 from hqray.cluster.resources import planned_workers
-from hqray.cluster.transport import SharedArena
+from hqray.cluster.transport import SharedArena, plan_layout
 from hqray.cluster.worker import CircuitWorker
 from hqray.errors import CircuitError, ConfigError, HqrayError
 from hqray.quantum import CircuitSpec
@@ -369,11 +369,12 @@ class QuantumPool:
             row_arrays.update(grad_outputs=grad_outputs, grad_inputs=grad_inputs)
         inline = sum(array.nbytes for array in (inputs, weights, grad_outputs) if array is not None) \
             <= INLINE_ARGUMENT_BYTES
+        shapes = {name: (array.shape, array.dtype) for name, array in row_arrays.items()}
         lease = None if inline or not self._has_local_workers() else self._arena.lease(
-            sum(array.nbytes + 64 for array in row_arrays.values()))
+            plan_layout("", shapes).nbytes)
         layout = shared = None
         if lease is not None:
-            layout, shared = lease.layout({name: (a.shape, a.dtype) for name, a in row_arrays.items()})
+            layout, shared = lease.layout(shapes)
             shared["inputs"][...] = inputs
             if kind == "vjp":
                 shared["grad_outputs"][...] = grad_outputs

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SharedArena", "SharedLease", "SharedLayout", "attach"]
+__all__ = ["SharedArena", "SharedLease", "SharedLayout", "attach", "plan_layout"]
 
 logger = logging.getLogger("hqray.pool")
 SHM_DIRECTORY = "/dev/shm"
@@ -54,8 +54,11 @@ class SharedLayout:
 
     @property
     def nbytes(self) -> int:
-        return max(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
-                   for _, offset, shape, dtype in self.arrays)
+        return max(offset + _array_bytes(shape, dtype) for _, offset, shape, dtype in self.arrays)
+
+
+def _array_bytes(shape: tuple[int, ...], dtype: np.dtype | str) -> int:
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
 
 
 def plan_layout(path: str, arrays: dict[str, tuple[tuple[int, ...], np.dtype]]) -> SharedLayout:
@@ -63,16 +66,13 @@ def plan_layout(path: str, arrays: dict[str, tuple[tuple[int, ...], np.dtype]]) 
     entries, offset = [], 0
     for name, (shape, dtype) in arrays.items():
         entries.append((name, offset, tuple(int(n) for n in shape), np.dtype(dtype).str))
-        offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // ALIGNMENT) * ALIGNMENT
+        offset += -(-_array_bytes(shape, dtype) // ALIGNMENT) * ALIGNMENT
     return SharedLayout(path, tuple(entries))
 
 
 def _views(buffer: np.ndarray, layout: SharedLayout) -> dict[str, np.ndarray]:
-    views = {}
-    for name, offset, shape, dtype in layout.arrays:
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        views[name] = buffer[offset:offset + size].view(dtype).reshape(shape)
-    return views
+    return {name: buffer[offset:offset + _array_bytes(shape, dtype)].view(dtype).reshape(shape)
+            for name, offset, shape, dtype in layout.arrays}
 
 
 class SharedLease:

@@ -310,6 +310,7 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     rows: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
     notes: list[str] = []
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SNAPSHOT_SECONDS))  # read by Tuner.fit
     for index, generation in enumerate(study.generations):
         if on_generation is not None:
             on_generation(generation, index, len(study.generations))
@@ -319,7 +320,6 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
             if remaining <= 0:
                 notes.append(f"`{generation}` not run: the study's time budget ({study.time_budget_s} s) was spent.")
                 continue
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SNAPSHOT_SECONDS))  # read by Tuner.fit
         trainable = tune.with_resources(tune.with_parameters(train_folds, dataset=dataset, settings=settings),
                                         _trial_resources(study, generation, info.resources))
         experiment = str(Path(storage_path) / generation) if _is_local(storage_path) else f"{storage_path}/{generation}"

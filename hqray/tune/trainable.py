@@ -129,9 +129,6 @@ def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSetti
     splits = fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names)
     lockstep = LockstepFolds(dataset, config, splits, test_metric=settings.metric)
 
-    if (scored := _already_scored(settings)) is not None:
-        _finish(settings, scored["final"], scored["folds"], with_state=True)
-        return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -160,9 +157,6 @@ def _report_with_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
 
 
 def _train_qsvm(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
-    if (scored := _already_scored(settings)) is not None:
-        _finish(settings, scored["final"], scored["folds"], with_state=False)
-        return
     options = {k: v for k, v in params.items() if k != "generation"}
     folds = []
     for train_index, test_index in fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names):
@@ -186,7 +180,9 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     try:
-        if params["generation"] == "qsvm":
+        if (scored := _already_scored(settings)) is not None:  # before any model is built
+            _finish(settings, scored["final"], scored["folds"], with_state=params["generation"] != "qsvm")
+        elif params["generation"] == "qsvm":
             _train_qsvm(params, dataset, settings)
         else:
             _train_hybrid(params, dataset, settings)

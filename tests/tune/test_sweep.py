@@ -299,7 +299,7 @@ def test_running_trials_lose_only_checkpoints_no_snapshot_can_name(tmp_path):
     ages = [50, 40, 30, 5, 2, 1]  # seconds since each checkpoint was written
     for index, age in enumerate(ages):
         directory = tmp_path / f"checkpoint_{index:06d}"
-        (directory / "folds.pt").parent.mkdir()
+        directory.mkdir()
         (directory / "folds.pt").write_bytes(b"state")
         os.utime(directory, (now - age, now - age))
     latest = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000005"))
