@@ -155,6 +155,8 @@ BAD_REQUESTS = [
     ({"body": {"instances": [[True, 2, 3, 4]]}}, 422, "invalid_value"),
     ({"content": b'{"instances": [[NaN, 2, 3, 4]]}', "headers": {"content-type": "application/json"}}, 422,
      "invalid_value"),
+    ({"content": b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}', "headers": {"content-type": "application/json"}},
+     422, "invalid_value"),  # an integer beyond float64: a 422 naming it, not a 500
     ({"body": {"instances": [[1, 2, 3]]}}, 422, "wrong_width"),
     ({"body": {"instances": [{"sepal length (cm)": 1}]}}, 422, "wrong_features"),
     ({"body": {"instances": [[1, 2, 3, 4], {"a": 1}]}}, 422, "invalid_request"),
