@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -201,6 +202,29 @@ class TestApiKey:
     def test_open_app_needs_no_key(self, server):
         http, _ = server
         assert http.get("/v1/models").status_code == 200
+
+    def test_keys_never_appear_in_logs(self, server):
+        """Requests with the right and a wrong key leave access-log lines in the Ray session's
+        logs (proxy, replicas, controller, workers), and neither key in any of them."""
+        http, _ = server
+        wrong_key = "wrong-key-c41e9b"
+        body = {"instances": [[5, 3, 1, 0.2]]}
+        answers = [post(http, "/secure/v1/models/iris:predict", body, headers={"x-api-key": key})
+                   for key in (API_KEY, wrong_key)]
+        assert [answer.status_code for answer in answers] == [200, 401]
+        request_ids = [answer.headers["x-request-id"].encode() for answer in answers]
+        logs = Path(ray._private.worker.global_worker.node.get_logs_dir_path())
+
+        def log_text() -> bytes:
+            return b"\n".join(path.read_bytes() for path in logs.rglob("*") if path.is_file())
+
+        # Serve writes a request's access-log line (with its request id) once it is answered;
+        # wait for both, so the scan reads the logs that would hold a leaked key.
+        deadline = time.monotonic() + 30
+        while not all(rid in (text := log_text()) for rid in request_ids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(rid in text for rid in request_ids), f"no access-log lines for {request_ids} under {logs}"
+        assert API_KEY.encode() not in text and wrong_key.encode() not in text
 
     def test_non_loopback_bind_requires_a_key(self, checkpoint):
         with pytest.raises(ConfigError, match="set an API key"):
