@@ -321,11 +321,13 @@ def bench_kernel(
 @bench_app.command("serve")
 def bench_serve(
     json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+    rounds: int | None = typer.Option(None, "--rounds", min=1,
+                                      help="interleaved rounds of every variant per concurrency level [default: 3]"),
 ) -> None:
     """HTTP latency / throughput: batched vs unbatched vs a no-op floor (loopback, bounded)."""
     from hqray.benchmarks.serve import run_serve_benchmark
 
-    results = run_serve_benchmark(log=console.print)
+    results = run_serve_benchmark(log=console.print, **({"rounds": rounds} if rounds else {}))
     _write_json(json_path, results)
 
 

@@ -6,12 +6,13 @@ import ctypes
 import importlib.metadata
 import os
 import platform
+import statistics
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-__all__ = ["PeakMemory", "machine_info", "best_time"]
+__all__ = ["PeakMemory", "machine_info", "best_time", "timed", "median_ms"]
 
 
 def release_freed_memory() -> None:
@@ -72,6 +73,19 @@ def best_time(run: Callable[[], None], repeats: int) -> float:
         run()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def timed(run: Callable[[], object]) -> float:
+    """Wall seconds of one call of ``run``."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def median_ms(run: Callable[[], object], repeats: int = 50) -> float:
+    """Median milliseconds of ``repeats`` calls of ``run``, after one warm-up call."""
+    run()
+    return statistics.median(timed(run) for _ in range(repeats)) * 1000
 
 
 def machine_info() -> dict[str, str]:

@@ -12,13 +12,12 @@ reference.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from hqray.benchmarks.common import machine_info
+from hqray.benchmarks.common import machine_info, median_ms, timed
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.memory import retain_heap_memory
 
@@ -35,14 +34,8 @@ def _pool(workers: int, shared_memory_mb: float = 512.0, **tier_options):
 
 def _rows_per_second(run: Callable[[], object], rows: int, repeats: int = 7) -> float:
     run()  # warm-up: worker imports, caches, shard-size estimate
-    best = min(_timed(run) for _ in range(repeats))
+    best = min(timed(run) for _ in range(repeats))
     return rows / best
-
-
-def _timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
 
 
 SMALL_JOB_ROWS = 64  # a g7 training step's batch
@@ -62,18 +55,13 @@ def _small_job_ms(pool, spec: CircuitSpec, inputs: np.ndarray, weights: np.ndarr
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            in_process_forward = _median_ms(lambda: execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)))
-        in_process_vjp_ms = _median_ms(in_process_vjp)
+            in_process_forward = median_ms(lambda: execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)))
+        in_process_vjp_ms = median_ms(in_process_vjp)
     finally:
         torch.set_num_threads(threads)
-    return {"pool_forward": _median_ms(lambda: pool.run(spec, inputs, weights)),
-            "pool_vjp": _median_ms(lambda: pool.vjp(spec, inputs, weights, grad_outputs)),
+    return {"pool_forward": median_ms(lambda: pool.run(spec, inputs, weights)),
+            "pool_vjp": median_ms(lambda: pool.vjp(spec, inputs, weights, grad_outputs)),
             "in_process_forward": in_process_forward, "in_process_vjp": in_process_vjp_ms}
-
-
-def _median_ms(run: Callable[[], object], repeats: int = 50) -> float:
-    run()
-    return float(np.median([_timed(run) for _ in range(repeats)]) * 1000)
 
 
 def run_pool_benchmark(rows: int = 100_000, log: Callable[[str], None] = print,

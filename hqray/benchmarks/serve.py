@@ -4,7 +4,8 @@ One run: the same checkpoint served with batching and without, and no-op Serve d
 (same proxy, FastAPI ingress, JSON in and out; no model), one unbatched (the latency floor)
 and one through ``@serve.batch`` (the throughput ceiling of any batched model). Single-
 row requests at concurrency 1, 8 and 32 from :class:`HttpConnection` keep-alive connections;
-each level is bounded in requests and seconds.
+each level runs every variant in a few interleaved rounds, each bounded in requests and
+seconds, so the ratios come with their spread within the same run.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hqray.benchmarks.common import machine_info
+from hqray.benchmarks.common import machine_info, median_ms
 
 __all__ = ["run_serve_benchmark"]
 
 CONCURRENCY = (1, 8, 32)
 REQUESTS_PER_LEVEL = {1: 200, 8: 600, 32: 1200}
 SECONDS_PER_LEVEL = 15.0
+ROUNDS = 3  # interleaved rounds of every variant per level; ratios are medians over rounds
 # Two models: the engine-backed g6 (about 1 ms a call) and the same model on PennyLane's
 # default.qubit (milliseconds of fixed cost per call), where batching has work to share.
 MODELS = {"engine": {}, "pennylane": {"quantum_device": "default.qubit", "diff_method": "backprop"}}
@@ -96,7 +98,8 @@ class HttpConnection:
 
 async def _load(port: int, path: str, concurrency: int, bodies: list[bytes]) -> dict:
     """``concurrency`` connections POST single-row bodies until the level's request or time
-    bound; a response counts as an error unless it is a 200 with predictions."""
+    bound; a response counts as an error unless it is a 200 with predictions. Returns the
+    latencies (s), the wall time of the level and the error count."""
     total = REQUESTS_PER_LEVEL[concurrency]
     latencies: list[float] = []
     errors = 0
@@ -123,15 +126,35 @@ async def _load(port: int, path: str, concurrency: int, bodies: list[bytes]) -> 
     finally:
         for connection in connections:
             await connection.close()
-    values = np.array(latencies) * 1000
-    return {"requests": len(latencies), "errors": errors, "requests_per_s": len(latencies) / elapsed,
+    return {"latencies": latencies, "elapsed": elapsed, "errors": errors}
+
+
+def _summary(rounds: list[dict]) -> dict:
+    """One variant at one level over its rounds: requests/s per round and their median;
+    p50/p99 over every request of every round."""
+    values = np.concatenate([np.asarray(r["latencies"]) for r in rounds]) * 1000
+    per_round = [len(r["latencies"]) / r["elapsed"] for r in rounds]
+    return {"requests": int(values.size), "errors": int(sum(r["errors"] for r in rounds)),
+            "requests_per_s": float(np.median(per_round)), "requests_per_s_per_round": per_round,
             "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99))}
 
 
+def _served(port: int, variant: str) -> dict:
+    """The Gateway's own counters (requests, rows, model calls) of a model variant."""
+    import httpx
+
+    models = httpx.get(f"http://127.0.0.1:{port}/{variant}/v1/models", timeout=10).json()["models"]
+    return models[0]["served_by_this_replica"]
+
+
 def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s: float | None = None,
-                        access_log: bool = True, concurrency_levels: tuple[int, ...] = CONCURRENCY) -> dict:
-    """Returns per concurrency level and variant: requests/s, p50/p99 ms, errors; and the
-    two target ratios. ``batch_wait_timeout_s`` None: ServeSettings' default."""
+                        access_log: bool = True, concurrency_levels: tuple[int, ...] = CONCURRENCY,
+                        rounds: int = ROUNDS) -> dict:
+    """Returns per concurrency level and variant: requests/s (median of ``rounds``
+    interleaved rounds, and each round's), p50/p99 ms, errors, rows per model call; the
+    two target ratios, each the median of its per-round ratios with every round's listed;
+    and each model's in-process ``predict_proba`` time for 1 and 32 rows.
+    ``batch_wait_timeout_s`` None: ServeSettings' default."""
     from ray import serve
 
     import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
@@ -140,15 +163,23 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
     from hqray.serve import ServeSettings, build_app
     from hqray.training import HybridClassifier, save_checkpoint
 
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     info = machine_info()
     log(f"machine: {info}")
     data = load_dataset("iris", task="multiclass")
     names = np.asarray(data.class_names)[data.labels]
-    checkpoints = {}
+    checkpoints, call_ms = {}, {}
     for label, options in MODELS.items():
         model = HybridClassifier("g6", epochs=10, options=options or None).fit(
             data.features, names, list(data.feature_names))
         checkpoints[label] = str(save_checkpoint(model, tempfile.mkdtemp()))
+        # What one model call costs in this process before Ray starts: the work batching can
+        # share (per call) next to the work it cannot (per row).
+        call_ms[label] = {f"{rows}_rows": median_ms(lambda x=data.features[:rows], model=model: model.predict_proba(x))
+                          for rows in (1, 32)}
+        log(f"{label}: predict_proba in process, median ms: "
+            + ", ".join(f"{key.replace('_', ' ')} {value:.2f}" for key, value in call_ms[label].items()))
     connect(num_cpus=2, include_dashboard=False)
     port = _free_port()
     wait = {} if batch_wait_timeout_s is None else {"batch_wait_timeout_s": batch_wait_timeout_s}
@@ -167,16 +198,33 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
               route_prefix="/noop-batched")
     bodies = [json.dumps({"instances": [row]}).encode() for row in data.features.tolist()]
     variants = ["noop", "noop-batched"] + [f"{label}-{mode}" for label in MODELS for mode in ("batched", "unbatched")]
-    results: dict = {"machine": info, "levels": {}}
+    results: dict = {"machine": info, "rounds": rounds, "in_process_call_ms": call_ms, "levels": {}}
     try:
         for concurrency in concurrency_levels:
-            level = {}
-            for variant in variants:
-                path = f"/{variant}/v1/models/iris:predict"
-                level[variant] = asyncio.run(_load(port, path, concurrency, bodies))
-                stats = level[variant]
-                log(f"concurrency {concurrency:>2} {variant:>19}: {stats['requests_per_s']:7.1f} req/s, "
-                    f"p50 {stats['p50_ms']:6.2f} ms, p99 {stats['p99_ms']:7.2f} ms, errors {stats['errors']}")
+            measured: dict[str, list[dict]] = {variant: [] for variant in variants}
+            calls: dict[str, list[int]] = {variant: [0, 0] for variant in variants if not variant.startswith("noop")}
+            # Rounds interleave the variants, so a slow spell of the shared machine falls on
+            # all of them rather than on one.
+            for round_index in range(rounds):
+                for variant in variants:
+                    before = _served(port, variant) if variant in calls else None
+                    measured[variant].append(asyncio.run(
+                        _load(port, f"/{variant}/v1/models/iris:predict", concurrency, bodies)))
+                    if before is not None:
+                        after = _served(port, variant)
+                        calls[variant][0] += after["rows"] - before["rows"]
+                        calls[variant][1] += after["model_calls"] - before["model_calls"]
+                    latest = measured[variant][-1]
+                    log(f"concurrency {concurrency:>2} round {round_index + 1}/{rounds} {variant:>19}: "
+                        f"{len(latest['latencies']) / latest['elapsed']:7.1f} req/s, errors {latest['errors']}")
+            level = {variant: _summary(rounds_measured) for variant, rounds_measured in measured.items()}
+            for variant, (rows, model_calls) in calls.items():
+                level[variant]["rows_per_model_call"] = rows / model_calls if model_calls else None
+            for variant, stats in level.items():
+                log(f"concurrency {concurrency:>2} {variant:>19}: {stats['requests_per_s']:7.1f} req/s (median), "
+                    f"p50 {stats['p50_ms']:6.2f} ms, p99 {stats['p99_ms']:7.2f} ms, errors {stats['errors']}"
+                    + (f", {stats['rows_per_model_call']:.1f} rows a model call"
+                       if stats.get("rows_per_model_call") else ""))
             results["levels"][str(concurrency)] = level
     finally:
         serve.shutdown()
@@ -184,14 +232,22 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
 
         ray.shutdown()
     one, many = results["levels"]["1"], results["levels"]["32"]
+
+    def per_round(numerator: str, denominator: str) -> list[float]:
+        return [a / b for a, b in zip(many[numerator]["requests_per_s_per_round"],
+                                      many[denominator]["requests_per_s_per_round"], strict=True)]
+
     for label in MODELS:
         results[f"{label}_p50_ratio_to_floor_at_1"] = one[f"{label}-batched"]["p50_ms"] / one["noop"]["p50_ms"]
-        results[f"{label}_batching_speedup_at_32"] = (many[f"{label}-batched"]["requests_per_s"]
-                                                      / many[f"{label}-unbatched"]["requests_per_s"])
+        speedups = per_round(f"{label}-batched", f"{label}-unbatched")
         # No batched model answers faster than the batched no-op: the most batching can give.
-        results[f"{label}_batching_bound_at_32"] = (many["noop-batched"]["requests_per_s"]
-                                                    / many[f"{label}-unbatched"]["requests_per_s"])
+        bounds = per_round("noop-batched", f"{label}-unbatched")
+        results[f"{label}_batching_speedup_at_32"] = float(np.median(speedups))
+        results[f"{label}_batching_speedup_at_32_per_round"] = speedups
+        results[f"{label}_batching_bound_at_32"] = float(np.median(bounds))
+        results[f"{label}_batching_bound_at_32_per_round"] = bounds
         log(f"{label}: p50 at concurrency 1 = {results[f'{label}_p50_ratio_to_floor_at_1']:.2f}x the no-op floor; "
             f"batching at concurrency 32 = {results[f'{label}_batching_speedup_at_32']:.2f}x unbatched requests/s "
-            f"(the batched no-op bounds it at {results[f'{label}_batching_bound_at_32']:.2f}x)")
+            f"(rounds: {', '.join(f'{v:.2f}' for v in speedups)}; the batched no-op bounds it at "
+            f"{results[f'{label}_batching_bound_at_32']:.2f}x)")
     return results
