@@ -18,24 +18,27 @@ def engine_tables() -> str:
     cells: dict[tuple, dict] = {}
     for row in rows:
         cells.setdefault((row["n_qubits"], row["layers"], row["batch"]), {})[row["method"]] = row
-    lines = ["| n | L | B | auto strategy | " + " | ".join(methods) + " | auto vs default.qubit | auto vs per-sample | auto peak MB |",
+    lines = ["| n | L | B | auto strategy | " + " | ".join(methods)
+             + " | auto vs default.qubit | auto vs per-sample | auto peak MB |",
              "|---" * (len(methods) + 7) + "|"]
+
+    def show(group: dict, method: str) -> str:
+        if method not in group:
+            return "-"
+        row = group[method]
+        mark = "*" if row.get("extrapolated_from") else ""
+        return f"{row['samples_per_s']:,.0f}{mark}"
+
+    def ratio(group: dict, method: str) -> str:
+        auto = group["hqray-auto"]
+        return f"{auto['samples_per_s'] / group[method]['samples_per_s']:,.1f}x" if method in group else "-"
+
     for (n, layers, batch), group in sorted(cells.items()):
         auto = group["hqray-auto"]
-
-        def show(method: str) -> str:
-            if method not in group:
-                return "-"
-            row = group[method]
-            mark = "*" if row.get("extrapolated_from") else ""
-            return f"{row['samples_per_s']:,.0f}{mark}"
-
-        def ratio(method: str) -> str:
-            return f"{auto['samples_per_s'] / group[method]['samples_per_s']:,.1f}x" if method in group else "-"
-
         lines.append(f"| {n} | {layers} | {batch:,} | {auto.get('strategy', '')} | "
-                     + " | ".join(show(m) for m in methods)
-                     + f" | {ratio('default.qubit-broadcast')} | {ratio('qnode-per-sample')} | {auto['peak_mb']:.0f} |")
+                     + " | ".join(show(group, m) for m in methods)
+                     + f" | {ratio(group, 'default.qubit-broadcast')} | {ratio(group, 'qnode-per-sample')} | "
+                     f"{auto['peak_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -69,7 +72,8 @@ def pool_tables() -> str:
 
 
 def kernel_table() -> str:
-    lines = ["| N | qubits | hqray in-process (s) | hqray on pool, 2 workers (s) | per-pair PennyLane (s, extrapolated) | speedup vs per-pair | peak MB |",
+    lines = ["| N | qubits | hqray in-process (s) | hqray on pool, 2 workers (s) "
+             "| per-pair PennyLane (s, extrapolated) | speedup vs per-pair | peak MB |",
              "|---|---|---|---|---|---|---|"]
     rows = []
     for name in ("kernel.json", "kernel_20k.json"):
@@ -89,11 +93,24 @@ def kernel_table() -> str:
 
 def serve_table() -> str:
     data = json.loads((HERE / "serve.json").read_text())
-    lines = ["| concurrency | variant | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines = ["| concurrency | variant | requests/s (median) | each round | p50 ms | p99 ms | rows a model call "
+             "| errors |", "|---|---|---|---|---|---|---|---|"]
     for concurrency, level in data["levels"].items():
         for variant, stats in level.items():
-            lines.append(f"| {concurrency} | {variant} | {stats['requests_per_s']:.1f} | {stats['p50_ms']:.2f} | "
-                         f"{stats['p99_ms']:.2f} | {stats['errors']} |")
+            rounds = ", ".join(f"{rate:.1f}" for rate in stats.get("requests_per_s_per_round", []))
+            rows = stats.get("rows_per_model_call")
+            lines.append(f"| {concurrency} | {variant} | {stats['requests_per_s']:.1f} | {rounds} | "
+                         f"{stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} | {f'{rows:.1f}' if rows else '-'} | "
+                         f"{stats['errors']} |")
+    lines += ["", "| model | p50 at 1 / no-op p50 | batching speedup at 32 (median) | each round "
+              "| bound (batched no-op / unbatched) | each round |", "|---|---|---|---|---|---|"]
+    for label in sorted({key.split("_p50_ratio")[0] for key in data if key.endswith("_p50_ratio_to_floor_at_1")}):
+        def rounds(key: str) -> str:
+            return ", ".join(f"{value:.2f}" for value in data.get(f"{key}_per_round", []))
+
+        speedup, bound = f"{label}_batching_speedup_at_32", f"{label}_batching_bound_at_32"
+        lines.append(f"| {label} | {data[f'{label}_p50_ratio_to_floor_at_1']:.2f}x | {data[speedup]:.2f}x | "
+                     f"{rounds(speedup)} | {data[bound]:.2f}x | {rounds(bound)} |")
     return "\n".join(lines)
 
 
