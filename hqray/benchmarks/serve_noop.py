@@ -2,8 +2,9 @@
 
 Same proxy, FastAPI ingress, JSON parsing and response; no model. ``NoOp`` answers each
 request on its own (the floor for latency); ``NoOpBatched`` passes requests through
-``@serve.batch`` as the model app does (the most requests/s any batched model can reach,
-so the largest batching speedup a model can show is this over its own unbatched rate).
+``@serve.batch`` as the model app does: its rate over a model's unbatched rate is what
+batching would give that model if its calls cost nothing (not a strict ceiling: a slower
+model gathers larger batches, which spread the batching machinery's per-batch cost).
 (No `from __future__ import annotations`: FastAPI must see real types on routes.)
 """
 
