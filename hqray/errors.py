@@ -52,10 +52,16 @@ def format_validation_error(error, prefix: str = "") -> str:
     """
     lines = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item.get("loc", ())) or "<root>"
+        location = ".".join(str(part) for part in item.get("loc", ()))
         message = item.get("msg", "invalid value")
         if item.get("type") == "extra_forbidden":
             message = "unknown field"
+        if item.get("type") == "value_error":
+            message = message.removeprefix("Value error, ")  # our validators' messages say it all
+        if not location:
+            # A check across fields (a model validator): its message names the fields.
+            lines.append(f"{prefix}{message}")
+            continue
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{prefix}{location}: {message}{shown}")

@@ -50,7 +50,7 @@ def test_overrides_replace_defaults():
     ({"search_space": {"g1": {"n_layers": {"choice": [1]}}}}, r"search_space.g1: not among the study's generations"),
     ({"resources_per_trial": {"cpu": -1}}, r"resources_per_trial.cpu: Input should be greater than or equal to 0"),
     ({"metric": "speed"}, r"metric: Input should be"),
-    ({"name": "bad name!"}, r"name: Value error, must be 1-64 letters"),
+    ({"name": "bad name!"}, r"name: must be 1-64 letters"),
 ])
 def test_malformed_studies_name_the_field(change, message):
     with pytest.raises(ConfigError, match=message):
