@@ -8,11 +8,13 @@ HTTP proxy. Routes::
     GET  /healthz                    200 when every model is loaded
 
 Requests are validated (content type, body size, JSON, schema, finite numbers, feature
-count and names, rows per request) before any circuit runs; every error uses one schema.
+count and names, rows per request) before any circuit runs; a prediction that takes longer
+than ``request_timeout_s`` is a 504; every error uses one schema.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see real types on routes.
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -151,7 +153,14 @@ class Gateway:
             rows = parse_instances(payload, summary["feature_names"], self.settings.max_rows_per_request)
         except RequestError as error:
             return self._error(error)
-        probabilities = await self._predict(name, rows)
+        try:
+            # Enforced here, not only by the proxy: a client can raise the proxy's timeout with
+            # Serve's x-request-timeout-seconds header, and this answer keeps the error schema.
+            # A request cancelled while queued for a batch is dropped from it by @serve.batch.
+            probabilities = await asyncio.wait_for(self._predict(name, rows), self.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            return self._error(RequestError(504, "timeout", f"no prediction within request_timeout_s "
+                                                            f"({self.settings.request_timeout_s:g} s)"))
         # The model's own rule: argmax, or the decision threshold tuned in training (g9).
         predictions = self.models[name].predict_from_proba(probabilities)
         return JSONResponse({

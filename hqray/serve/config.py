@@ -5,12 +5,18 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from hqray.errors import ConfigError
 from hqray.validated import ValidatedModel
 
-__all__ = ["ServeSettings"]
+__all__ = ["ServeSettings", "PROXY_TIMEOUT_MARGIN_S"]
+
+# The HTTP proxy's own timeout is the Gateway's plus this margin: the Gateway answers a slow
+# prediction first, in the error schema; the proxy's cut-off only catches requests that never
+# reach a replica (queued). A client can raise the proxy's timeout with Serve's
+# ``x-request-timeout-seconds`` header, but not the Gateway's.
+PROXY_TIMEOUT_MARGIN_S = 1.0
 
 
 class ServeSettings(ValidatedModel):
@@ -33,11 +39,19 @@ class ServeSettings(ValidatedModel):
     max_replicas: int = Field(4, ge=1, le=256)
     max_ongoing_requests: int = Field(64, ge=1)
     max_queued_requests: int = Field(256, ge=1)
-    request_timeout_s: float = Field(30.0, gt=0.0)
+    request_timeout_s: float = Field(
+        30.0, gt=0.0, description="a prediction not answered within this many seconds gets a 504 "
+                                  "(the proxy cuts off queued requests a second later)")
     tier: Literal["cpu", "gpu", "qpu"] = Field("cpu", description="resource each model replica requests")
     replica_cpus: float = Field(1.0, ge=0.0, description="CPUs each model replica requests")
     access_log: bool = Field(True, description="log a line per request in each replica (Serve's access log)")
 
+    @model_validator(mode="after")
+    def _check_replicas(self) -> ServeSettings:
+        if self.autoscaling and self.max_replicas < self.replicas:
+            raise ConfigError(f"max_replicas ({self.max_replicas}) must be at least replicas ({self.replicas}), "
+                              "the autoscaling minimum")
+        return self
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -66,4 +80,5 @@ class ServeSettings(ValidatedModel):
         return options
 
     def http_options(self) -> dict:
-        return {"host": self.host, "port": self.port, "request_timeout_s": self.request_timeout_s}
+        return {"host": self.host, "port": self.port,
+                "request_timeout_s": self.request_timeout_s + PROXY_TIMEOUT_MARGIN_S}

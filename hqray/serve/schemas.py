@@ -16,7 +16,8 @@ __all__ = ["RequestError", "PredictRequest", "parse_instances", "error_body"]
 
 
 class RequestError(HqrayError):
-    """A client error: HTTP status, stable code, message and details."""
+    """An error answered over HTTP (a client's 4xx, or the 504 of a prediction too slow):
+    status, stable code, message and details."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None):
         super().__init__(message)

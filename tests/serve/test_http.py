@@ -52,8 +52,8 @@ def server(checkpoint, thresholded_checkpoint):
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
     port = free_port()
-    # Three apps share 2 CPUs: each model replica asks for half of one.
-    settings = ServeSettings(port=port, max_rows_per_request=50, max_body_bytes=20_000, replica_cpus=0.5)
+    # The apps' replicas share 2 CPUs: a quarter or half of one each (the QPU tier's asks for none).
+    settings = ServeSettings(port=port, max_rows_per_request=50, max_body_bytes=20_000, replica_cpus=0.25)
     serve.start(http_options=settings.http_options())
     serve.run(build_app({"iris": str(checkpoint)}, settings), name="main", route_prefix="/")
     serve.run(build_app({"iris": str(checkpoint)}, settings, api_key=API_KEY), name="secure",
@@ -66,6 +66,13 @@ def server(checkpoint, thresholded_checkpoint):
     # A batch waits up to 0.5 s for company, so concurrent requests surely share one.
     patient = settings.model_copy(update={"replica_cpus": 0.25, "batch_wait_timeout_s": 0.5})
     serve.run(build_app({"iris": str(checkpoint)}, patient), name="patient", route_prefix="/patient")
+    # A lone request waits 10 s for company in its batch, beyond its 2 s request timeout.
+    slow = settings.model_copy(update={"batch_wait_timeout_s": 10.0, "max_batch_size": 64, "request_timeout_s": 2.0})
+    serve.run(build_app({"iris": str(checkpoint)}, slow), name="slow", route_prefix="/slow")
+    serve.run(build_app({"iris": str(checkpoint)}, settings.model_copy(update={"tier": "qpu"})), name="qpu",
+              route_prefix="/qpu")
+    autoscaled = ServeSettings(port=port, autoscaling=True, replicas=1, max_replicas=2, replica_cpus=0.25)
+    serve.run(build_app({"iris": str(checkpoint)}, autoscaled), name="autoscaled", route_prefix="/autoscaled")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         yield http, base
@@ -257,6 +264,38 @@ def test_benchmark_load_generator_speaks_http_to_the_server(server):
     expected = post(http, "/v1/models/iris:predict", {"instances": [row]}).json()
     assert all(status == 200 and json.loads(body) == expected for status, body in good)
     assert bad[0] == 400 and json.loads(bad[1])["error"]["code"] == "malformed_json"
+
+
+class TestResources:
+    def test_a_qpu_tier_replica_holds_a_qpu_and_answers(self, server, checkpoint):
+        http, _ = server
+        # Only the qpu app's replica asks for QPU in this Ray session (4 virtual QPUs).
+        assert ray.cluster_resources()["QPU"] - ray.available_resources().get("QPU", 0) == 1
+        rows = load_dataset("iris", task="multiclass").features[:3]
+        body = post(http, "/qpu/v1/models/iris:predict", {"instances": rows.tolist()}).json()
+        assert np.allclose(body["probabilities"], load_model(checkpoint).predict_proba(rows), atol=1e-6)
+
+    def test_an_autoscaled_app_starts_at_its_minimum_and_answers(self, server):
+        from ray import serve
+
+        http, _ = server
+        deployment = serve.status().applications["autoscaled"].deployments["Gateway"]
+        assert deployment.status == "HEALTHY" and deployment.replica_states == {"RUNNING": 1}
+        assert post(http, "/autoscaled/v1/models/iris:predict", {"instances": [[5, 3, 1, 0.2]]}).status_code == 200
+
+
+def test_a_prediction_past_the_request_timeout_is_a_504_even_if_the_client_asks_for_longer(server):
+    """The Gateway enforces request_timeout_s itself: Serve's x-request-timeout-seconds header
+    raises only the proxy's cut-off. The answer keeps the error schema; the server stays healthy."""
+    http, _ = server
+    started = time.monotonic()
+    response = post(http, "/slow/v1/models/iris:predict", {"instances": [[5, 3, 1, 0.2]]},
+                    headers={"x-request-timeout-seconds": "60"})
+    elapsed = time.monotonic() - started
+    error = assert_error(response, 504, "timeout")
+    assert error["message"] == "no prediction within request_timeout_s (2 s)"
+    assert 2.0 <= elapsed < 6.0, elapsed  # at the 2 s timeout, not after the 10 s batch wait
+    assert post(http, "/v1/models/iris:predict", {"instances": [[5, 3, 1, 0.2]]}).status_code == 200
 
 
 def test_overload_answers_503_fast(server):
