@@ -53,7 +53,9 @@ def test_serve_config_points_at_the_app_builder():
     application = config["applications"][0]
     assert application["import_path"] == "hqray.serve.app:app_builder"
     assert config["http_options"]["host"] == "127.0.0.1"
-    ServeSettings(**application["args"]["settings"])  # validates
+    settings = ServeSettings(**application["args"]["settings"])  # validates
+    # The proxy's timeout is the one `hqray serve` sets: the Gateway's 504 comes first.
+    assert config["http_options"]["request_timeout_s"] == settings.http_options()["request_timeout_s"]
 
 
 def test_shard_memory_counts_density_matrices_on_noisy_tiers():
