@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hqray.benchmarks.common import machine_info, median_ms
+from hqray.errors import ConfigError
 
 __all__ = ["run_serve_benchmark"]
 
@@ -164,7 +165,7 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
     from hqray.training import HybridClassifier, save_checkpoint
 
     if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
     info = machine_info()
     log(f"machine: {info}")
     data = load_dataset("iris", task="multiclass")
