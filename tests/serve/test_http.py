@@ -54,25 +54,23 @@ def server(checkpoint, thresholded_checkpoint):
     port = free_port()
     # The apps' replicas share 2 CPUs: a quarter or half of one each (the QPU tier's asks for none).
     settings = ServeSettings(port=port, max_rows_per_request=50, max_body_bytes=20_000, replica_cpus=0.25)
-    serve.start(http_options=settings.http_options())
-    serve.run(build_app({"iris": str(checkpoint)}, settings), name="main", route_prefix="/")
-    serve.run(build_app({"iris": str(checkpoint)}, settings, api_key=API_KEY), name="secure",
-              route_prefix="/secure")
     tiny = ServeSettings(port=port, max_ongoing_requests=1, max_queued_requests=1, batch_wait_timeout_s=1.5,
                          max_batch_size=64, replica_cpus=0.5)
-    serve.run(build_app({"iris": str(checkpoint)}, tiny), name="tiny", route_prefix="/tiny")
-    serve.run(build_app({"cancer": str(thresholded_checkpoint)}, settings.model_copy(update={"replica_cpus": 0.25})),
-              name="g9", route_prefix="/g9")
     # A batch waits up to 0.5 s for company, so concurrent requests surely share one.
-    patient = settings.model_copy(update={"replica_cpus": 0.25, "batch_wait_timeout_s": 0.5})
-    serve.run(build_app({"iris": str(checkpoint)}, patient), name="patient", route_prefix="/patient")
+    patient = settings.model_copy(update={"batch_wait_timeout_s": 0.5})
     # A lone request waits 10 s for company in its batch, beyond its 2 s request timeout.
     slow = settings.model_copy(update={"batch_wait_timeout_s": 10.0, "max_batch_size": 64, "request_timeout_s": 2.0})
-    serve.run(build_app({"iris": str(checkpoint)}, slow), name="slow", route_prefix="/slow")
-    serve.run(build_app({"iris": str(checkpoint)}, settings.model_copy(update={"tier": "qpu"})), name="qpu",
-              route_prefix="/qpu")
+    qpu = settings.model_copy(update={"tier": "qpu"})
     autoscaled = ServeSettings(port=port, autoscaling=True, replicas=1, max_replicas=2, replica_cpus=0.25)
-    serve.run(build_app({"iris": str(checkpoint)}, autoscaled), name="autoscaled", route_prefix="/autoscaled")
+    iris = {"iris": str(checkpoint)}
+    apps = {"main": build_app(iris, settings), "secure": build_app(iris, settings, api_key=API_KEY),
+            "tiny": build_app(iris, tiny), "g9": build_app({"cancer": str(thresholded_checkpoint)}, settings),
+            "patient": build_app(iris, patient), "slow": build_app(iris, slow), "qpu": build_app(iris, qpu),
+            "autoscaled": build_app(iris, autoscaled)}
+    serve.start(http_options=settings.http_options())
+    # All apps deploy at once (one at a time took about a minute of this module's setup).
+    serve.run_many([serve.RunTarget(app, name=name, route_prefix="/" if name == "main" else f"/{name}")
+                    for name, app in apps.items()])
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         yield http, base
