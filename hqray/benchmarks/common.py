@@ -65,21 +65,16 @@ class PeakMemory:
             self.peak_mb = (peak[0] - start) / 2**20
 
 
-def best_time(run: Callable[[], None], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls of ``run`` (after the caller's warm-up)."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def timed(run: Callable[[], object]) -> float:
     """Wall seconds of one call of ``run``."""
     started = time.perf_counter()
     run()
     return time.perf_counter() - started
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``run`` (after the caller's warm-up)."""
+    return min(timed(run) for _ in range(repeats))
 
 
 def median_ms(run: Callable[[], object], repeats: int = 50) -> float:

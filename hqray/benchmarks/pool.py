@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hqray.benchmarks.common import machine_info, median_ms, timed
+from hqray.benchmarks.common import best_time, machine_info, median_ms
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.memory import retain_heap_memory
 
@@ -34,8 +34,7 @@ def _pool(workers: int, shared_memory_mb: float = 512.0, **tier_options):
 
 def _rows_per_second(run: Callable[[], object], rows: int, repeats: int = 7) -> float:
     run()  # warm-up: worker imports, caches, shard-size estimate
-    best = min(timed(run) for _ in range(repeats))
-    return rows / best
+    return rows / best_time(run, repeats)
 
 
 SMALL_JOB_ROWS = 64  # a g7 training step's batch
