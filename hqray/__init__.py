@@ -1,7 +1,8 @@
 """hqray: hybrid quantum-classical machine learning on Ray.
 
 The top level exposes the Ray-free core; ``hqray.cluster``, ``hqray.tune`` and
-``hqray.serve`` add Ray on top.
+``hqray.serve`` add Ray on top. Names load on first use, so ``import hqray`` (and the
+command line's help) does not pay for torch or PennyLane until they are needed.
 
 **Example**
 
@@ -12,10 +13,8 @@ The top level exposes the Ray-free core; ``hqray.cluster``, ``hqray.tune`` and
 (3,)
 """
 
-__version__ = "0.1.0"
-
-from hqray.data import Dataset, list_datasets, load_dataset  # noqa: E402
-from hqray.errors import (  # noqa: E402
+from hqray._lazy import lazy_exports
+from hqray.errors import (
     CheckpointError,
     CircuitError,
     ConfigError,
@@ -23,15 +22,16 @@ from hqray.errors import (  # noqa: E402
     HqrayError,
     NotFittedError,
 )
-from hqray.models import HybridConfig, list_generations, make_config  # noqa: E402
-from hqray.quantum import CircuitSpec, QuantumLayer, execute  # noqa: E402
-from hqray.training import (  # noqa: E402
-    CrossValidationResult,
-    HybridClassifier,
-    cross_validate,
-    load_model,
-    save_checkpoint,
-)
+
+__version__ = "0.1.0"
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.data": ["Dataset", "list_datasets", "load_dataset"],
+    "hqray.models": ["HybridConfig", "list_generations", "make_config"],
+    "hqray.quantum": ["CircuitSpec", "QuantumLayer", "execute"],
+    "hqray.training": ["CrossValidationResult", "HybridClassifier", "cross_validate", "load_model",
+                       "save_checkpoint"],
+})
 
 __all__ = [
     "CheckpointError",

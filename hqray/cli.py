@@ -12,9 +12,11 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hqray.config_files import yaml_problem
 from hqray.errors import ConfigError, HqrayError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,7 +37,7 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
         try:
             result[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise ConfigError(f"{what} {item!r}: value is not valid YAML: {error}") from None
+            raise ConfigError(f"{what} {item!r}: value is not valid YAML: {yaml_problem(error)}") from None
     return result
 
 
@@ -51,6 +53,8 @@ SUMMARY_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "bal. acc.", "f1
 
 def _results_tables(result) -> tuple[Table, Table]:
     """Per-fold values, then mean ± std of the model and each baseline (same folds)."""
+    from hqray.training import SAME_FEATURES_SUFFIX
+
     folds = Table(title=f"{result.dataset} · {result.generation} · per fold")
     folds.add_column("fold")
     keys = list(result.folds[0])
@@ -65,6 +69,10 @@ def _results_tables(result) -> tuple[Table, Table]:
     summary.add_row(f"[bold]{result.generation}", *[_format(result.mean[k], result.std[k]) for k in SUMMARY_METRICS])
     for name, baseline in result.baselines.items():
         summary.add_row(name, *[_format(baseline["mean"].get(k), baseline["std"].get(k)) for k in SUMMARY_METRICS])
+    # Which features each baseline saw, once per kind ("all 30 features, ...", "the model's 4 PCA ...").
+    seen = dict.fromkeys(("same-feature baselines" if name.endswith(SAME_FEATURES_SUFFIX) else "baselines")
+                         + f": {entry['features']}" for name, entry in result.baselines.items())
+    summary.caption = "; ".join(seen) or None
     return folds, summary
 
 
@@ -77,19 +85,23 @@ def train(
     epochs: int | None = typer.Option(None, help="maximum epochs (default: the generation's)"),
     seed: int = typer.Option(0, help="seed of folds, initialisation and shuffling"),
     output: Path = typer.Option(Path("results/train"), "--output", help="output directory"),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="classical baselines on the same folds"),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines",
+                                   help="classical baselines on the same folds, on every feature"),
+    same_feature_baselines: bool = typer.Option(False, "--same-feature-baselines",
+                                                help="also run the baselines on the model's own reduced features"),
     set_option: list[str] = typer.Option([], "--set", help="any HybridConfig field key=value"),
 ) -> None:
     """Cross-validates a generation on a dataset next to classical baselines."""
     from hqray.data import load_dataset
     from hqray.models import make_config
-    from hqray.training import DEFAULT_BASELINES, train_and_save
 
     options = parse_assignments(set_option, "--set")
     if epochs is not None:
         options["epochs"] = epochs
     config = make_config(generation, seed=seed, **options)
     data = load_dataset(dataset, **parse_assignments(dataset_option, "--dataset-option"))
+    # torch and scikit-learn load only once the arguments are known to be good.
+    from hqray.training import DEFAULT_BASELINES, train_and_save
     console.print(f"[bold]{data.name}[/]: {data.n_samples} rows, {data.n_features} features, "
                   f"classes {data.class_counts()}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -104,12 +116,13 @@ def train(
             progress.update(task, completed=epoch, status=f"{metric} {mean:.4f}")
 
         result = train_and_save(data, config, output, folds=folds, seed=seed,
-                                baselines=DEFAULT_BASELINES if baselines else (), on_epoch=on_epoch)
+                                baselines=DEFAULT_BASELINES if baselines else (), on_epoch=on_epoch,
+                                same_feature_baselines=same_feature_baselines)
         progress.update(task, completed=config.epochs)
     for table in _results_tables(result):
         console.print(table)
     console.print(f"wrote {output}/metrics.json, roc.png, pr.png, confusion.png and {output}/checkpoint "
-                  f"({result.seconds:.1f} s)")
+                  f"(cross-validation {result.seconds:.1f} s + final refit {result.refit_seconds:.1f} s)")
 
 
 def _show_hqray_logs() -> None:
@@ -148,10 +161,36 @@ def sweep(
 
     result = run_study(study, address=address, resume=resume, smoke_test=smoke_test, storage=storage,
                        results_dir=results_dir, num_cpus=num_cpus, on_generation=announce)
-    console.print(Markdown(result.markdown))
+    console.print(_leaderboard_table(result))
+    # The sentences under leaderboard.md's table: the quantum/classical verdict and the notes.
+    console.print(Markdown(result.markdown.split("\n\n", 2)[-1]))
     console.print(f"wrote {result.directory}/leaderboard.md, leaderboard.csv, trials.parquet, plots/"
                   + (f" and {result.best_checkpoint} (serve it: hqray serve {result.best_checkpoint})"
                      if result.best_checkpoint else ""))
+
+
+def _leaderboard_table(result) -> Table:
+    """The study's leaderboard for a terminal: the main metrics, names never cut.
+
+    ``leaderboard.md`` keeps every metric; a terminal is too narrow for all of them.
+    """
+    board, study = result.board, result.study
+    metrics = [m for m in dict.fromkeys([study.metric, "accuracy", "balanced_accuracy", "roc_auc"])
+               if m in board and board[m].notna().any()]
+    table = Table(title=f"study {study.name}: best trial per generation and baselines, mean ± std over "
+                        f"{study.folds} identical folds, ranked by {study.metric}")
+    table.add_column("rank", justify="right")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for metric in metrics:
+        table.add_column(metric, justify="right", no_wrap=True)
+    table.add_column("trials", justify="right")
+    table.add_column("wall s", justify="right")
+    for _, row in board.iterrows():
+        table.add_row(str(row["rank"]), str(row["model"]), str(row["kind"]),
+                      *[_format(row.get(m), row.get(f"{m}_std")) for m in metrics],
+                      str(row["trials"]), f"{row['wall_s']:.1f}")
+    return table
 
 
 cluster_app = typer.Typer(no_args_is_help=True, help="Ray cluster and QuantumPool.")
@@ -262,6 +301,12 @@ def generations() -> None:
     for generation in list_generations():
         table.add_row(generation.id, generation.title, generation.description,
                       ", ".join(f"{k}={v}" for k, v in generation.defaults.items()) or "-")
+    from hqray.tune.study import QSVM_PARAMETERS, QSVM_SEARCH_SPACE
+
+    table.add_row("qsvm", "quantum-kernel SVM",
+                  "an SVC on a fidelity or projected quantum kernel (Gram matrices in tiles); "
+                  f"options: {', '.join(QSVM_PARAMETERS)}",
+                  "search " + ", ".join(f"{k}={v}" for k, v in QSVM_SEARCH_SPACE.items()))
     console.print(table)
 
 
@@ -347,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except HqrayError as error:
-        console.print(f"[red]error:[/] {error}")
+        # One line whatever its length (a wrapped error reads as several), markup in it shown as is.
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
         return 2
     except typer.Exit as exit_:
         return exit_.exit_code

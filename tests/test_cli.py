@@ -48,6 +48,10 @@ def test_train_writes_plots_and_a_loadable_checkpoint(trained):
 def test_train_prints_folds_mean_and_baselines(trained):
     _, completed = trained
     assert "per fold" in completed.stdout and "logreg" in completed.stdout and "±" in completed.stdout
+    # Which features the baselines saw, and the final refit's time next to the CV's.
+    text = " ".join(completed.stdout.split())
+    assert "baselines: all 4 features, standardised in-fold" in text
+    assert "final refit" in text
 
 
 def test_dataset_options_and_config_overrides(tmp_path):
@@ -76,7 +80,58 @@ def test_datasets_and_generations_listings():
     datasets = hqray("datasets")
     assert datasets.returncode == 0 and "genomics" in datasets.stdout and "individuals_per_populat" in datasets.stdout
     generations = hqray("generations")
-    assert generations.returncode == 0 and "g10" in generations.stdout
+    assert generations.returncode == 0 and "g10" in generations.stdout and "qsvm" in generations.stdout
+
+
+HEAVY_MODULES = ("torch", "ray", "pennylane", "sklearn", "matplotlib")
+
+
+def heavy_imports_after(*args: str, cwd=None) -> tuple[int, list[str], str]:
+    """Runs the CLI in a fresh interpreter; returns its exit code and which heavy packages it imported."""
+    code = ("import json, sys\n"
+            "from hqray.cli import main\n"
+            f"code = main({list(args)!r})\n"
+            f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY_MODULES!r}))\n"
+            "print('HEAVY=' + json.dumps(heavy))\n"
+            "sys.exit(code)\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    line = [line for line in completed.stdout.splitlines() if line.startswith("HEAVY=")]
+    assert line, completed.stdout + completed.stderr
+    return completed.returncode, json.loads(line[-1][len("HEAVY="):]), completed.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["train", "--help"], ["sweep", "--help"], ["serve", "--help"], ["bench", "engine", "--help"],
+    ["generations"], ["datasets"],
+])
+def test_help_and_listings_start_without_torch_ray_or_pennylane(args):
+    code, heavy, _ = heavy_imports_after(*args)
+    assert code == 0 and heavy == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "-d", "iris", "--set", "bogus=1"], "bogus: unknown field"),
+    (["train", "-d", "iris", "-g", "g99"], "unknown generation 'g99'"),
+    (["train", "-d", "nope"], "unknown dataset 'nope'"),
+    (["train", "-d", "iris", "-o", "tsk=1"], "tsk: unknown field"),
+    (["sweep", "STUDY"], "folsd: unknown field"),
+])
+def test_validation_errors_answer_before_torch_ray_or_pennylane_load(args, message, tmp_path):
+    study = tmp_path / "typo.yaml"
+    study.write_text("name: typo\ndataset: {name: iris}\ngenerations: [g0]\nfolsd: 3\n")
+    code, heavy, stdout = heavy_imports_after(*[str(study) if arg == "STUDY" else arg for arg in args])
+    assert code == 2 and message in stdout.replace("\n", " ")
+    assert heavy == []
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_and_place(tmp_path):
+    study = tmp_path / "broken.yaml"
+    study.write_text("name: x\n  bad: [\n")
+    completed = hqray("sweep", str(study))
+    assert completed.returncode == 2
+    lines = completed.stdout.strip().splitlines()
+    assert len(lines) == 1, completed.stdout
+    assert "broken.yaml" in lines[0] and "(line 2, column" in lines[0]
 
 
 def test_bench_engine_quick_writes_json_rows(tmp_path):

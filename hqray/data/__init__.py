@@ -7,8 +7,8 @@
 3
 """
 
+from hqray._lazy import lazy_exports
 from hqray.data import builtin, finance, genomics, table  # noqa: F401  (registers datasets)
-from hqray.data.preprocessing import FoldPreprocessor
 from hqray.data.registry import (
     Dataset,
     DatasetOptions,
@@ -17,6 +17,9 @@ from hqray.data.registry import (
     load_dataset,
     register_dataset,
 )
+
+# scikit-learn loads on first use of the preprocessing (a second of start-up).
+__getattr__, __dir__ = lazy_exports(__name__, {"hqray.data.preprocessing": ["FoldPreprocessor"]})
 
 __all__ = [
     "Dataset",

@@ -6,7 +6,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn import datasets as sk_datasets
 
 from hqray.data.registry import Dataset, DatasetOptions, register_dataset
 
@@ -17,9 +16,16 @@ class IrisOptions(DatasetOptions):
     task: Literal["binary", "multiclass"] = "binary"
 
 
+def _sklearn_datasets():
+    """scikit-learn's loaders, imported when a dataset is loaded (a second of start-up)."""
+    from sklearn import datasets
+
+    return datasets
+
+
 @register_dataset("iris", IrisOptions, "Fisher's iris: binary (setosa/versicolor) or 3-class")
 def load_iris(options: IrisOptions) -> Dataset:
-    raw = sk_datasets.load_iris()
+    raw = _sklearn_datasets().load_iris()
     features, labels = raw.data, raw.target
     class_names = tuple(str(name) for name in raw.target_names)
     if options.task == "binary":
@@ -35,7 +41,7 @@ class NoOptions(DatasetOptions):
 
 @register_dataset("breast_cancer", NoOptions, "Wisconsin diagnostic breast cancer (WDBC), binary")
 def load_breast_cancer(options: NoOptions) -> Dataset:
-    raw = sk_datasets.load_breast_cancer()
+    raw = _sklearn_datasets().load_breast_cancer()
     # scikit-learn codes malignant as 0; the positive class of medical metrics is malignant.
     labels = 1 - raw.target
     return Dataset("breast_cancer", raw.data, labels, tuple(raw.feature_names),
@@ -50,7 +56,7 @@ class DigitsOptions(DatasetOptions):
 
 @register_dataset("digits", DigitsOptions, "8x8 handwritten digits, multi-class")
 def load_digits(options: DigitsOptions) -> Dataset:
-    raw = sk_datasets.load_digits(n_class=options.n_classes)
+    raw = _sklearn_datasets().load_digits(n_class=options.n_classes)
     names = tuple(f"pixel_{row}_{col}" for row in range(8) for col in range(8))
     return Dataset("digits", raw.data.astype(np.float64), raw.target, names,
                    tuple(str(d) for d in range(options.n_classes)), options.model_dump())

@@ -8,6 +8,7 @@
 'QuantumLayer'
 """
 
+from hqray._lazy import lazy_exports
 from hqray.models.config import METRIC_NAMES, HybridConfig
 from hqray.models.generations import (
     Generation,
@@ -16,14 +17,12 @@ from hqray.models.generations import (
     make_config,
     register_generation,
 )
-from hqray.models.modules import (
-    ClassicalLinear,
-    HybridNet,
-    Int8DynamicLinear,
-    circuit_spec,
-    quantize_int8,
-    register_quantum_backend,
-)
+
+# The torch modules load on first use: configs and the registry are enough to validate.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.models.modules": ["ClassicalLinear", "HybridNet", "Int8DynamicLinear", "circuit_spec", "quantize_int8",
+                             "register_quantum_backend"],
+})
 
 __all__ = [
     "METRIC_NAMES",

@@ -9,11 +9,16 @@
 torch.Size([4, 2])
 """
 
-from hqray.quantum.engine import FallbackWarning, Plan, execute, plan
-from hqray.quantum.kernels import QuantumKernel
-from hqray.quantum.layer import QuantumLayer
-from hqray.quantum.spec import CircuitSpec
-from hqray.quantum.strategies import ExecutionStrategy, register_strategy, strategy_registry
+from hqray._lazy import lazy_exports
+
+# Everything here needs torch and PennyLane: it loads on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.quantum.engine": ["FallbackWarning", "Plan", "execute", "plan"],
+    "hqray.quantum.kernels": ["QuantumKernel"],
+    "hqray.quantum.layer": ["QuantumLayer"],
+    "hqray.quantum.spec": ["CircuitSpec"],
+    "hqray.quantum.strategies": ["ExecutionStrategy", "register_strategy", "strategy_registry"],
+})
 
 __all__ = [
     "CircuitSpec",

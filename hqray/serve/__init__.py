@@ -7,11 +7,16 @@
     # POST http://127.0.0.1:8000/v1/models/iris:predict {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 """
 
-from hqray.serve.app import API_KEY_HEADER, app_builder, build_app
-from hqray.serve.client import HqrayClient
-from hqray.serve.config import ServeSettings
-from hqray.serve.runner import serve_checkpoints
-from hqray.serve.schemas import RequestError, error_body, parse_instances
+from hqray._lazy import lazy_exports
+
+# Everything here needs Ray Serve: it loads on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.serve.app": ["API_KEY_HEADER", "app_builder", "build_app"],
+    "hqray.serve.client": ["HqrayClient"],
+    "hqray.serve.config": ["ServeSettings"],
+    "hqray.serve.runner": ["serve_checkpoints"],
+    "hqray.serve.schemas": ["RequestError", "error_body", "parse_instances"],
+})
 
 __all__ = [
     "API_KEY_HEADER",

@@ -10,23 +10,21 @@
 ['accuracy', 'balanced_accuracy']
 """
 
-from hqray.training.baselines import BASELINES, make_baseline, register_baseline
-from hqray.training.checkpoint import load_model, read_metadata, save_checkpoint
-from hqray.training.classifier import HybridClassifier
-from hqray.training.cv import (
-    DEFAULT_BASELINES,
-    CrossValidationResult,
-    FoldScores,
-    LockstepFolds,
-    cross_validate,
-    fold_splits,
-    run_baselines,
-)
-from hqray.training.fit import Trainer
-from hqray.training.kernel_svc import QuantumKernelSVC
-from hqray.training.metrics import classification_metrics, summarize
-from hqray.training.plots import save_plots
-from hqray.training.workflow import train_and_save
+from hqray._lazy import lazy_exports
+
+# Everything here needs torch or scikit-learn: it loads on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.training.baselines": ["BASELINES", "make_baseline", "register_baseline"],
+    "hqray.training.checkpoint": ["load_model", "read_metadata", "save_checkpoint"],
+    "hqray.training.classifier": ["HybridClassifier"],
+    "hqray.training.cv": ["DEFAULT_BASELINES", "CrossValidationResult", "FoldScores", "LockstepFolds",
+                          "cross_validate", "fold_splits", "run_baselines", "SAME_FEATURES_SUFFIX"],
+    "hqray.training.fit": ["Trainer"],
+    "hqray.training.kernel_svc": ["QuantumKernelSVC"],
+    "hqray.training.metrics": ["classification_metrics", "summarize"],
+    "hqray.training.plots": ["save_plots"],
+    "hqray.training.workflow": ["train_and_save"],
+})
 
 __all__ = [
     "BASELINES",
@@ -36,6 +34,7 @@ __all__ = [
     "HybridClassifier",
     "LockstepFolds",
     "QuantumKernelSVC",
+    "SAME_FEATURES_SUFFIX",
     "Trainer",
     "classification_metrics",
     "cross_validate",

@@ -2,7 +2,7 @@
 
 Every fold fits its preprocessing on its training rows only. The hybrid model's folds
 train in lock-step (one epoch of each fold at a time), so a caller can observe per-epoch
-means across folds; the baselines see the same folds and the same preprocessing.
+means across folds; the baselines see the same folds and every feature.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hqray.training.fit import epoch_metrics
 from hqray.training.metrics import SCALAR_METRICS, classification_metrics, confusion, summarize
 
 __all__ = ["fold_splits", "cross_validate", "CrossValidationResult", "DEFAULT_BASELINES",
-           "LockstepFolds", "FoldScores", "run_baselines"]
+           "LockstepFolds", "FoldScores", "run_baselines", "SAME_FEATURES_SUFFIX"]
 
 DEFAULT_BASELINES = ("logreg", "svc", "random_forest")
 
@@ -65,8 +65,9 @@ class CrossValidationResult:
     labels: np.ndarray
     probabilities: np.ndarray  # out-of-fold, (n_samples, n_classes)
     fold_of_row: np.ndarray
-    seconds: float
+    seconds: float  # cross-validation, baselines included
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refit_seconds: float | None = None  # the final refit on every row, where one was made
 
     def to_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document (see the README for its shape)."""
@@ -76,13 +77,14 @@ class CrossValidationResult:
             "folds": self.folds,
             "mean": self.mean,
             "std": self.std,
-            "baselines": {name: {"mean": b["mean"], "std": b["std"], "folds": b["folds"]}
-                          for name, b in self.baselines.items()},
+            "baselines": {name: {"features": b["features"], "mean": b["mean"], "std": b["std"],
+                                 "folds": b["folds"]} for name, b in self.baselines.items()},
             "confusion_matrices": self.confusion_matrices,
             "best_epochs": self.best_epochs,
             "class_names": list(self.class_names),
             "config": self.config,
             "seconds": self.seconds,
+            "refit_seconds": self.refit_seconds,
         }
 
 
@@ -91,22 +93,56 @@ def score_fold(labels: np.ndarray, probabilities: np.ndarray, threshold: float |
     return {k: metrics[k] for k in metrics if k in SCALAR_METRICS or threshold is not None}
 
 
-def run_baselines(dataset: Dataset, splits, config: HybridConfig, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Runs each baseline on ``splits`` with the same in-fold preprocessing as ``config``."""
+SAME_FEATURES_SUFFIX = " (same features)"
+
+
+def run_baselines(dataset: Dataset, splits, names: Sequence[str], seed: int = 0,
+                  same_features_as: HybridConfig | None = None) -> dict[str, dict[str, Any]]:
+    """Runs each classical baseline on ``splits``; every fit happens inside its fold.
+
+    Baselines see **every feature**, standardised on each fold's training rows: the
+    strongest honest classical comparison. With ``same_features_as``, each baseline also
+    runs on the model's own preprocessing (PCA to ``n_qubits``, SMOTE where the config
+    says so) under the name ``"<name> (same features)"``, when that preprocessing keeps
+    fewer features than the data has. Each entry says which features it saw.
+
+    **Example**
+
+    >>> from hqray.data import load_dataset
+    >>> from hqray.models import make_config
+    >>> data = load_dataset("breast_cancer")
+    >>> splits = fold_splits(data.labels, 2, 0)
+    >>> result = run_baselines(data, splits, ["logreg"], same_features_as=make_config("g6"))
+    >>> {name: entry["features"] for name, entry in result.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'logreg': 'all 30 features, standardised in-fold',
+     'logreg (same features)': "the model's 4 PCA components, fitted in-fold"}
+    """
+    variants = [("", f"all {dataset.n_features} features, standardised in-fold",
+                 dict(n_components=None, smote=False))]
+    if same_features_as is not None and same_features_as.pca and same_features_as.n_qubits < dataset.n_features:
+        variants.append((SAME_FEATURES_SUFFIX,
+                         f"the model's {same_features_as.n_qubits} PCA components, fitted in-fold"
+                         + (", SMOTE" if same_features_as.smote else ""),
+                         dict(n_components=same_features_as.n_qubits, smote=same_features_as.smote)))
     results = {}
-    for name in names:
-        folds = []
-        for train_index, test_index in splits:
-            preprocessor = FoldPreprocessor(n_components=config.n_qubits if config.pca else None,
-                                            smote=config.smote, seed=config.seed)
-            train_x = preprocessor.fit_transform(dataset.features[train_index])
-            train_x, train_y = preprocessor.resample(train_x, dataset.labels[train_index])
-            estimator = make_baseline(name, config.seed).fit(train_x, train_y)
-            probabilities = estimator.predict_proba(preprocessor.transform(dataset.features[test_index]))
-            folds.append(score_fold(dataset.labels[test_index], probabilities, None))
-        mean, std = summarize(folds)
-        results[name] = {"folds": folds, "mean": mean, "std": std}
+    for suffix, features, preprocessing in variants:
+        for name in names:
+            folds = [_baseline_fold(dataset, train_index, test_index, name, seed, preprocessing)
+                     for train_index, test_index in splits]
+            mean, std = summarize(folds)
+            results[name + suffix] = {"folds": folds, "mean": mean, "std": std, "features": features}
     return results
+
+
+def _baseline_fold(dataset: Dataset, train_index: np.ndarray, test_index: np.ndarray, name: str, seed: int,
+                   preprocessing: dict[str, Any]) -> dict[str, float]:
+    """One baseline fitted on one fold's training rows and scored on its test rows."""
+    preprocessor = FoldPreprocessor(seed=seed, **preprocessing)
+    train_x = preprocessor.fit_transform(dataset.features[train_index])
+    train_x, train_y = preprocessor.resample(train_x, dataset.labels[train_index])
+    estimator = make_baseline(name, seed).fit(train_x, train_y)
+    probabilities = estimator.predict_proba(preprocessor.transform(dataset.features[test_index]))
+    return score_fold(dataset.labels[test_index], probabilities, None)
 
 
 @dataclass
@@ -228,6 +264,7 @@ def cross_validate(
     seed: int = 0,
     baselines: Sequence[str] = DEFAULT_BASELINES,
     on_epoch: Callable[[int, list[dict[str, float]]], None] | None = None,
+    same_feature_baselines: bool = False,
 ) -> CrossValidationResult:
     """k-fold cross-validation of ``config`` on ``dataset``.
 
@@ -236,9 +273,12 @@ def cross_validate(
         config: the model (see :func:`hqray.models.make_config`).
         folds: number of stratified folds.
         seed: seed of the fold assignment (identical folds for identical seeds).
-        baselines: names of classical baselines to run on the same folds.
+        baselines: names of classical baselines to run on the same folds, on every
+            feature (standardised in-fold).
         on_epoch: called after each lock-step epoch with the epoch number and every
             fold's latest trainer record (progress bars, Ray Tune reports).
+        same_feature_baselines: also run each baseline on the model's own reduced
+            features (``"<name> (same features)"``), see :func:`run_baselines`.
 
     Returns:
         A :class:`CrossValidationResult`.
@@ -265,6 +305,7 @@ def cross_validate(
         mean=scores.mean, std=scores.std, best_epochs=scores.best_epochs, labels=dataset.labels,
         probabilities=scores.probabilities, fold_of_row=scores.fold_of_row, seconds=0.0,
     )
-    result.baselines = run_baselines(dataset, splits, config, baselines)
+    result.baselines = run_baselines(dataset, splits, baselines, config.seed,
+                                     same_features_as=config if same_feature_baselines else None)
     result.seconds = time.perf_counter() - started
     return result

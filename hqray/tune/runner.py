@@ -353,9 +353,7 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     if trials.empty:
         trials = pd.DataFrame(columns=["generation", "trial_id", "status", *SCALAR_METRICS])
     baselines_started = time.monotonic()
-    # Baselines see every feature, standardised: the strongest honest classical comparison.
-    baseline_config = make_config("g0", pca=False, seed=study.seed)
-    baselines = run_baselines(dataset, splits, baseline_config, study.baselines)
+    baselines = run_baselines(dataset, splits, study.baselines, study.seed)
     baseline_seconds = time.monotonic() - baselines_started
 
     kinds = {generation: _kind(generation) for generation in study.generations}

@@ -140,6 +140,8 @@ def _train_hybrid(params: dict[str, Any], dataset: Dataset, settings: TrialSetti
 
     while not lockstep.stopped:
         records = lockstep.step()
+        if lockstep.stopped:
+            break  # the last epoch is reported once, with the final scores: one Tune iteration per epoch
         metrics = {**_mean_std(records, "test_"), "epoch": lockstep.epoch, "final": False,
                    "folds_running": sum(not trainer.stopped for trainer in lockstep.trainers)}
         _report_with_state(metrics, lockstep.state_dict())

@@ -48,6 +48,40 @@ def test_cross_validate_reports_folds_means_and_baselines():
     assert sum(np.array(m).sum() for m in result.confusion_matrices) == 150
 
 
+def test_baselines_see_every_standardised_feature_not_the_models_pca():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_dataset("breast_cancer")
+    result = cross_validate(data, make_config("g6", epochs=1), folds=3, seed=0, baselines=("logreg",))
+    assert set(result.baselines) == {"logreg"}
+    assert result.baselines["logreg"]["features"] == "all 30 features, standardised in-fold"
+    # The same folds, scored by hand on all 30 standardised features.
+    expected = []
+    for train_index, test_index in fold_splits(data.labels, 3, 0):
+        scaler = StandardScaler().fit(data.features[train_index])
+        model = LogisticRegression(max_iter=5000, random_state=0).fit(
+            scaler.transform(data.features[train_index]), data.labels[train_index])
+        expected.append(model.score(scaler.transform(data.features[test_index]), data.labels[test_index]))
+    assert [fold["accuracy"] for fold in result.baselines["logreg"]["folds"]] == pytest.approx(expected)
+    assert result.to_json()["baselines"]["logreg"]["features"].startswith("all 30 features")
+
+
+def test_same_feature_baselines_are_labelled_and_see_the_models_components():
+    data = load_dataset("breast_cancer")
+    result = cross_validate(data, make_config("g6", epochs=1), folds=3, seed=0, baselines=("logreg",),
+                            same_feature_baselines=True)
+    assert set(result.baselines) == {"logreg", "logreg (same features)"}
+    same = result.baselines["logreg (same features)"]
+    assert same["features"] == "the model's 4 PCA components, fitted in-fold"
+    # Four components lose information that thirty features hold: the scores differ.
+    assert same["folds"] != result.baselines["logreg"]["folds"]
+    # Where the model keeps every feature, there is no reduced variant to show.
+    iris = cross_validate(load_dataset("iris"), make_config("g6", epochs=1), folds=2, baselines=("logreg",),
+                          same_feature_baselines=True)
+    assert set(iris.baselines) == {"logreg"}
+
+
 def test_on_epoch_sees_every_fold_in_lock_step():
     seen = []
     cross_validate(load_dataset("iris"), make_config("g6", epochs=3, patience=10), folds=2,

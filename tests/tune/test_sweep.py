@@ -14,7 +14,6 @@ import torch
 import hqray.cluster as cluster  # before ray: loopback mode
 from hqray.data import load_dataset
 from hqray.errors import ConfigError
-from hqray.models import make_config
 from hqray.training import fold_splits, load_model, run_baselines
 from hqray.tune import StudyConfig, run_study
 from hqray.tune.leaderboard import build_leaderboard, comparison
@@ -93,7 +92,7 @@ def test_files_are_written_and_parquet_round_trips(sweep):
 def test_baselines_ran_on_the_studys_folds(sweep):
     data = load_dataset("iris", task="binary")
     splits = fold_splits(data.labels, STUDY.folds, STUDY.seed)
-    expected = run_baselines(data, splits, make_config("g0", pca=False, seed=STUDY.seed), ["random_forest"])
+    expected = run_baselines(data, splits, ["random_forest"], STUDY.seed)
     row = sweep.leaderboard.set_index("model").loc["baseline:random_forest"]
     assert row["balanced_accuracy"] == pytest.approx(expected["random_forest"]["mean"]["balanced_accuracy"])
 
