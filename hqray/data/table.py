@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +21,35 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise DataError(f"file {str(path)!r}: expected a .csv or .parquet file, got {suffix!r}")
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise DataError(f"file {str(path)!r}: expected a .csv or .parquet file, got {suffix!r}")
+        _refuse_duplicate_columns(path, _header(path, suffix))
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except DataError:
         raise
-    except Exception as error:  # pandas raises many types for unreadable files
+    except Exception as error:  # pandas and pyarrow raise many types for unreadable files
         raise DataError(f"file {str(path)!r} could not be read: {error}") from error
     if frame.empty:
         raise DataError(f"file {str(path)!r} has no rows")
     return frame
+
+
+def _header(path: Path, suffix: str) -> list[str]:
+    """The column names as the file has them (pandas renames a repeated CSV name to ``name.1``)."""
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    import pyarrow.parquet as parquet
+
+    return list(parquet.read_schema(path).names)
+
+
+def _refuse_duplicate_columns(path: Path, names: list[str]) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"file {str(path)!r}: column names must be unique, but {repeated} appear more than once; "
+                        "rename them")
 
 
 class TableOptions(DatasetOptions):

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,16 +130,19 @@ def _tune_config(study: StudyConfig, generation: str, time_budget_s: float | Non
     else:
         from ray.tune.search import BasicVariantGenerator
 
-        search_alg = BasicVariantGenerator(random_state=study.seed)
+        # Tune ignores max_concurrent_trials for a SearchGenerator (with a warning): the
+        # generator enforces the limit itself.
+        search_alg = BasicVariantGenerator(random_state=study.seed, max_concurrent=study.max_concurrent_trials)
     scheduler = None
     if study.scheduler == "asha" and generation != "qsvm":
         from ray.tune.schedulers import ASHAScheduler
 
-        max_t = _max_epochs(study, generation) + 1  # every epoch is one report, plus the final one
+        max_t = _max_epochs(study, generation)  # one report per epoch; the last carries the final scores
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
                                   grace_period=min(3, max_t), reduction_factor=3)
     return tune.TuneConfig(metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=scheduler,
-                           num_samples=study.num_samples, max_concurrent_trials=study.max_concurrent_trials,
+                           num_samples=study.num_samples,
+                           max_concurrent_trials=study.max_concurrent_trials if study.search_alg == "optuna" else None,
                            time_budget_s=time_budget_s)
 
 
@@ -154,7 +157,8 @@ def _trial_rows(generation: str, grid) -> list[dict[str, Any]]:
         else:
             status = "stopped early"
         row = {"generation": generation, "trial_id": metrics.get("trial_id", Path(result.path).name),
-               "status": status, "epochs": metrics.get("epoch"), "time_s": metrics.get("time_total_s"),
+               "status": status, "epochs": metrics.get("epoch"), "iterations": metrics.get("training_iteration"),
+               "time_s": metrics.get("time_total_s"),
                "error": None if result.error is None else str(result.error).splitlines()[0][:300]}
         row.update({f"config.{name}": value for name, value in (result.config or {}).items()
                     if name != "generation"})
@@ -257,7 +261,8 @@ def prune_trial_checkpoints(grid: Any) -> None:
 
 def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
               storage: str | None = None, results_dir: str | Path = "results", num_cpus: int | None = None,
-              verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None) -> SweepResult:
+              verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None,
+              callbacks: Sequence[Any] = ()) -> SweepResult:
     """Runs ``study`` and writes ``results_dir/<study>/``; returns the :class:`SweepResult`.
 
     Args:
@@ -272,6 +277,8 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
         num_cpus: CPUs of the embedded local Ray (default: all of this machine's).
         verbose: Ray Tune's verbosity (0 silent, 1 the trial table).
         on_generation: called with ``(generation, index, count)`` before each generation.
+        callbacks: Ray Tune callbacks (``ray.tune.Callback``) added to every generation's
+            run, e.g. a logger or an observer of trial starts and ends.
 
     Raises:
         ConfigError: ``resume`` with nothing to resume, or resources the cluster lacks.
@@ -341,7 +348,7 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
                     # ray-project/ray#27790). Old ones go once no snapshot can name them,
                     # and finished trials keep their last (prune_trial_checkpoints).
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                    callbacks=[PruneSupersededCheckpoints(lag_s=_pruning_lag_s())],
+                    callbacks=[PruneSupersededCheckpoints(lag_s=_pruning_lag_s()), *callbacks],
                 ),
             )
         grid = tuner.fit()

@@ -99,6 +99,20 @@ class TestTable:
         with pytest.raises(DataError, match=r"single class \['x'\]"):
             load_dataset("table", path=str(path), label="label")
 
+    def test_duplicated_column_names_are_named_not_renamed(self, tmp_path):
+        # pandas would read the second 'width' as 'width.1' and it would become a feature name.
+        path = tmp_path / "t.csv"
+        path.write_text("width,height,width,label\n" + "1,2,3,x\n4,5,6,y\n" * 5)
+        with pytest.raises(DataError, match=r"column names must be unique, but \['width'\] appear more than once"):
+            load_dataset("table", path=str(path), label="label")
+        import pyarrow as pa
+        import pyarrow.parquet as parquet
+
+        parquet_path = tmp_path / "t.parquet"
+        parquet.write_table(pa.table([[1.0, 2.0], [3.0, 4.0], ["x", "y"]], names=["a", "a", "label"]), parquet_path)
+        with pytest.raises(DataError, match=r"\['a'\] appear more than once"):
+            load_dataset("table", path=str(parquet_path), label="label")
+
     def test_wrong_suffix(self, tmp_path):
         path = tmp_path / "t.txt"
         path.write_text("a,b\n1,2\n")

@@ -123,6 +123,44 @@ def test_resume_of_a_finished_study_reruns_nothing(sweep):
     assert sorted(again.trials["trial_id"]) == sorted(sweep.trials["trial_id"])
 
 
+class RunningTrials:
+    """A Tune callback that counts the trials running at once (on the driver)."""
+
+    def __init__(self):
+        from ray.tune import Callback
+
+        outer = self
+        self.running, self.most = set(), 0
+
+        class Counter_(Callback):
+            def on_trial_start(self, iteration, trials, trial, **info):
+                outer.running.add(trial.trial_id)
+                outer.most = max(outer.most, len(outer.running))
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                outer.running.discard(trial.trial_id)
+
+            on_trial_error = on_trial_complete
+
+        self.callback = Counter_()
+
+
+@pytest.mark.parametrize("search_alg", ["random", "grid", "optuna"])
+def test_max_concurrent_trials_holds_for_every_search_algorithm(ray_session, tmp_path, search_alg):
+    # Two CPUs and one CPU a trial: without the limit, two trials run at once.
+    domain = {"grid": [0.01, 0.02, 0.03]} if search_alg == "grid" else {"choice": [0.01, 0.02, 0.03]}
+    study = StudyConfig(name=f"t_concurrency_{search_alg}", dataset={"name": "iris"}, generations=["g0"],
+                        folds=2, epochs=4, num_samples=1 if search_alg == "grid" else 3, scheduler="none",
+                        search_alg=search_alg, max_concurrent_trials=1, seed=0,
+                        search_space={"g0": {"learning_rate": domain}})
+    observer = RunningTrials()
+    result = run_study(study, results_dir=tmp_path, verbose=0, callbacks=[observer.callback])
+    assert len(result.trials) == 3 and set(result.trials["status"]) == {"finished"}
+    assert observer.most == 1
+    # One Tune iteration per epoch: the final scores ride on the last epoch's report.
+    assert (result.trials["iterations"] == result.trials["epochs"]).all()
+
+
 def test_resume_without_an_earlier_run_and_missing_qpu_are_named(ray_session, tmp_path):
     with pytest.raises(ConfigError, match="--resume: no earlier run of study 't_sweep'"):
         run_study(STUDY, results_dir=tmp_path, resume=True, verbose=0)
