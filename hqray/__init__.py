@@ -20,13 +20,13 @@ from hqray.errors import (
     ConfigError,
     DataError,
     HqrayError,
-    NotFittedError,
 )
 
 __version__ = "0.1.0"
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "hqray.data": ["Dataset", "list_datasets", "load_dataset"],
+    "hqray.errors": ["NotFittedError"],  # derives from scikit-learn's: made on first use
     "hqray.models": ["HybridConfig", "list_generations", "make_config"],
     "hqray.quantum": ["CircuitSpec", "QuantumLayer", "execute"],
     "hqray.training": ["CrossValidationResult", "HybridClassifier", "cross_validate", "load_model",

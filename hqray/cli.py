@@ -90,6 +90,8 @@ def train(
     same_feature_baselines: bool = typer.Option(False, "--same-feature-baselines",
                                                 help="also run the baselines on the model's own reduced features"),
     set_option: list[str] = typer.Option([], "--set", help="any HybridConfig field key=value"),
+    address: str | None = typer.Option(None, help="Ray cluster for a pool generation (g7); default: "
+                                                  "$RAY_ADDRESS, else an embedded local Ray on loopback"),
 ) -> None:
     """Cross-validates a generation on a dataset next to classical baselines."""
     from hqray.data import load_dataset
@@ -102,6 +104,9 @@ def train(
     data = load_dataset(dataset, **parse_assignments(dataset_option, "--dataset-option"))
     # torch and scikit-learn load only once the arguments are known to be good.
     from hqray.training import DEFAULT_BASELINES, train_and_save
+
+    if config.quantum_device == "pool":
+        _start_pool_layer(config, address)
     console.print(f"[bold]{data.name}[/]: {data.n_samples} rows, {data.n_features} features, "
                   f"classes {data.class_counts()}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -123,6 +128,38 @@ def train(
         console.print(table)
     console.print(f"wrote {output}/metrics.json, roc.png, pr.png, confusion.png and {output}/checkpoint "
                   f"(cross-validation {result.seconds:.1f} s + final refit {result.refit_seconds:.1f} s)")
+
+
+def _start_pool_layer(config, address: str | None) -> None:
+    """Connects to Ray for a pool generation (g7) and shows the tiers its layer will use."""
+    import atexit
+
+    from hqray.cluster import PoolConfig, close_shared_pools, connect
+
+    info = connect(address=address, include_dashboard=False)
+    console.print(info.summary())
+    console.print(_tiers_table(PoolConfig(fallback_order=list(config.pool_tiers)), info.resources))
+
+    def stop() -> None:
+        import ray
+
+        close_shared_pools()
+        ray.shutdown()
+
+    atexit.register(stop)
+
+
+def _tiers_table(config, resources: dict[str, float]) -> Table:
+    """The workers each pool tier gets on ``resources``, in fallback order."""
+    from hqray.cluster import planned_workers
+
+    tiers = Table(title=f"pool tiers (fallback order {' -> '.join(config.fallback_order)})")
+    for column in ("tier", "resource", "backend", "workers", "note"):
+        tiers.add_column(column)
+    for name, (slots, notice) in planned_workers(config, resources).items():
+        tier = config.tiers[name]
+        tiers.add_row(name, tier.resource, tier.backend, str(slots), notice or "")
+    return tiers
 
 
 def _show_hqray_logs() -> None:
@@ -206,7 +243,7 @@ def cluster_status(
     """Resources found, and the workers each pool tier would get."""
     import ray
 
-    from hqray.cluster import PoolConfig, connect, planned_workers  # before ray: loopback mode
+    from hqray.cluster import PoolConfig, connect  # before ray: loopback mode
 
     config = PoolConfig.from_yaml(pool_config) if pool_config else PoolConfig()
     info = connect(address=address, num_qpus=num_qpus, include_dashboard=False)
@@ -218,13 +255,7 @@ def cluster_status(
         nodes.add_row(node["node_id"][:12], str(node["address"]),
                       *[f"{node['resources'].get(k, 0):g}" for k in ("CPU", "GPU", "QPU")])
     console.print(nodes)
-    tiers = Table(title=f"pool tiers (fallback order {' -> '.join(config.fallback_order)})")
-    for column in ("tier", "resource", "backend", "workers", "note"):
-        tiers.add_column(column)
-    for name, (slots, notice) in planned_workers(config, info.resources).items():
-        tier = config.tiers[name]
-        tiers.add_row(name, tier.resource, tier.backend, str(slots), notice or "")
-    console.print(tiers)
+    console.print(_tiers_table(config, info.resources))
     ray.shutdown()
 
 

@@ -12,7 +12,8 @@ __all__ = [
     "DataError",
     "CircuitError",
     "CheckpointError",
-    "NotFittedError",
+    "DataTypeError",
+    "NotFittedError",  # noqa: F822  (defined on first use by __getattr__ below)
 ]
 
 
@@ -36,8 +37,27 @@ class CheckpointError(HqrayError):
     """A checkpoint directory is missing, incomplete or inconsistent."""
 
 
-class NotFittedError(HqrayError, AttributeError):
-    """An estimator was used before ``fit``."""
+class DataTypeError(DataError, TypeError):
+    """Input data of a kind that cannot be used as numbers (strings, objects, sparse matrices).
+
+    A ``TypeError`` too, as scikit-learn raises for the same inputs.
+    """
+
+
+def __getattr__(name: str):
+    # NotFittedError derives from scikit-learn's, so sklearn's tools (check_is_fitted callers,
+    # check_estimator) recognise it; importing scikit-learn costs about a second, so the class
+    # is made on first use and the command line's start-up stays fast.
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+        class NotFittedError(HqrayError, SklearnNotFittedError):
+            """An estimator was used before ``fit`` (also scikit-learn's ``NotFittedError``)."""
+
+        NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"  # picklable
+        globals()["NotFittedError"] = NotFittedError
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def format_validation_error(error, prefix: str = "") -> str:

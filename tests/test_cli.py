@@ -63,6 +63,14 @@ def test_dataset_options_and_config_overrides(tmp_path):
     assert len(metrics["class_names"]) == 3
 
 
+def test_train_runs_the_pool_generation_on_an_embedded_loopback_ray(tmp_path):
+    completed = hqray("train", "-d", "iris", "-g", "g7", "--folds", "2", "--epochs", "1", "--no-baselines",
+                      "--output", str(tmp_path))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "pool tiers (fallback order gpu -> cpu)" in completed.stdout
+    assert json.loads((tmp_path / "metrics.json").read_text())["generation"] == "g7"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "-d", "nope"], "unknown dataset 'nope'"),
     (["train", "-d", "iris", "-o", "tsk=binary"], "tsk: unknown field"),

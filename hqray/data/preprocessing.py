@@ -13,18 +13,20 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from hqray.errors import ConfigError, DataError, NotFittedError
+from hqray.errors import ConfigError, DataError, DataTypeError, NotFittedError
 
 __all__ = ["FoldPreprocessor", "check_features", "check_labels"]
 
 
-def check_features(features: Any, n_features: int | None = None, what: str = "features") -> np.ndarray:
+def check_features(features: Any, n_features: int | None = None, what: str = "features",
+                   model: str = "the model") -> np.ndarray:
     """Validates a 2-D finite numeric array, naming what is wrong.
 
     Args:
         features: array-like of shape ``(n_samples, n_features)``.
         n_features: expected width, if known.
         what: the name used in error messages.
+        model: what expects ``n_features`` (named when the width is wrong).
 
     Returns:
         The array as float64.
@@ -34,16 +36,27 @@ def check_features(features: Any, n_features: int | None = None, what: str = "fe
     >>> check_features([[1.0, 2.0]], n_features=2).shape
     (1, 2)
     """
+    if type(features).__module__.startswith("scipy.sparse"):
+        raise DataTypeError(f"{what}: sparse input is not supported; pass a dense array (e.g. {what}.toarray())")
     try:
-        array = np.asarray(features, dtype=np.float64)
-    except (TypeError, ValueError) as error:
+        array = np.asarray(features)
+        if array.dtype.kind == "c":  # float64 would silently keep the real part
+            raise DataError(f"{what}: Complex data not supported; expected real numbers")
+        array = array.astype(np.float64, copy=False)
+    except TypeError as error:  # objects such as dicts: a type problem, as scikit-learn says
+        raise DataTypeError(f"{what} must be numeric: {error}") from None
+    except ValueError as error:  # strings that are not numbers, ragged rows
+        if isinstance(error, DataError):
+            raise
         raise DataError(f"{what} must be numeric: {error}") from None
     if array.ndim != 2:
-        raise DataError(f"{what} must be 2-D (n_samples, n_features), got shape {array.shape}")
+        hint = "; Reshape your data with X.reshape(1, -1) for a single sample" if array.ndim == 1 else ""
+        raise DataError(f"{what} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
     if array.shape[0] == 0:
         raise DataError(f"{what} is empty: expected at least one row")
     if n_features is not None and array.shape[1] != n_features:
-        raise DataError(f"{what}: expected {n_features} features, got {array.shape[1]}")
+        raise DataError(f"{what} has {array.shape[1]} features, but {model} is expecting {n_features} features "
+                        "as input")
     bad = ~np.isfinite(array)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
@@ -63,12 +76,31 @@ def check_labels(labels: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     >>> classes.tolist(), encoded.tolist()
     (['a', 'b'], [1, 0, 1])
     """
+    if labels is None:
+        raise DataError("this estimator requires y to be passed, but the target y is None")
     labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected; using y.ravel()",
+                      DataConversionWarning, stacklevel=3)
+        labels = labels.ravel()
     if labels.shape != (n_rows,):
         raise DataError(f"y: expected {n_rows} labels, got shape {labels.shape}")
-    classes, encoded = np.unique(labels, return_inverse=True)
+    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+        raise DataError("Unknown label type: continuous (y holds non-integer numbers); a classifier needs class "
+                        "labels: integers or strings")
+    if labels.dtype.kind == "c":
+        raise DataError("Unknown label type: complex; a classifier needs class labels: integers or strings")
+    try:
+        classes, encoded = np.unique(labels, return_inverse=True)
+    except TypeError:  # mixed types in an object array
+        raise DataTypeError("Unknown label type: y mixes types that cannot be ordered; use one type of "
+                            "class label") from None
     if classes.size < 2:
-        raise DataError(f"y has a single class {classes.tolist()}; expected at least 2")
+        raise DataError(f"y has 1 class ({classes.tolist()}); expected at least 2")
     return classes, encoded
 
 

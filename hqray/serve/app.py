@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hqray.serve.config import ServeSettings
 from hqray.serve.schemas import RequestError, error_body, parse_instances
@@ -44,6 +46,28 @@ def _model_summary(name: str, checkpoint: str) -> dict:
 
 
 api = FastAPI(title="hqray", description="Hybrid quantum-classical classifiers", version="1")
+
+# Routing and framework errors answer in the one error schema too (FastAPI's own are {"detail": ...}).
+ROUTING_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = ROUTING_ERROR_CODES.get(error.status_code, "http_error")
+    if error.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif error.status_code == 405:
+        allowed = (error.headers or {}).get("allow", "")
+        message = f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}"
+    else:
+        message = str(error.detail)
+    return JSONResponse(error_body(code, message), status_code=error.status_code, headers=error.headers)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    return JSONResponse(error_body("invalid_request", "request does not match the route", error.errors()),
+                        status_code=422)
 
 
 @serve.deployment

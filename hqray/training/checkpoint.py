@@ -138,5 +138,5 @@ def load_model(directory: str | Path) -> HybridClassifier:
     classifier.threshold_ = metadata.get("threshold")
     classifier.best_epoch_ = metadata.get("best_epoch")
     classifier.metadata_ = metadata
-    classifier._inference_model = None
+    classifier.set_inference_model()
     return classifier

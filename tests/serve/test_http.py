@@ -191,6 +191,14 @@ class TestValidation:
         http, _ = server
         assert_error(post(http, "/v1/models/digits:predict", {"instances": [[1, 2, 3, 4]]}), 404, "unknown_model")
 
+    def test_routing_errors_use_the_error_schema(self, server):
+        http, _ = server
+        error = assert_error(http.get("/v1/models/iris:predict"), 405, "method_not_allowed")
+        assert error["message"] == "method GET is not allowed on /v1/models/iris:predict; allowed: POST"
+        error = assert_error(http.get("/v1/nowhere"), 404, "not_found")
+        assert error["message"] == "no route GET /v1/nowhere"
+        assert_error(http.delete("/healthz"), 405, "method_not_allowed")
+
 
 class TestApiKey:
     def test_key_required_on_v1_when_configured(self, server):

@@ -40,7 +40,7 @@ def test_errors():
     with pytest.raises(NotFittedError):
         QuantumKernelSVC().predict(data.features)
     model = QuantumKernelSVC(n_qubits=2, n_layers=1).fit(data.features, data.labels)
-    with pytest.raises(DataError, match="expected 4 features, got 3"):
+    with pytest.raises(DataError, match="has 3 features, but .* is expecting 4 features as input"):
         model.predict(data.features[:, :3])
     with pytest.raises(CircuitError, match="unknown kernel executor 'gpu-farm'"):
         QuantumKernelSVC(executor="gpu-farm").fit(data.features, data.labels)
