@@ -3,9 +3,17 @@
 Indicators come from the ``ta`` library and use trailing windows only; rows whose
 indicators are undefined (the warm-up of the longest window) are dropped, never filled,
 and the last row (no next period) is dropped too, so no feature sees the future.
+
+Without a ``path``, real market data runs offline: the daily S&P 500 (1999-2018, 5,031
+days) or NASDAQ Composite OHLCV series that the ``arch`` package ships with its examples
+(NCSA licence; the package says the series come from Yahoo! Finance).
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,19 +32,41 @@ FEATURE_NAMES = ("return", "ma10_gap", "ma50_gap", "volatility", "rsi", "macd", 
                  "volume_change")
 
 
+SHIPPED_MARKETS = {"sp500": "S&P 500 index", "nasdaq": "NASDAQ Composite index"}
+
+
 class FinanceOptions(DatasetOptions):
     """Options of the finance dataset.
 
     Attributes:
         path: CSV/Parquet with open, high, low, close, volume columns (any case), oldest first
-            unless ``date_column`` is given.
-        date_column: optional column to sort by.
+            unless ``date_column`` is given; ``None`` uses the shipped ``market`` series.
+        market: the shipped daily series used without a ``path``: ``sp500`` or ``nasdaq``.
+        date_column: optional column to sort by (parsed as dates unless numeric).
         volatility_window: window of the rolling standard deviation of returns.
     """
 
-    path: str
+    path: str | None = None
+    market: Literal["sp500", "nasdaq"] = "sp500"
     date_column: str | None = None
     volatility_window: int = Field(20, ge=2)
+
+
+def shipped_prices(market: str) -> tuple[pd.DataFrame, str]:
+    """The daily OHLCV series ``market`` as the ``arch`` package ships it, and where it lies.
+
+    Read as a file, without importing ``arch`` (which loads statsmodels).
+    """
+    spec = importlib.util.find_spec("arch")
+    if spec is None or spec.origin is None:
+        raise DataError("the shipped market data come with the 'arch' package (a requirement of hqray): "
+                        "pip install arch, or pass path= to your own OHLCV file")
+    path = Path(spec.origin).parent / "data" / market / f"{market}.csv.gz"
+    if not path.is_file():
+        raise DataError(f"market {market!r}: the installed 'arch' package has no {path.name} (expected at {path})")
+    frame = pd.read_csv(path)
+    frame["Date"] = pd.to_datetime(frame["Date"], format="%m/%d/%Y")
+    return frame, str(path)
 
 
 def price_features(prices: pd.DataFrame, volatility_window: int = 20) -> pd.DataFrame:
@@ -63,17 +93,17 @@ def price_features(prices: pd.DataFrame, volatility_window: int = 20) -> pd.Data
 
 @register_dataset("finance", FinanceOptions, "OHLCV table -> indicators -> next-period direction")
 def load_finance(options: FinanceOptions) -> Dataset:
-    frame = read_table(options.path)
-    name = f"finance {options.path!r}"
+    if options.path is None:
+        frame, _ = shipped_prices(options.market)
+        name, date_column = f"finance {SHIPPED_MARKETS[options.market]}", options.date_column or "date"
+    else:
+        frame, name, date_column = read_table(options.path), f"finance {options.path!r}", options.date_column
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{name}: missing columns {missing}; expected {list(REQUIRED_COLUMNS)}")
-    if options.date_column is not None:
-        date_column = options.date_column.lower()
-        if date_column not in frame.columns:
-            raise DataError(f"{name}: date column {options.date_column!r} not found")
-        frame = frame.sort_values(date_column, kind="stable").reset_index(drop=True)
+    if date_column is not None:
+        frame = _sorted_by_date(frame, date_column.lower(), name)
     for column in REQUIRED_COLUMNS:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise DataError(f"{name}: column {column!r} is not numeric (dtype {frame[column].dtype})")
@@ -95,3 +125,18 @@ def load_finance(options: FinanceOptions) -> Dataset:
         )
     return Dataset("finance", features[usable].to_numpy(), labels[usable].to_numpy(),
                    FEATURE_NAMES, ("down", "up"), options.model_dump())
+
+
+def _sorted_by_date(frame: pd.DataFrame, column: str, name: str) -> pd.DataFrame:
+    """Rows in time order; dates given as text are parsed (as text, '10/1/2001' sorts before '2/1/2001')."""
+    if column not in frame.columns:
+        raise DataError(f"{name}: date column {column!r} not found; columns are {list(frame.columns)}")
+    dates = frame[column]
+    if not pd.api.types.is_numeric_dtype(dates) and not pd.api.types.is_datetime64_any_dtype(dates):
+        parsed = pd.to_datetime(dates, errors="coerce")
+        if parsed.isna().any():
+            first = dates[parsed.isna()].iloc[0]
+            raise DataError(f"{name}: date column {column!r} has {int(parsed.isna().sum())} values that are not "
+                            f"dates (e.g. {first!r})")
+        frame = frame.assign(**{column: parsed})
+    return frame.sort_values(column, kind="stable").reset_index(drop=True)

@@ -152,6 +152,28 @@ class TestFinance:
         assert np.array_equal(a.features[:before], b.features[:before])
         assert not np.array_equal(a.features[before:before + 5], b.features[before:before + 5])
 
+    def test_real_market_data_loads_offline_without_a_file(self):
+        data = load_dataset("finance")
+        assert data.options["market"] == "sp500" and data.options["path"] is None
+        # 5,031 trading days of the S&P 500, less the 50-day warm-up and the last day.
+        assert data.n_samples == 5031 - 50
+        assert 0.4 < data.labels.mean() < 0.6 and np.isfinite(data.features).all()
+        assert load_dataset("finance", market="nasdaq").features.shape[1] == len(data.feature_names)
+
+    def test_text_dates_are_sorted_as_dates_and_bad_ones_named(self, tmp_path):
+        prices = make_prices(120)
+        prices["Date"] = pd.date_range("2001-01-01", periods=120, freq="D").strftime("%m/%d/%Y")
+        path = tmp_path / "p.csv"
+        prices.sample(frac=1.0, random_state=0).to_csv(path, index=False)  # shuffled rows
+        in_order = tmp_path / "q.csv"
+        prices.to_csv(in_order, index=False)
+        shuffled = load_dataset("finance", path=str(path), date_column="Date")
+        assert np.array_equal(shuffled.features, load_dataset("finance", path=str(in_order)).features)
+        prices.loc[5, "Date"] = "someday"
+        prices.to_csv(path, index=False)
+        with pytest.raises(DataError, match=r"date column 'date' has 1 values that are not dates \(e.g. 'someday'\)"):
+            load_dataset("finance", path=str(path), date_column="Date")
+
     def test_missing_columns(self, tmp_path):
         path = tmp_path / "p.csv"
         make_prices().drop(columns=["Volume"]).to_csv(path, index=False)
