@@ -211,7 +211,7 @@ def _leaderboard_table(result) -> Table:
 
     ``leaderboard.md`` keeps every metric; a terminal is too narrow for all of them.
     """
-    board, study = result.board, result.study
+    board, study = result.leaderboard, result.study
     metrics = [m for m in dict.fromkeys([study.metric, "accuracy", "balanced_accuracy", "roc_auc"])
                if m in board and board[m].notna().any()]
     table = Table(title=f"study {study.name}: best trial per generation and baselines, mean ± std over "
@@ -243,7 +243,7 @@ def cluster_status(
     """Resources found, and the workers each pool tier would get."""
     import ray
 
-    from hqray.cluster import PoolConfig, connect  # before ray: loopback mode
+    from hqray.cluster import PoolConfig, connect
 
     config = PoolConfig.from_yaml(pool_config) if pool_config else PoolConfig()
     info = connect(address=address, num_qpus=num_qpus, include_dashboard=False)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-# Every Ray address of the tests stays on loopback. Without this, Ray rewrites a
-# 127.0.0.1 bootstrap address to the machine's IP (it only keeps loopback in its
-# single-machine mode); it must be set before ray is imported.
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -158,7 +158,6 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
     ``batch_wait_timeout_s`` None: ServeSettings' default."""
     from ray import serve
 
-    import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
     from hqray.cluster import connect
     from hqray.data import load_dataset
     from hqray.serve import ServeSettings, build_app

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import ray
 
 from hqray.cluster.config import PoolConfig
+from hqray.cluster.loopback import enter_loopback_mode, exposed_listeners, in_loopback_mode, loopback_wanted
 from hqray.errors import ConfigError
 
 __all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "DEFAULT_VIRTUAL_QPUS"]
@@ -59,31 +60,59 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         include_dashboard: start the Ray dashboard with a local Ray.
         node_ip_address: address the local Ray binds to (loopback unless told otherwise).
 
+    A Ray this starts (or joins on a loopback address) runs in Ray's single-machine mode,
+    whatever was imported first, and is checked: if any of its processes listens beyond
+    loopback, it is stopped and a ConfigError says so. ``HQRAY_RAY_LOOPBACK=0`` opts out.
+
     Returns:
         A :class:`ClusterInfo`; already connected sessions are described, not restarted.
+
+    Raises:
+        ConfigError: the local Ray listens beyond loopback, or a remote address is asked
+            for by a process that already runs Ray's single-machine mode.
 
     Ray's token authentication stays as Ray configures it (on by default for local Ray
     since Ray 2.59; set ``RAY_AUTH_MODE=token`` on clusters).
     """
     if ray.is_initialized():
+        if loopback_wanted():
+            _refuse_exposed(shutdown=False)  # a Ray this process started, with ray.init, on every interface
         return describe_cluster()
     address = address or os.environ.get("RAY_ADDRESS")
-    if address and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0" and not _is_loopback(address):
+    if loopback_wanted() and (not address or _is_loopback(address)):
+        enter_loopback_mode()
+    elif address and in_loopback_mode():
         raise ConfigError(
-            f"cannot join the cluster at {address!r} in loopback mode (this process would advertise "
-            "127.0.0.1 to other nodes): set RAY_ADDRESS, or HQRAY_RAY_LOOPBACK=0, before importing hqray.cluster"
+            f"cannot join the cluster at {address!r}: this process runs Ray's single-machine mode (it started a "
+            "local Ray before, or RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is set) and would advertise 127.0.0.1 to "
+            "other nodes; join from a new process"
         )
     if address:
         ray.init(address=address, namespace="hqray", log_to_driver=True)
         info = describe_cluster(started_locally=False)
     else:
-        # Loopback by default: nothing of the embedded Ray listens beyond this machine.
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
                  namespace="hqray", include_dashboard=include_dashboard,
                  _node_ip_address=node_ip_address)
         info = describe_cluster(started_locally=True)
+    if loopback_wanted():
+        _refuse_exposed(shutdown=True)
     logger.info(info.summary())
     return info
+
+
+def _refuse_exposed(shutdown: bool) -> None:
+    """Raises when the Ray this process started listens beyond loopback (stopping it if hqray started it)."""
+    exposed = exposed_listeners()
+    if not exposed:
+        return
+    if shutdown:
+        ray.shutdown()
+    raise ConfigError(
+        f"the local Ray listens beyond loopback ({', '.join(exposed[:4])}{', ...' if len(exposed) > 4 else ''}); "
+        "start it with hqray.cluster.connect() instead of ray.init(), or set HQRAY_RAY_LOOPBACK=0 to accept "
+        "a Ray reachable from other machines"
+    )
 
 
 def _is_loopback(address: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hqray.cluster  # noqa: F401  (before ray: an embedded Ray stays on loopback)
 from hqray.cluster import connect
 from hqray.serve.app import build_app
 from hqray.serve.config import ServeSettings

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ray import tune
 
 from hqray.cluster import close_shared_pools, connect
 from hqray.data import Dataset, load_dataset
@@ -30,7 +31,6 @@ from hqray.models import make_config
 from hqray.training import HybridClassifier, fold_splits, run_baselines, save_checkpoint
 from hqray.training.metrics import SCALAR_METRICS
 from hqray.training.workflow import json_safe
-from hqray.tune._ray import tune
 from hqray.tune.leaderboard import build_leaderboard, leaderboard_markdown, save_sweep_plots
 from hqray.tune.spaces import param_space
 from hqray.tune.study import StudyConfig

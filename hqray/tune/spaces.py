@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray import tune
+
 from hqray.errors import ConfigError
-from hqray.tune._ray import tune
 from hqray.tune.study import StudyConfig
 
 __all__ = ["tune_domain", "param_space"]

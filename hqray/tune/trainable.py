@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from ray import tune
 
 from hqray.cluster import close_shared_pools
 from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
 from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
 from hqray.training.cv import score_fold
-from hqray.tune._ray import tune
 
 __all__ = ["TrialSettings", "train_folds", "trial_config", "FOLD_STATE_FILE"]
 

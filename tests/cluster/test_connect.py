@@ -1,60 +1,184 @@
-"""connect(): an embedded local Ray with virtual QPUs, listening on loopback only."""
+"""Every Ray that hqray starts listens on loopback only, whatever was imported first.
+
+Each entry point runs in a fresh process whose environment does not pre-set Ray's
+single-machine switch; the test samples the listening sockets of that process and every
+process it started (psutil) while it runs, and finds only loopback addresses.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-SCRIPT = r"""
-import json
+import numpy as np
+import psutil
+import pytest
 
-def listening():
-    sockets = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as handle:
-            for line in list(handle)[1:]:
-                fields = line.split()
-                if fields[3] == "0A":  # LISTEN
-                    sockets.add(fields[1])
-    return sockets
+REPO = Path(__file__).resolve().parents[2]
+SWITCHES = ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "HQRAY_RAY_LOOPBACK")
 
-def is_loopback(local):
-    address = local.split(":")[0]
-    if len(address) == 8:  # IPv4, little-endian hex
-        return address.endswith("7F")
-    return address in ("00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
 
-before = listening()
+def clean_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in SWITCHES}
+
+
+def listeners(root: psutil.Process) -> set[tuple[str, str, int]]:
+    """(process name, ip, port) of every listening socket of ``root`` and its descendants."""
+    found = set()
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return found
+    for process in processes:
+        try:
+            name = process.name()
+            for connection in process.net_connections(kind="inet"):
+                if connection.status == psutil.CONN_LISTEN:
+                    found.add((name, connection.laddr.ip, connection.laddr.port))
+        except psutil.Error:  # exited while sampled
+            continue
+    return found
+
+
+def is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def watch(command: list[str], ready=None, deadline_s: float = 300) -> tuple[int, str, set]:
+    """Runs ``command``, sampling its process tree's listeners until it exits (or ``ready(seen)``
+    holds, when it is then interrupted); returns its exit code, output and every listener seen."""
+    process = subprocess.Popen(command, env=clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=REPO)
+    root, seen = psutil.Process(process.pid), set()
+    deadline = time.monotonic() + deadline_s
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            seen |= listeners(root)
+            if ready is not None and ready(seen):
+                seen |= listeners(root)
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.05)  # sampling interval; the loop ends on the process, not on time
+        output, _ = process.communicate(timeout=max(deadline - time.monotonic(), 60))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, output, seen
+
+
+def assert_only_loopback(seen: set, output: str, at_least: int = 3) -> None:
+    ray_servers = {name for name, _, _ in seen}
+    assert len(seen) >= at_least and ({"gcs_server", "raylet"} <= ray_servers), (seen, output[-3000:])
+    exposed = sorted(entry for entry in seen if not is_loopback(entry[1]))
+    assert exposed == [], exposed
+
+
+SCRIPT_RAY_FIRST = """
+import ray  # before hqray: the import order that used to expose Ray
 import hqray.cluster as cluster
 info = cluster.connect(num_qpus=3, num_cpus=1, include_dashboard=False)
-new = listening() - before
-import ray
+print("resources", info.resources["QPU"], info.resources["CPU"])
+@ray.remote
+class Probe:
+    def ping(self):
+        return 1
+assert ray.get(Probe.remote().ping.remote()) == 1
+assert ray.get(ray.remote(lambda: 2).remote()) == 2
+import time
+time.sleep(2)  # keeps the session up for the sampler after the actor and task started
 ray.shutdown()
-print(json.dumps({"resources": info.resources, "new": sorted(new),
-                  "exposed": sorted(s for s in new if not is_loopback(s))}))
+print("done")
 """
 
 
-def test_local_ray_has_virtual_qpus_and_listens_on_loopback_only():
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "HQRAY_RAY_LOOPBACK")}
-    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                               timeout=180, env=environment)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert report["resources"]["QPU"] == 3.0 and report["resources"]["CPU"] == 1.0
-    assert len(report["new"]) >= 3  # GCS, raylet, workers...
-    assert report["exposed"] == [], report
+def test_a_script_that_imports_ray_first_gets_a_loopback_ray_with_virtual_qpus():
+    code, output, seen = watch([sys.executable, "-c", SCRIPT_RAY_FIRST])
+    assert code == 0 and "resources 3.0 1.0" in output and "done" in output, output[-3000:]
+    assert_only_loopback(seen, output, at_least=5)
 
 
-def test_joining_a_remote_cluster_in_loopback_mode_is_refused():
-    code = ("import hqray.cluster as c\n"
-            "try:\n    c.connect(address='10.1.2.3:6379')\nexcept c.ConfigError as e:\n    print('refused:', e)\n")
-    code = code.replace("c.ConfigError", "__import__('hqray').ConfigError")
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                               timeout=120, env=environment)
-    assert "refused: cannot join the cluster at '10.1.2.3:6379' in loopback mode" in completed.stdout
+def test_hqray_cluster_status_listens_on_loopback_only():
+    code, output, seen = watch([sys.executable, "-m", "hqray", "cluster", "status", "--num-qpus", "2"])
+    assert code == 0 and "pool tiers" in output, output[-3000:]
+    assert_only_loopback(seen, output)
+
+
+def test_hqray_sweep_listens_on_loopback_only(tmp_path):
+    code, output, seen = watch([sys.executable, "-m", "hqray", "sweep", "tune_spaces/quickstart.yaml", "--smoke-test",
+                                "--results-dir", str(tmp_path)])
+    assert code == 0, output[-3000:]
+    assert_only_loopback(seen, output)
+
+
+def test_hqray_bench_pool_listens_on_loopback_only(tmp_path):
+    code, output, seen = watch([sys.executable, "-m", "hqray", "bench", "pool", "--rows", "2000", "--qubits", "2",
+                                "--json", str(tmp_path / "pool.json")])
+    assert code == 0 and json.loads((tmp_path / "pool.json").read_text())["circuits"]["2"]["lost_rows"] == 0, \
+        output[-3000:]
+    assert_only_loopback(seen, output)
+
+
+def test_hqray_serve_listens_on_loopback_only(tmp_path):
+    from hqray.data import load_dataset
+    from hqray.training import HybridClassifier, save_checkpoint
+
+    data = load_dataset("iris")
+    model = HybridClassifier("g0", epochs=1).fit(data.features, np.asarray(data.class_names)[data.labels])
+    checkpoint = save_checkpoint(model, tmp_path / "iris")
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def serving(seen: set) -> bool:
+        return any(listened_port == port for _, _, listened_port in seen)
+
+    code, output, seen = watch([sys.executable, "-m", "hqray", "serve", str(checkpoint), "--port", str(port)],
+                               ready=serving)
+    assert serving(seen), output[-3000:]
+    assert_only_loopback(seen, output)
+
+
+def test_a_ray_the_user_started_on_every_interface_is_refused_with_the_fix():
+    code = ("import ray\n"
+            "ray.init(num_cpus=1, include_dashboard=False)\n"
+            "import hqray, hqray.cluster as cluster\n"
+            "try:\n    cluster.connect()\nexcept hqray.ConfigError as error:\n    print('refused:', error)\n"
+            "ray.shutdown()\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                               env=clean_environment())
+    assert "refused: the local Ray listens beyond loopback" in completed.stdout, completed.stdout + completed.stderr
+    assert "HQRAY_RAY_LOOPBACK=0" in completed.stdout
+
+
+def test_joining_a_remote_cluster_after_starting_a_local_ray_is_refused():
+    code = ("import hqray, hqray.cluster as cluster, ray\n"
+            "cluster.connect(num_cpus=1, include_dashboard=False)\n"
+            "ray.shutdown()\n"
+            "try:\n    cluster.connect(address='10.1.2.3:6379')\nexcept hqray.ConfigError as error:\n"
+            "    print('refused:', error)\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                               env=clean_environment())
+    assert "refused: cannot join the cluster at '10.1.2.3:6379'" in completed.stdout, completed.stdout[-2000:]
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_loopback_addresses_are_recognised(ip):
+    assert is_loopback(ip)
+    from hqray.cluster.loopback import _is_loopback_ip
+
+    assert _is_loopback_ip(ip)
+
+
+@pytest.mark.parametrize("ip", ["0.0.0.0", "::", "192.0.2.2", "::ffff:10.0.0.1"])
+def test_other_addresses_are_not_loopback(ip):
+    from hqray.cluster.loopback import _is_loopback_ip
+
+    assert not is_loopback(ip) and not _is_loopback_ip(ip)

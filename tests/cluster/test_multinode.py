@@ -11,6 +11,7 @@ import torch
 from ray.cluster_utils import Cluster
 
 from hqray.cluster import PoolConfig, QuantumPool, TierConfig
+from hqray.cluster.loopback import enter_loopback_mode
 from hqray.quantum import CircuitSpec, execute
 
 SPEC = CircuitSpec(n_qubits=4, n_layers=2)
@@ -19,6 +20,7 @@ SPEC = CircuitSpec(n_qubits=4, n_layers=2)
 @pytest.fixture(scope="module")
 def cluster():
     loopback = "127.0.0.1"  # every node binds to loopback only
+    enter_loopback_mode()  # else Ray rewrites the 127.0.0.1 bootstrap address to this machine's IP
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": loopback})
     qpu_node = cluster.add_node(num_cpus=1, resources={"QPU": 2}, node_ip_address=loopback)
     cluster.add_node(num_cpus=1, node_ip_address=loopback)

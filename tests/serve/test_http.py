@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import ray
 
-import hqray.cluster  # noqa: F401  (loopback mode before ray starts)
+import hqray.cluster
 from hqray.data import load_dataset
 from hqray.errors import ConfigError
 from hqray.serve import HqrayClient, ServeSettings, build_app

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-import hqray.cluster as cluster  # before ray: loopback mode
+import hqray.cluster as cluster
 from hqray.data import load_dataset
 from hqray.errors import ConfigError
 from hqray.training import fold_splits, load_model, run_baselines
@@ -330,6 +330,7 @@ def test_running_trials_lose_only_checkpoints_no_snapshot_can_name(tmp_path):
     from types import SimpleNamespace
 
     from hqray.tune._ray import tune
+
     from hqray.tune.runner import PruneSupersededCheckpoints
 
     now = time.time()
