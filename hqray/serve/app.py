@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from hqray.serve.config import ServeSettings
 from hqray.serve.schemas import RequestError, error_body, parse_instances
@@ -45,7 +46,9 @@ def _model_summary(name: str, checkpoint: str) -> dict:
             "versions": metadata.get("versions", {})}
 
 
-api = FastAPI(title="hqray", description="Hybrid quantum-classical classifiers", version="1")
+# No /docs, /redoc or /openapi.json: they would answer without the API key. The schema is in the README.
+api = FastAPI(title="hqray", description="Hybrid quantum-classical classifiers", version="1",
+              docs_url=None, redoc_url=None, openapi_url=None)
 
 # Routing and framework errors answer in the one error schema too (FastAPI's own are {"detail": ...}).
 ROUTING_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -57,11 +60,28 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
     if error.status_code == 404:
         message = f"no route {request.method} {request.url.path}"
     elif error.status_code == 405:
-        allowed = (error.headers or {}).get("allow", "")
-        message = f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}"
+        message = f"method {request.method} is not allowed on {request.url.path}; allowed: {_allowed_methods(request)}"
     else:
         message = str(error.detail)
     return JSONResponse(error_body(code, message), status_code=error.status_code, headers=error.headers)
+
+
+ROUTE_METHODS: dict[str, set[str]] = {}
+
+
+def route(method: str, path: str):
+    """``@api.get(path)`` / ``@api.post(path)``, recording the route for 405 answers."""
+    ROUTE_METHODS.setdefault(path, set()).add(method)
+    return getattr(api, method.lower())(path)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of the routes whose path matches the request's (FastAPI's 405 carries no Allow header here)."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root):] if root and path.startswith(root) else path
+    methods = {method for template, allowed in ROUTE_METHODS.items() if compile_path(template)[0].match(path)
+               for method in allowed}
+    return ", ".join(sorted(methods)) or "none"
 
 
 @api.exception_handler(RequestValidationError)
@@ -136,12 +156,12 @@ class Gateway:
     def _error(error: RequestError) -> JSONResponse:
         return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status)
 
-    @api.get("/healthz")
+    @route("GET", "/healthz")
     async def health(self) -> JSONResponse:
         # Models load in the constructor: a replica that answers has all of them.
         return JSONResponse({"status": "ok", "models": sorted(self.models)})
 
-    @api.get("/v1/models")
+    @route("GET", "/v1/models")
     async def list_models(self, request: Request) -> JSONResponse:
         try:
             self._authorize(request)
@@ -150,7 +170,7 @@ class Gateway:
         return JSONResponse({"models": [{**summary, "served_by_this_replica": self.served[name]}
                                         for name, summary in self.summaries.items()]})
 
-    @api.post("/v1/models/{name}:predict")
+    @route("POST", "/v1/models/{name}:predict")
     async def predict(self, name: str, request: Request) -> JSONResponse:
         try:
             self._authorize(request)

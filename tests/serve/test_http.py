@@ -199,6 +199,11 @@ class TestValidation:
         assert error["message"] == "no route GET /v1/nowhere"
         assert_error(http.delete("/healthz"), 405, "method_not_allowed")
 
+    @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/secure/docs", "/secure/openapi.json"])
+    def test_no_interactive_docs_or_schema_answer_without_a_key(self, server, path):
+        http, _ = server
+        assert_error(http.get(path), 404, "not_found")
+
 
 class TestApiKey:
     def test_key_required_on_v1_when_configured(self, server):

@@ -148,11 +148,12 @@ class RunningTrials:
 @pytest.mark.parametrize("search_alg", ["random", "grid", "optuna"])
 def test_max_concurrent_trials_holds_for_every_search_algorithm(ray_session, tmp_path, search_alg):
     # Two CPUs and one CPU a trial: without the limit, two trials run at once.
-    domain = {"grid": [0.01, 0.02, 0.03]} if search_alg == "grid" else {"choice": [0.01, 0.02, 0.03]}
+    kind = "grid" if search_alg == "grid" else "choice"
+    # Three configs in every mode: g0's other discrete defaults pinned to one value each.
+    space = {"learning_rate": {kind: [0.01, 0.02, 0.03]}, "batch_size": {kind: [16]}, "hidden_units": {kind: [8]}}
     study = StudyConfig(name=f"t_concurrency_{search_alg}", dataset={"name": "iris"}, generations=["g0"],
                         folds=2, epochs=4, num_samples=1 if search_alg == "grid" else 3, scheduler="none",
-                        search_alg=search_alg, max_concurrent_trials=1, seed=0,
-                        search_space={"g0": {"learning_rate": domain}})
+                        search_alg=search_alg, max_concurrent_trials=1, seed=0, search_space={"g0": space})
     observer = RunningTrials()
     result = run_study(study, results_dir=tmp_path, verbose=0, callbacks=[observer.callback])
     assert len(result.trials) == 3 and set(result.trials["status"]) == {"finished"}
@@ -241,7 +242,9 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_session, t
     epochs = progress[~progress["final"].astype(bool)]
     assert epochs["pid"].nunique() == 2  # the killed worker and its replacement
     resumed_at = epochs[epochs["pid"] != killed[0][0]]["epoch"].iloc[0]
-    assert resumed_at > 1 and epochs["epoch"].iloc[-1] == study.epochs
+    # The last epoch is reported once, with the final scores.
+    assert resumed_at > 1 and epochs["epoch"].iloc[-1] == study.epochs - 1
+    assert progress["epoch"].iloc[-1] == study.epochs and bool(progress["final"].iloc[-1])
     assert Counter(line["fold"] for line in ledger_lines(result)) == {0: 1, 1: 1}
 
 
