@@ -92,6 +92,8 @@ def train(
     set_option: list[str] = typer.Option([], "--set", help="any HybridConfig field key=value"),
     address: str | None = typer.Option(None, help="Ray cluster for a pool generation (g7); default: "
                                                   "$RAY_ADDRESS, else an embedded local Ray on loopback"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into an --output holding other files "
+                                                              "(nothing is deleted)"),
 ) -> None:
     """Cross-validates a generation on a dataset next to classical baselines."""
     from hqray.data import load_dataset
@@ -122,7 +124,7 @@ def train(
 
         result = train_and_save(data, config, output, folds=folds, seed=seed,
                                 baselines=DEFAULT_BASELINES if baselines else (), on_epoch=on_epoch,
-                                same_feature_baselines=same_feature_baselines)
+                                same_feature_baselines=same_feature_baselines, overwrite=overwrite)
         progress.update(task, completed=config.epochs)
     for table in _results_tables(result):
         console.print(table)
@@ -181,9 +183,12 @@ def sweep(
     resume: bool = typer.Option(False, "--resume", help="finish an interrupted run of this study"),
     smoke_test: bool = typer.Option(False, "--smoke-test", help="shrink the study to seconds (CI)"),
     storage: str | None = typer.Option(None, help="Tune storage: a path or s3:// URI (multi-node clusters "
-                                                  "need shared storage); default results/STUDY/tune"),
+                                                  "need shared storage); the study uses STORAGE/STUDY; "
+                                                  "default RESULTS_DIR/STUDY/tune"),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="where STUDY/ is written"),
     num_cpus: int | None = typer.Option(None, help="CPUs of the embedded local Ray (default: all)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into a RESULTS_DIR/STUDY holding other "
+                                                              "files (nothing is deleted)"),
 ) -> None:
     """Runs a study: a Ray Tune search per generation on k identical folds, next to baselines."""
     from hqray.tune import load_study
@@ -197,7 +202,7 @@ def sweep(
         console.rule(f"[bold]{study.name}[/]: generation {generation} ({index + 1}/{count})")
 
     result = run_study(study, address=address, resume=resume, smoke_test=smoke_test, storage=storage,
-                       results_dir=results_dir, num_cpus=num_cpus, on_generation=announce)
+                       results_dir=results_dir, num_cpus=num_cpus, on_generation=announce, overwrite=overwrite)
     console.print(_leaderboard_table(result))
     # The sentences under leaderboard.md's table: the quantum/classical verdict and the notes.
     console.print(Markdown(result.markdown.split("\n\n", 2)[-1]))

@@ -63,6 +63,18 @@ def test_dataset_options_and_config_overrides(tmp_path):
     assert len(metrics["class_names"]) == 3
 
 
+def test_train_refuses_an_output_holding_the_users_files_unless_overwrite(tmp_path):
+    (tmp_path / "paper.md").write_text("draft")
+    arguments = ("train", "-d", "iris", "-g", "g0", "--folds", "2", "--epochs", "1", "--no-baselines",
+                 "--output", str(tmp_path))
+    refused = hqray(*arguments)
+    assert refused.returncode == 2 and "holds files hqray did not write (paper.md)" in refused.stdout, refused.stdout
+    assert not (tmp_path / "metrics.json").exists()
+    written = hqray(*arguments, "--overwrite")
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "paper.md").read_text() == "draft"
+
+
 def test_train_runs_the_pool_generation_on_an_embedded_loopback_ray(tmp_path):
     completed = hqray("train", "-d", "iris", "-g", "g7", "--folds", "2", "--epochs", "1", "--no-baselines",
                       "--output", str(tmp_path))

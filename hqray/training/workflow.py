@@ -20,6 +20,7 @@ import numpy as np
 
 from hqray.data import Dataset
 from hqray.models import HybridConfig
+from hqray.ownership import claim_directory
 from hqray.training.checkpoint import save_checkpoint
 from hqray.training.classifier import HybridClassifier
 from hqray.training.cv import DEFAULT_BASELINES, CrossValidationResult, cross_validate
@@ -48,14 +49,16 @@ def train_and_save(
     baselines: Sequence[str] = DEFAULT_BASELINES,
     on_epoch: Callable[[int, list[dict[str, float]]], None] | None = None,
     same_feature_baselines: bool = False,
+    overwrite: bool = False,
 ) -> CrossValidationResult:
     """Cross-validates ``config``, refits it on every row, writes metrics, plots and the checkpoint.
 
     ``result.seconds`` is the cross-validation's wall time (baselines included) and
-    ``result.refit_seconds`` the final refit's; both are in ``metrics.json``.
+    ``result.refit_seconds`` the final refit's; both are in ``metrics.json``. An ``output``
+    that holds files hqray did not write is refused unless ``overwrite`` (see
+    :func:`hqray.ownership.claim_directory`); nothing in it is ever deleted.
     """
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = claim_directory(output, "training run", "train", overwrite)
     result = cross_validate(dataset, config, folds=folds, seed=seed, baselines=baselines, on_epoch=on_epoch,
                             same_feature_baselines=same_feature_baselines)
     refit_started = time.perf_counter()

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from hqray.cluster import close_shared_pools, connect
 from hqray.data import Dataset, load_dataset
 from hqray.errors import ConfigError
 from hqray.models import make_config
+from hqray.ownership import claim_directory, remove_owned
 from hqray.training import HybridClassifier, fold_splits, run_baselines, save_checkpoint
 from hqray.training.metrics import SCALAR_METRICS
 from hqray.training.workflow import json_safe
@@ -85,6 +85,48 @@ def _smoke_rows(dataset: Dataset, seed: int) -> Dataset:
 
 def _is_local(path: str) -> bool:
     return "://" not in path
+
+
+def _claim_outputs(study: StudyConfig, directory: Path, storage: str | None, resume: bool,
+                   overwrite: bool) -> tuple[Path, str]:
+    """The study's results directory and its own Tune storage, both checked before anything is written.
+
+    Storage is ``<storage>/<study>`` (default ``<results>/<study>/tune``), so studies can
+    share one. See :func:`_prepare_storage` for what a fresh run may remove.
+    """
+    if storage is None:
+        claim_directory(directory, "study results", study.name, overwrite)
+        return directory, _prepare_storage(study, str(directory / "tune"), resume)
+    if _is_local(storage):
+        storage_path = _prepare_storage(study, str(Path(storage).resolve() / study.name), resume)
+    else:
+        storage_path = _prepare_storage(study, f"{storage.rstrip('/')}/{study.name}", resume)
+    return claim_directory(directory, "study results", study.name, overwrite), storage_path
+
+
+def _prepare_storage(study: StudyConfig, storage_path: str, resume: bool) -> str:
+    """Makes ``storage_path`` ready for a fresh run or checks it holds one to resume.
+
+    A fresh run removes an earlier run's local storage only when hqray created it for this
+    study (its marker); anything else there is refused, never deleted. Remote storage is
+    never deleted: a fresh run refuses storage that already holds a run of the study.
+    """
+    if not _is_local(storage_path):
+        earlier = [g for g in study.generations if tune.Tuner.can_restore(f"{storage_path}/{g}")]
+        if resume and not earlier:
+            raise ConfigError(f"--resume: no earlier run of study {study.name!r} at {storage_path}")
+        if not resume and earlier:
+            raise ConfigError(f"storage {storage_path} already holds a run of study {study.name!r} "
+                              f"(generations {earlier}); finish it with --resume, or choose another --storage")
+        return storage_path
+    if resume and not Path(storage_path).is_dir():
+        raise ConfigError(f"--resume: no earlier run of study {study.name!r} at {storage_path}")
+    if not resume and Path(storage_path).exists():
+        logger.warning("starting study %s afresh: removing its earlier run at %s (use --resume to finish it)",
+                       study.name, storage_path)
+        remove_owned(storage_path, "sweep storage", study.name)
+    claim_directory(storage_path, "sweep storage", study.name)
+    return storage_path
 
 
 def _kind(generation: str) -> str:
@@ -262,7 +304,7 @@ def prune_trial_checkpoints(grid: Any) -> None:
 def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
               storage: str | None = None, results_dir: str | Path = "results", num_cpus: int | None = None,
               verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None,
-              callbacks: Sequence[Any] = ()) -> SweepResult:
+              callbacks: Sequence[Any] = (), overwrite: bool = False) -> SweepResult:
     """Runs ``study`` and writes ``results_dir/<study>/``; returns the :class:`SweepResult`.
 
     Args:
@@ -272,30 +314,25 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
             are kept, unfinished ones continue from their last epoch checkpoint).
         smoke_test: shrink the study to seconds (:func:`smoke_study`, at most 240 rows).
         storage: Tune storage (a local path or a ``s3://``/``gs://`` URI, which multi-node
-            clusters need); default ``results_dir/<study>/tune``.
+            clusters need); the study writes to ``<storage>/<study>``, so studies can share
+            one. Default ``results_dir/<study>/tune``.
         results_dir: where ``<study>/`` is written.
         num_cpus: CPUs of the embedded local Ray (default: all of this machine's).
         verbose: Ray Tune's verbosity (0 silent, 1 the trial table).
         on_generation: called with ``(generation, index, count)`` before each generation.
         callbacks: Ray Tune callbacks (``ray.tune.Callback``) added to every generation's
             run, e.g. a logger or an observer of trial starts and ends.
+        overwrite: write into a ``results_dir/<study>`` that holds files hqray did not
+            write (nothing there is deleted).
 
     Raises:
-        ConfigError: ``resume`` with nothing to resume, or resources the cluster lacks.
+        ConfigError: ``resume`` with nothing to resume, resources the cluster lacks, or
+            results / storage directories holding data hqray did not create.
     """
     if smoke_test:
         study = smoke_study(study)
-    directory = Path(results_dir).resolve() / study.name
-    storage_path = storage or str(directory / "tune")
-    if _is_local(storage_path):
-        storage_path = str(Path(storage_path).resolve())
-        if resume and not Path(storage_path).is_dir():
-            raise ConfigError(f"--resume: no earlier run of study {study.name!r} at {storage_path}")
-        if not resume and Path(storage_path).exists():
-            logger.warning("starting study %s afresh: removing the earlier run at %s (use --resume to finish it)",
-                           study.name, storage_path)
-            shutil.rmtree(storage_path)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory, storage_path = _claim_outputs(study, Path(results_dir).resolve() / study.name, storage, resume,
+                                             overwrite)
 
     dataset = load_dataset(study.dataset.name, **study.dataset.options)
     if smoke_test:

@@ -170,6 +170,37 @@ def test_resume_without_an_earlier_run_and_missing_qpu_are_named(ray_session, tm
         run_study(greedy, results_dir=tmp_path, verbose=0)
 
 
+def test_studies_share_storage_without_mixing_and_user_data_is_never_deleted(ray_session, tmp_path):
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    (storage / "notes.txt").write_text("the user's own file")
+    tiny = {"dataset": {"name": "iris"}, "generations": ["g0"], "folds": 2, "epochs": 1, "num_samples": 1,
+            "scheduler": "none", "search_alg": "random", "baselines": ["logreg"]}
+    for name in ("t_share_a", "t_share_b"):
+        result = run_study(StudyConfig(name=name, **tiny), results_dir=tmp_path / "results", storage=str(storage),
+                           verbose=0)
+        assert list(result.trials["status"]) == ["finished"]
+    assert sorted(path.name for path in storage.iterdir()) == ["notes.txt", "t_share_a", "t_share_b"]
+    assert (storage / "notes.txt").read_text() == "the user's own file"
+    # A directory of that name that hqray did not create is neither deleted nor reused.
+    (storage / "t_share_c").mkdir()
+    (storage / "t_share_c" / "data.parquet").write_text("precious")
+    with pytest.raises(ConfigError, match="hqray did not create it for the sweep storage 't_share_c'"):
+        run_study(StudyConfig(name="t_share_c", **tiny), results_dir=tmp_path / "results", storage=str(storage),
+                  verbose=0)
+    assert (storage / "t_share_c" / "data.parquet").read_text() == "precious"
+    # Nor a results directory holding the user's files, unless overwrite is asked for.
+    (tmp_path / "results" / "t_share_c").mkdir()
+    (tmp_path / "results" / "t_share_c" / "report.pdf").write_text("pdf")
+    with pytest.raises(ConfigError, match=r"holds files hqray did not write \(report.pdf\)"):
+        run_study(StudyConfig(name="t_share_c", **tiny), results_dir=tmp_path / "results", verbose=0)
+    # Remote storage (a URI) is never deleted: a fresh run over an earlier one is refused.
+    remote = f"file://{tmp_path / 'remote'}"
+    run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote, verbose=0)
+    with pytest.raises(ConfigError, match="already holds a run of study 't_share_a'.*--resume"):
+        run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote, verbose=0)
+
+
 def test_smoke_test_shrinks_the_study_and_subsamples_rows(ray_session, tmp_path):
     study = StudyConfig(name="t_smoke", dataset={"name": "breast_cancer"}, generations=["g9"], folds=5,
                         epochs=30, num_samples=4, metric="roc_auc", search_alg="optuna", scheduler="asha")
