@@ -276,22 +276,17 @@ def serve_command(
     address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
 ) -> None:
     """Serves checkpoints over HTTP with Ray Serve until interrupted."""
-    import os
     import signal
     import threading
 
-    from hqray.serve import ServeSettings, serve_checkpoints
+    from hqray.serve import ServeSettings, api_key_from_env, serve_checkpoints
 
     if name and len(name) != len(checkpoints):
         raise ConfigError(f"--name given {len(name)} times for {len(checkpoints)} checkpoints")
     names = name or [path.parent.name if path.name == "checkpoint" else path.name for path in checkpoints]
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be unique, got {names}; use --name")
-    api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set or empty")
+    api_key = api_key_from_env(api_key_env)
     settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size)
     # Ctrl+C / SIGTERM only set a flag: an interrupt that lands while Serve is still starting
     # would otherwise be swallowed inside Ray and the server would never stop.

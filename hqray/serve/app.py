@@ -17,7 +17,9 @@ than ``request_timeout_s`` is a 504; every error uses one schema.
 import asyncio
 import hashlib
 import hmac
-import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,12 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from hqray.errors import ConfigError
 from hqray.serve.config import ServeSettings
-from hqray.serve.schemas import RequestError, error_body, parse_instances
+from hqray.serve.schemas import RequestError, decode_json, error_body, parse_instances
 from hqray.training import load_model, read_metadata
 
-__all__ = ["build_app", "app_builder", "Gateway", "API_KEY_HEADER"]
+__all__ = ["build_app", "app_builder", "Gateway", "API_KEY_HEADER", "api_key_from_env", "running_http_options"]
 
 API_KEY_HEADER = "x-api-key"
 
@@ -96,10 +99,9 @@ class Gateway:
     """Validation, authentication and batched prediction, in one hop.
 
     Every replica loads every model once; concurrent requests for a model are batched
-    with ``@serve.batch`` and share one circuit execution. Model calls run on the event
-    loop: on a separate thread, PennyLane's Python work and the loop's request handling
-    contend for the GIL (batched throughput fell to about a third in an ad-hoc run of
-    `hqray bench serve` during development).
+    with ``@serve.batch`` and share one circuit execution. Model calls run in a thread
+    pool sized to the replica's CPUs, off the event loop, so ``/healthz``, validation
+    errors and the 504 timeout answer while a model computes for seconds.
     """
 
     def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
@@ -111,6 +113,9 @@ class Gateway:
         self.served = {name: {"requests": 0, "rows": 0, "model_calls": 0} for name in self.models}
         self._predict_batched.set_max_batch_size(self.settings.max_batch_size)
         self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+        # One thread per CPU the replica holds (at least one): model calls never run on the event loop.
+        self._model_threads = ThreadPoolExecutor(max_workers=max(1, math.ceil(self.settings.replica_cpus)),
+                                                 thread_name_prefix="hqray-model")
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)  # both set from ServeSettings
     async def _predict_batched(self, requests: list) -> list:
@@ -118,22 +123,23 @@ class Gateway:
         for name in {name for name, _ in requests}:
             indices = [i for i, (n, _) in enumerate(requests) if n == name]
             blocks = [requests[i][1] for i in indices]
-            probabilities = self._call_model(name, np.concatenate(blocks))
+            probabilities = await self._call_model_off_loop(name, np.concatenate(blocks))
             parts = np.split(probabilities, np.cumsum([len(b) for b in blocks])[:-1])
             for index, part in zip(indices, parts, strict=True):
                 results[index] = part
         return results
 
-    def _call_model(self, name: str, rows: np.ndarray) -> np.ndarray:
+    async def _call_model_off_loop(self, name: str, rows: np.ndarray) -> np.ndarray:
         self.served[name]["model_calls"] += 1
-        return self.models[name].predict_proba(rows)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_threads, self.models[name].predict_proba, rows)
 
     async def _predict(self, name: str, rows: np.ndarray) -> np.ndarray:
         self.served[name]["requests"] += 1
         self.served[name]["rows"] += len(rows)
         if self.settings.batching:
             return await self._predict_batched((name, rows))
-        return self._call_model(name, rows)
+        return await self._call_model_off_loop(name, rows)
 
     def replica_info(self) -> dict:
         """Which actor and process serve this replica (operations, chaos tests)."""
@@ -151,6 +157,21 @@ class Gateway:
         digest = hashlib.sha256(provided.encode()).hexdigest()
         if not hmac.compare_digest(digest, self.api_key_sha256):
             raise RequestError(401, "unauthorized", f"missing or wrong API key (header {API_KEY_HEADER!r})")
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, read in chunks and refused (413) as soon as it passes the limit, chunked or not."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestError(413, "body_too_large", f"body of {declared} bytes exceeds {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, "body_too_large", f"body of more than {limit} bytes (read {size} so far) "
+                                                          f"exceeds {limit}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _error(error: RequestError) -> JSONResponse:
@@ -181,18 +202,7 @@ class Gateway:
             if content_type != "application/json":
                 raise RequestError(415, "unsupported_media_type",
                                    f"content type must be application/json, got {content_type or 'none'!r}")
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-                raise RequestError(413, "body_too_large",
-                                   f"body of {declared} bytes exceeds {self.settings.max_body_bytes}")
-            body = await request.body()
-            if len(body) > self.settings.max_body_bytes:
-                raise RequestError(413, "body_too_large",
-                                   f"body of {len(body)} bytes exceeds {self.settings.max_body_bytes}")
-            try:
-                payload = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise RequestError(400, "malformed_json", f"body is not valid JSON: {error}") from None
+            payload = decode_json(await self._read_body(request))
             summary = self.summaries[name]
             rows = parse_instances(payload, summary["feature_names"], self.settings.max_rows_per_request)
         except RequestError as error:
@@ -214,13 +224,21 @@ class Gateway:
         })
 
 
-def build_app(checkpoints: dict[str, str], settings: ServeSettings, api_key: str | None = None):
+def build_app(checkpoints: dict[str, str], settings: ServeSettings, api_key: str | None = None,
+              bound_host: str | None = None):
     """The Serve application for ``{name: checkpoint_dir}``.
 
+    Args:
+        checkpoints: model name -> checkpoint directory.
+        settings: the service's settings.
+        api_key: required when the HTTP proxy binds beyond loopback.
+        bound_host: the host a running Serve's proxy really binds (see
+            :func:`running_http_options`), which wins over ``settings.host``.
+
     Raises:
-        ConfigError: non-loopback host without an API key, bad checkpoint paths.
+        ConfigError: non-loopback bind without an API key, bad checkpoint paths.
     """
-    settings.check_binding(api_key)
+    settings.check_binding(api_key, bound_host)
     paths = {name: str(Path(checkpoint).resolve()) for name, checkpoint in checkpoints.items()}
     summaries = {name: _model_summary(name, path) for name, path in paths.items()}  # fails fast on bad paths
     digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
@@ -232,8 +250,37 @@ def app_builder(args: dict[str, Any]):
 
     ``args``: ``{"checkpoints": {name: path}, "settings": {...}, "api_key_env": "VAR"}``.
     """
-    import os
-
     settings = ServeSettings(**args.get("settings", {}))
-    variable = args.get("api_key_env")
-    return build_app(dict(args["checkpoints"]), settings, os.environ.get(variable) if variable else None)
+    running = running_http_options()  # `serve deploy` runs this beside a live Serve: its real bind counts
+    return build_app(dict(args["checkpoints"]), settings, api_key_from_env(args.get("api_key_env")),
+                     bound_host=running["host"] if running else None)
+
+
+def api_key_from_env(variable: str | None) -> str | None:
+    """The API key held by the environment variable ``variable`` (``None`` when no variable is named).
+
+    Raises:
+        ConfigError: the variable is named but unset or empty (the key would silently be off).
+    """
+    if not variable:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise ConfigError(f"api_key_env {variable}: the variable is not set or empty; set it to the API key "
+                          "(on every node), or name no variable to serve on loopback without a key")
+    return key
+
+
+def running_http_options() -> dict | None:
+    """``{"host", "port"}`` of the HTTP proxy of the Serve running on this Ray, or ``None``."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    if not ray.is_initialized():
+        return None
+    try:
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:  # no Serve on this cluster yet
+        return None
+    options = ray.get(controller.get_http_config.remote())
+    return {"host": options.host, "port": options.port}

@@ -19,6 +19,16 @@ __all__ = ["ServeSettings", "PROXY_TIMEOUT_MARGIN_S"]
 PROXY_TIMEOUT_MARGIN_S = 1.0
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ServeSettings(ValidatedModel):
     """Settings of ``hqray serve`` (all validated; unknown fields are errors)."""
 
@@ -54,16 +64,23 @@ class ServeSettings(ValidatedModel):
         return self
 
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
-    def check_binding(self, api_key: str | None) -> None:
-        if not self.is_loopback() and not api_key:
-            raise ConfigError(f"binding {self.host!r} exposes the API beyond this machine: "
+    def check_binding(self, api_key: str | None, bound_host: str | None = None) -> None:
+        """Refuses a bind beyond loopback without an API key.
+
+        ``bound_host`` is what a running Serve's proxy really binds (an existing Serve keeps
+        its own HTTP options; ``serve deploy`` configs set them apart from these settings);
+        it wins over ``host``.
+
+        >>> ServeSettings().check_binding(None, bound_host="0.0.0.0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hqray.errors.ConfigError: the HTTP proxy binds '0.0.0.0', beyond this machine: set an API key ...
+        """
+        host = bound_host if bound_host is not None else self.host
+        if not is_loopback_host(host) and not api_key:
+            raise ConfigError(f"the HTTP proxy binds {host!r}, beyond this machine: "
                               "set an API key (--api-key-env VAR) or bind 127.0.0.1")
 
     def deployment_options(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import operator
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hqray.errors import HqrayError
 
-__all__ = ["RequestError", "PredictRequest", "parse_instances", "error_body"]
+__all__ = ["decode_json", "RequestError", "PredictRequest", "parse_instances", "error_body"]
 
 
 class RequestError(HqrayError):
@@ -35,6 +36,26 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[Any] = Field(min_length=1)
+
+
+def decode_json(body: bytes) -> Any:
+    """The decoded body; every kind of malformed JSON is a 400 in the error schema.
+
+    Besides syntax errors: an integer of more digits than Python converts (ValueError),
+    and nesting deeper than the decoder's recursion limit (RecursionError).
+
+    >>> try:
+    ...     decode_json(b"[" * 100_000)
+    ... except RequestError as error:
+    ...     print(error.status, error.code)
+    400 malformed_json
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise RequestError(400, "malformed_json", "body is nested too deeply to decode") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise RequestError(400, "malformed_json", f"body is not valid JSON: {str(error)[:200]}") from None
 
 
 def _shown(value: Any) -> str:

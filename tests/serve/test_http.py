@@ -46,8 +46,20 @@ def thresholded_checkpoint(tmp_path_factory):
     return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "cancer")
 
 
+HEAVY_QUBITS, HEAVY_ROWS = 18, 384
+
+
 @pytest.fixture(scope="module")
-def server(checkpoint, thresholded_checkpoint):
+def heavy_checkpoint(tmp_path_factory):
+    """A real model whose prediction of HEAVY_ROWS rows takes seconds (an 18-qubit circuit)."""
+    rng = np.random.default_rng(0)
+    model = HybridClassifier("g6", epochs=1, n_qubits=HEAVY_QUBITS, n_layers=1).fit(
+        rng.normal(size=(16, HEAVY_QUBITS)), np.array([0, 1] * 8))
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "heavy")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, thresholded_checkpoint, heavy_checkpoint):
     from ray import serve
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
@@ -62,11 +74,13 @@ def server(checkpoint, thresholded_checkpoint):
     slow = settings.model_copy(update={"batch_wait_timeout_s": 10.0, "max_batch_size": 64, "request_timeout_s": 2.0})
     qpu = settings.model_copy(update={"tier": "qpu"})
     autoscaled = ServeSettings(port=port, autoscaling=True, replicas=1, max_replicas=2, replica_cpus=0.25)
+    heavy = ServeSettings(port=port, max_body_bytes=1_000_000, request_timeout_s=1.5, replica_cpus=0.25)
     iris = {"iris": str(checkpoint)}
     apps = {"main": build_app(iris, settings), "secure": build_app(iris, settings, api_key=API_KEY),
             "tiny": build_app(iris, tiny), "g9": build_app({"cancer": str(thresholded_checkpoint)}, settings),
             "patient": build_app(iris, patient), "slow": build_app(iris, slow), "qpu": build_app(iris, qpu),
-            "autoscaled": build_app(iris, autoscaled)}
+            "autoscaled": build_app(iris, autoscaled),
+            "heavy": build_app({"heavy": str(heavy_checkpoint)}, heavy)}
     serve.start(http_options=settings.http_options())
     # All apps deploy at once (one at a time took about a minute of this module's setup).
     serve.run_many([serve.RunTarget(app, name=name, route_prefix="/" if name == "main" else f"/{name}")
@@ -307,6 +321,84 @@ def test_a_prediction_past_the_request_timeout_is_a_504_even_if_the_client_asks_
     assert error["message"] == "no prediction within request_timeout_s (2 s)"
     assert 2.0 <= elapsed < 6.0, elapsed  # at the 2 s timeout, not after the 10 s batch wait
     assert post(http, "/v1/models/iris:predict", {"instances": [[5, 3, 1, 0.2]]}).status_code == 200
+
+
+def test_health_and_the_504_answer_while_a_model_computes_for_seconds(server, heavy_checkpoint):
+    """Model calls run off the replica's event loop: while one takes seconds, /healthz answers
+    and the request's own 504 fires at its timeout, before the model could have finished."""
+    http, base = server
+    rows = np.random.default_rng(1).normal(size=(HEAVY_ROWS, HEAVY_QUBITS)).round(4).tolist()
+    model = load_model(heavy_checkpoint)
+    started = time.monotonic()
+    model.predict_proba(np.asarray(rows))
+    model_seconds = time.monotonic() - started  # the model's real duration, measured here
+    assert model_seconds > 1.5 * 1.5, model_seconds  # it does take seconds, beyond the 1.5 s timeout
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(lambda: httpx.post(f"{base}/heavy/v1/models/heavy:predict", json={"instances": rows},
+                                                 timeout=60))
+        health = []
+        while not pending.done() and time.monotonic() - started < 60:
+            health.append(http.get("/heavy/healthz").status_code)
+        response = pending.result()
+        elapsed = time.monotonic() - started
+    assert health and set(health) == {200}, health  # answered while the prediction was outstanding
+    assert_error(response, 504, "timeout")
+    assert elapsed < model_seconds, (elapsed, model_seconds)
+
+
+def test_chunked_and_declared_bodies_over_the_limit_get_413(server):
+    http, _ = server
+    chunk = b'{"instances": [' + b"[1,2,3,4]," * 100
+
+    def chunks():  # no content-length: the body is refused while it streams in
+        yield chunk
+        for _ in range(200):
+            yield b"[1,2,3,4]," * 100
+        yield b"[1,2,3,4]]}"
+
+    response = http.post("/v1/models/iris:predict", content=chunks(), headers={"content-type": "application/json"})
+    error = assert_error(response, 413, "body_too_large")
+    assert "exceeds 20000" in error["message"]
+
+
+@pytest.mark.parametrize("body", [b'{"instances": [[' + b"1" * 5000 + b', 2, 3, 4]]}',
+                                  b'{"instances": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"])
+def test_huge_integers_and_deep_nesting_are_400_not_500(server, body):
+    http, _ = server
+    response = http.post("/heavy/v1/models/heavy:predict", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, "malformed_json")
+
+
+def test_api_key_variables_that_are_unset_or_empty_are_errors(server, checkpoint, monkeypatch):
+    from hqray.serve import app_builder
+
+    args = {"checkpoints": {"iris": str(checkpoint)}, "api_key_env": "HQRAY_TEST_KEY"}
+    monkeypatch.delenv("HQRAY_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="api_key_env HQRAY_TEST_KEY: the variable is not set or empty"):
+        app_builder(args)
+    monkeypatch.setenv("HQRAY_TEST_KEY", "")
+    with pytest.raises(ConfigError, match="not set or empty"):
+        app_builder(args)
+    monkeypatch.setenv("HQRAY_TEST_KEY", API_KEY)
+    assert app_builder(args) is not None
+
+
+def test_the_key_rule_follows_the_proxy_serve_really_runs(server, checkpoint):
+    from hqray.serve import running_http_options, serve_checkpoints
+
+    _, base = server
+    running = running_http_options()
+    assert running == {"host": "127.0.0.1", "port": int(base.rsplit(":", 1)[1])}
+    # Serve keeps its own HTTP options: asking for another port is refused, not silently ignored.
+    refusal = f"Serve already runs on this Ray with its proxy on 127.0.0.1:{running['port']},"
+    with pytest.raises(ConfigError, match=refusal):
+        serve_checkpoints({"iris": str(checkpoint)}, ServeSettings(port=running["port"] + 1))
+    # A proxy bound beyond loopback needs the key whatever the settings say.
+    with pytest.raises(ConfigError, match="the HTTP proxy binds '0.0.0.0', beyond this machine"):
+        build_app({"iris": str(checkpoint)}, ServeSettings(), bound_host="0.0.0.0")
+    assert build_app({"iris": str(checkpoint)}, ServeSettings(), api_key=API_KEY, bound_host="0.0.0.0") is not None
 
 
 def test_overload_answers_503_fast(server):

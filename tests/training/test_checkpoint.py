@@ -47,13 +47,19 @@ def test_a_weights_file_that_would_run_code_is_refused(tmp_path, breast_cancer):
     clf = HybridClassifier("g6", epochs=1).fit(breast_cancer.features, breast_cancer.labels)
     save_checkpoint(clf, tmp_path)
 
-    class Exploit:
+    marker = tmp_path.parent / f"{tmp_path.name}-pwned"
+
+    class Exploit:  # unpickling it would create the marker file
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (open, (str(marker), "w"))
 
     (tmp_path / "weights.pt").write_bytes(pickle.dumps({"x": Exploit()}))
     with pytest.raises(CheckpointError, match="could not be read"):
         load_model(tmp_path)
+    assert not marker.exists(), "the hostile payload ran"
+    # The check can fail: plain pickle does run it.
+    pickle.loads((tmp_path / "weights.pt").read_bytes())
+    assert marker.exists()
 
 
 def test_missing_files(tmp_path):

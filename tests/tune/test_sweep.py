@@ -363,7 +363,7 @@ def test_running_trials_lose_only_checkpoints_no_snapshot_can_name(tmp_path):
     import os
     from types import SimpleNamespace
 
-    from hqray.tune._ray import tune
+    from ray import tune
 
     from hqray.tune.runner import PruneSupersededCheckpoints
 
