@@ -18,7 +18,7 @@ import os
 import psutil
 
 __all__ = ["LOOPBACK_OPT_OUT", "enter_loopback_mode", "in_loopback_mode", "loopback_wanted",
-           "exposed_listeners"]
+           "exposed_listeners", "WORKER_SETUP_HOOK", "keep_grpc_servers_on_loopback"]
 
 LOOPBACK_OPT_OUT = "HQRAY_RAY_LOOPBACK"
 RAY_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -37,6 +37,34 @@ def enter_loopback_mode() -> None:
 
     os.environ[RAY_SWITCH] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False  # read on each use; the import-time copy was the only one
+
+
+# Run in every worker process of a Ray hqray starts on loopback (ray.init's runtime_env).
+WORKER_SETUP_HOOK = "hqray.cluster.loopback.keep_grpc_servers_on_loopback"
+
+
+def keep_grpc_servers_on_loopback() -> None:
+    """Binds gRPC servers that Ray's Python code starts in a worker to 127.0.0.1, not ``[::]``.
+
+    Ray Serve 2.60 replicas start an inter-deployment gRPC server on ``[::]:0`` whatever
+    the node's address (``ray/serve/_private/replica.py``); in single-machine mode every
+    peer reaches it at 127.0.0.1, so loopback is all it needs. Runs as Ray's
+    ``worker_process_setup_hook``, before any replica module imports the function.
+    """
+    from ray._common import tls_utils
+
+    original = tls_utils.add_port_to_grpc_server
+    if getattr(original, "hqray_loopback", False):
+        return
+
+    def add_port_on_loopback(server, address: str):
+        host, _, port = address.rpartition(":")
+        if host in ("[::]", "0.0.0.0", ""):
+            address = f"127.0.0.1:{port}"
+        return original(server, address)
+
+    add_port_on_loopback.hqray_loopback = True
+    tls_utils.add_port_to_grpc_server = add_port_on_loopback
 
 
 def in_loopback_mode() -> bool:

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 import ray
 
 from hqray.cluster.config import PoolConfig
-from hqray.cluster.loopback import enter_loopback_mode, exposed_listeners, in_loopback_mode, loopback_wanted
+from hqray.cluster.loopback import (
+    WORKER_SETUP_HOOK,
+    enter_loopback_mode,
+    exposed_listeners,
+    in_loopback_mode,
+    loopback_wanted,
+)
 from hqray.errors import ConfigError
 
 __all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "DEFAULT_VIRTUAL_QPUS"]
@@ -91,9 +97,10 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         ray.init(address=address, namespace="hqray", log_to_driver=True)
         info = describe_cluster(started_locally=False)
     else:
+        setup = {"runtime_env": {"worker_process_setup_hook": WORKER_SETUP_HOOK}} if in_loopback_mode() else {}
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
                  namespace="hqray", include_dashboard=include_dashboard,
-                 _node_ip_address=node_ip_address)
+                 _node_ip_address=node_ip_address, **setup)
         info = describe_cluster(started_locally=True)
     if loopback_wanted():
         _refuse_exposed(shutdown=True)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psutil
 import pytest
@@ -138,11 +139,17 @@ def test_hqray_serve_listens_on_loopback_only(tmp_path):
         port = probe.getsockname()[1]
 
     def serving(seen: set) -> bool:
-        return any(listened_port == port for _, _, listened_port in seen)
+        # Sampled once the model replica answers: its servers (Serve's inter-deployment gRPC) are up too.
+        if not any(listened_port == port for _, _, listened_port in seen):
+            return False
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     code, output, seen = watch([sys.executable, "-m", "hqray", "serve", str(checkpoint), "--port", str(port)],
                                ready=serving)
-    assert serving(seen), output[-3000:]
+    assert any(name.startswith("ray::ServeReplica") for name, _, _ in seen), (seen, output[-3000:])
     assert_only_loopback(seen, output)
 
 

@@ -64,10 +64,10 @@ def server(checkpoint, thresholded_checkpoint, heavy_checkpoint):
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
     port = free_port()
-    # The apps' replicas share 2 CPUs: a quarter or half of one each (the QPU tier's asks for none).
+    # The apps' replicas share 2 CPUs: a quarter of one each (the QPU tier's asks for none), 2 in all.
     settings = ServeSettings(port=port, max_rows_per_request=50, max_body_bytes=20_000, replica_cpus=0.25)
     tiny = ServeSettings(port=port, max_ongoing_requests=1, max_queued_requests=1, batch_wait_timeout_s=1.5,
-                         max_batch_size=64, replica_cpus=0.5)
+                         max_batch_size=64, replica_cpus=0.25)
     # A batch waits up to 0.5 s for company, so concurrent requests surely share one.
     patient = settings.model_copy(update={"batch_wait_timeout_s": 0.5})
     # A lone request waits 10 s for company in its batch, beyond its 2 s request timeout.
