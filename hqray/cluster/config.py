@@ -101,8 +101,11 @@ class PoolConfig(ValidatedModel):
                                    "before such losses count as failed attempts")
     max_inflight_shards: int = Field(16, ge=1, description="shards submitted and not yet back (backpressure)")
     target_shard_seconds: float = Field(0.5, gt=0.0, description="shards are sized to take about this long")
-    min_shard_rows: int = Field(64, ge=1)
+    min_shard_rows: int = Field(64, ge=1, description="fewest rows in a shard, unless the tier's memory "
+                                "cap (max_shard_state_mb) or max_shard_rows allow fewer")
     worker_start_timeout_s: float = Field(60.0, gt=0.0)
+    max_worker_restarts: int = Field(5, ge=0, description="restarts of a worker slot whose worker died or "
+                                     "did not start, with exponential backoff, before the slot is given up")
     shared_memory_mb: float = Field(512.0, ge=0.0, description="shared memory (/dev/shm) for jobs' arrays "
                                     "with workers on the pool's node; 0 sends everything through Ray's object store")
 

@@ -31,6 +31,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from hqray.cluster.config import PoolConfig, TierConfig
 from hqray.cluster.resources import planned_workers
+from hqray.cluster.scheduler import COUNTER_NAMES, PoolCounters, SchedulerPolicy, Shard, ShardScheduler
 from hqray.cluster.transport import SharedArena, plan_layout
 from hqray.cluster.worker import CircuitWorker
 from hqray.errors import CircuitError, ConfigError, HqrayError
@@ -71,8 +72,26 @@ class _Worker:
     handle: Any
     tier: str
     slot: int
-    outstanding: int = 0
     local: bool = False  # on the pool's node: shares memory with it
+    # Calls queued on the actor, of every job, in the order it runs them; the front one
+    # runs since ``front_since`` (timeouts count from there, not from submission).
+    queue: collections.deque = field(default_factory=collections.deque)
+    front_since: float = 0.0
+
+    def enqueue(self, key: Any, now: float) -> None:
+        self.queue.append(key)
+        if len(self.queue) == 1:
+            self.front_since = now
+
+    def dequeue(self, key: Any, now: float) -> None:
+        if key in self.queue:
+            was_front = self.queue[0] == key
+            self.queue.remove(key)
+            if was_front:
+                self.front_since = now
+
+    def started_at(self, key: Any) -> float | None:
+        return self.front_since if self.queue and self.queue[0] == key else None
 
 
 @dataclass
@@ -83,44 +102,28 @@ class _Tier:
     placement: Any
     workers: dict[int, _Worker] = field(default_factory=dict)
     starting: dict[int, tuple[Any, Any, float]] = field(default_factory=dict)  # slot -> (handle, ping, t0)
+    restarts: collections.Counter = field(default_factory=collections.Counter)  # slot -> failed starts in a row
+    restart_at: dict[int, float] = field(default_factory=dict)  # slot -> when to try again (backoff)
+    given_up: dict[int, str] = field(default_factory=dict)  # slot -> why
     items_per_second: dict = field(default_factory=dict)  # measured throughput per unit (rows, tiles)
-    counters: collections.Counter = field(default_factory=collections.Counter)
     busy_seconds: float = 0.0
     latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
 
 
-@dataclass
-class _Shard:
-    start: int
-    stop: int
-    position: int = 0  # index into the fallback order
-    attempts: int = 0  # on the current tier
-    fallback_counted: int = 0  # highest tier position already counted as a fallback
-    worker_losses: int = 0  # re-sends because the worker died (no retry spent)
-    avoid: set = field(default_factory=set)  # worker slots that failed it
-    errors: list = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        return self.stop - self.start
-
-
 class _Metrics:
-    """The pool's counters as Ray metrics (dashboard, Prometheus)."""
+    """Ray metrics (dashboard, Prometheus) fed by :class:`PoolCounters`: one set of counts."""
 
     def __init__(self):
         from ray.util.metrics import Counter, Histogram
 
         tags = ("tier",)
         self.counters = {name: Counter(f"hqray_pool_{name}", description=f"QuantumPool {name}", tag_keys=tags)
-                         for name in ("shards", "rows", "tiles", "retries", "fallbacks", "failures",
-                                      "duplicates")}
+                         for name in COUNTER_NAMES}
         self.latency = Histogram("hqray_pool_shard_latency_s", description="QuantumPool shard latency",
                                  boundaries=[0.01, 0.05, 0.1, 0.5, 1, 5, 30], tag_keys=tags)
 
     def count(self, name: str, tier: str, value: float = 1.0) -> None:
-        if value:
-            self.counters[name].inc(value, tags={"tier": tier})
+        self.counters[name].inc(value, tags={"tier": tier})
 
 
 class QuantumPool:
@@ -144,7 +147,11 @@ class QuantumPool:
         self.config = config or PoolConfig()
         self._lock = threading.RLock()
         self._metrics = _Metrics()
+        self.counters = PoolCounters(sink=self._metrics.count)
         self._tiers: dict[str, _Tier] = {}
+        # Calls of interrupted jobs still queued on workers: kept in the workers' queues
+        # until they end, so later jobs see the real load.
+        self._orphans: dict[Any, _Worker] = {}
         self.notices: list[str] = []
         self._node_id = ray.get_runtime_context().get_node_id()
         self._arena = SharedArena(int(self.config.shared_memory_mb * 2**20))
@@ -195,7 +202,12 @@ class QuantumPool:
         tier.starting[slot] = (handle, handle.info.remote(), time.monotonic())
 
     def _await_starting(self, tier: _Tier, block: bool = False) -> None:
-        """Moves started workers into service; gives up on slots that cannot start."""
+        """Moves started workers into service; restarts slots whose worker died or did not start."""
+        now = time.monotonic()
+        for slot, due in list(tier.restart_at.items()):
+            if now >= due:
+                del tier.restart_at[slot]
+                self._start_worker(tier, slot)
         for slot, (handle, ping, began) in list(tier.starting.items()):
             timeout = max(0.0, self.config.worker_start_timeout_s - (time.monotonic() - began)) if block else 0
             ready, _ = ray.wait([ping], timeout=timeout)
@@ -203,34 +215,52 @@ class QuantumPool:
                 del tier.starting[slot]
                 try:
                     info = ray.get(ping)
-                except RayActorError:
-                    continue  # died while starting; the slot is left empty
+                except RayActorError as error:
+                    ray.kill(handle, no_restart=True)
+                    self._restart_later(tier, slot, f"died while starting ({type(error).__name__})")
+                    continue
                 tier.workers[slot] = _Worker(handle, tier.name, slot, local=info["node_id"] == self._node_id)
             elif time.monotonic() - began > self.config.worker_start_timeout_s:
                 del tier.starting[slot]
                 ray.kill(handle, no_restart=True)
-                logger.warning("tier %r: worker slot %d did not start in time", tier.name, slot)
+                self._restart_later(tier, slot, f"did not start within {self.config.worker_start_timeout_s:g} s")
 
-    def _replace(self, worker: _Worker, kill: bool) -> None:
+    def _restart_later(self, tier: _Tier, slot: int, reason: str) -> None:
+        """Restarts a slot after an exponential backoff, or gives it up after ``max_worker_restarts``
+        failures in a row (a worker that completes a shard resets the count)."""
+        tier.restarts[slot] += 1
+        if tier.restarts[slot] > self.config.max_worker_restarts:
+            tier.given_up[slot] = reason
+            logger.warning("tier %r: worker slot %d given up after %d restarts: %s", tier.name, slot,
+                           self.config.max_worker_restarts, reason)
+            return
+        backoff = min(10.0, 0.25 * 2 ** (tier.restarts[slot] - 1))
+        tier.restart_at[slot] = time.monotonic() + backoff
+        self.counters.add(tier.name, "restarts")
+        logger.warning("tier %r: worker slot %d %s; restarting in %.2g s", tier.name, slot, reason, backoff)
+
+    def _replace(self, worker: _Worker, reason: str) -> None:
+        """Kills a worker (a hung one, or one Ray reports dead or unavailable, which may still
+        hold its bundle) and restarts its slot (bounded, with backoff)."""
         tier = self._tiers[worker.tier]
+        ray.kill(worker.handle, no_restart=True)
         if tier.workers.get(worker.slot) is not worker:
             return  # already replaced
         del tier.workers[worker.slot]
-        tier.counters["replaced"] += 1
-        if kill:
-            ray.kill(worker.handle, no_restart=True)
+        self.counters.add(tier.name, "replaced")
         if ray.cluster_resources().get(tier.config.resource, 0.0) >= 1.0 / tier.config.workers_per_unit:
-            self._start_worker(tier, worker.slot)
+            self._restart_later(tier, worker.slot, reason)
         else:
+            tier.given_up[worker.slot] = f"the cluster lost its {tier.config.resource} ({reason})"
             logger.warning("tier %r lost its %s; its shards fall back", tier.name, tier.config.resource)
 
     def _tier_available(self, tier: _Tier) -> bool:
-        return bool(tier.workers) or bool(tier.starting)
+        return bool(tier.workers or tier.starting or tier.restart_at)
 
-    def _pick_worker(self, tier: _Tier, shard: _Shard) -> _Worker | None:
-        candidates = [w for w in tier.workers.values() if w.outstanding < 2]
-        preferred = [w for w in candidates if w.slot not in shard.avoid] or candidates
-        return min(preferred, key=lambda w: w.outstanding) if preferred else None
+    def _tier_notes(self) -> list[str]:
+        """Why tiers have slots without workers (for errors that name the tier)."""
+        return [f"tier {tier.name!r} slot {slot}: {reason}" for tier in self._tiers.values()
+                for slot, reason in sorted(tier.given_up.items())]
 
     # -- public API --------------------------------------------------------------------------
 
@@ -247,9 +277,10 @@ class QuantumPool:
         return result
 
     def stats(self) -> dict[str, dict[str, float]]:
-        """Per tier: workers, shards, rows, retries, fallbacks, failures, duplicates,
-        replaced, busy_seconds, p50/p95 shard latency (seconds), and shared_memory_shards
-        (shards whose rows went through shared memory instead of the object store)."""
+        """Per tier: workers, shards, rows, tiles, retries, fallbacks, failures, timeouts,
+        duplicates, replaced, restarts, busy_seconds, p50/p95 shard latency (seconds), and
+        shared_memory_shards (shards whose rows went through shared memory instead of the
+        object store). The same counts feed Ray's metrics (``hqray_pool_*``)."""
         with self._lock:
             result = {}
             for name, tier in self._tiers.items():
@@ -257,9 +288,7 @@ class QuantumPool:
                 p50, p95 = np.percentile(latencies, [50, 95]) if latencies.size else (np.nan, np.nan)
                 result[name] = {
                     "workers": len(tier.workers),
-                    **{k: int(tier.counters[k]) for k in ("shards", "rows", "tiles", "retries", "fallbacks",
-                                                          "failures", "timeouts", "duplicates", "replaced",
-                                                          "shared_memory_shards")},
+                    **self.counters.of(name),
                     "busy_seconds": tier.busy_seconds,
                     "rows_per_second": tier.items_per_second.get("rows", 0.0),
                     "latency_p50_s": float(p50),  # NaN until a shard has finished
@@ -344,17 +373,33 @@ class QuantumPool:
 
     def _shard_rows(self, tier: _Tier, n_rows: int, unit: str, n_qubits: int, double: bool) -> int:
         """Rows for the next shard: about ``target_shard_seconds`` of the tier's measured
-        throughput, capped so every live worker gets a shard (balance) and by the tier's
-        ``max_shard_rows`` and ``max_shard_state_mb`` (memory). Not more shards than that:
-        each actor call costs about 2 ms of Ray's time on a 2-core machine, a tenth of a
-        100,000-row 4-qubit job."""
+        throughput (at least ``min_shard_rows``), capped so every live worker gets a shard
+        (balance) and by the tier's ``max_shard_rows`` and ``max_shard_state_mb`` (memory,
+        which wins over ``min_shard_rows``). Not more shards than that: each actor call costs
+        about 2 ms of Ray's time on a 2-core machine, a tenth of a 100,000-row 4-qubit job."""
         balanced = math.ceil(n_rows / max(1, len(tier.workers)))
         if unit == "tiles":  # a tile is already sized for memory; balance is what matters
             return max(1, min(balanced, 4))
         rate = tier.items_per_second.get(unit)
-        rows = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
-        memory = int(tier.config.max_shard_state_mb * 2**20 // tier.config.state_bytes_per_row(n_qubits, double))
-        return max(self.config.min_shard_rows, min(tier.config.max_shard_rows, memory, balanced, rows))
+        wanted = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
+        wanted = max(self.config.min_shard_rows, wanted)
+        return max(1, min(tier.config.max_shard_rows, self._memory_rows(tier, n_qubits, double), balanced, wanted))
+
+    @staticmethod
+    def _memory_rows(tier: _Tier, n_qubits: int, double: bool) -> int:
+        """Rows whose quantum state fits the tier's ``max_shard_state_mb`` (0: not even one)."""
+        return int(tier.config.max_shard_state_mb * 2**20 // tier.config.state_bytes_per_row(n_qubits, double))
+
+    def _tiers_that_fit(self, n_qubits: int, double: bool) -> set[str]:
+        """Tiers where one row's state fits the memory cap; raises when none does, before anything runs."""
+        fit = {name for name, tier in self._tiers.items() if self._memory_rows(tier, n_qubits, double) >= 1}
+        if not fit:
+            needs = ", ".join(f"{tier.config.state_bytes_per_row(n_qubits, double) / 2**20:,.0f} MB on tier "
+                              f"{name!r} (max_shard_state_mb {tier.config.max_shard_state_mb:g})"
+                              for name, tier in self._tiers.items())
+            raise CircuitError(f"one row of a {n_qubits}-qubit circuit needs {needs}: no tier's memory cap holds "
+                               "it; raise max_shard_state_mb or use fewer qubits")
+        return fit
 
     def _execute(self, kind: str, spec: CircuitSpec, inputs: Any, weights: Any, grad_outputs: Any,
                  progress: Callable[[int, int], None] | None) -> Any:
@@ -389,11 +434,11 @@ class QuantumPool:
                 stored[name] = ray.put(array)
             return stored[name]
 
-        def submit(worker: _Worker, shard: _Shard):
+        def submit(worker: _Worker, shard: Shard):
             if layout is not None and worker.local and not shard.errors:
                 # Only a shard's first attempt uses shared memory; retries go through the
                 # object store, so no late writer can mix into them (hqray.cluster.transport).
-                self._tiers[worker.tier].counters["shared_memory_shards"] += 1
+                self.counters.add(worker.tier, "shared_memory_shards")
                 source, grad_source, write_shared = layout, None, True
             else:
                 source, write_shared = by_value("inputs", inputs), False
@@ -403,7 +448,7 @@ class QuantumPool:
                 return worker.handle.vjp.remote(*args, grad_source, write_shared)
             return worker.handle.forward.remote(*args, write_shared)
 
-        def accept(shard: _Shard, value) -> None:
+        def accept(shard: Shard, value) -> None:
             rows = slice(shard.start, shard.stop)
             outputs[rows] = shared["outputs"][rows] if value[0] is None else value[0]
             if kind == "vjp":
@@ -440,181 +485,149 @@ class QuantumPool:
         bounds_ref = ray.put(bounds)
         blocks: list[np.ndarray | None] = [None] * len(tile_bounds)
 
-        def submit(worker: _Worker, shard: _Shard):
+        def submit(worker: _Worker, shard: Shard):
             return worker.handle.gram_tiles.remote(kernel_json, left_ref, right_ref, bounds_ref,
                                                    shard.start, shard.stop)
 
-        def accept(shard: _Shard, value) -> None:
+        def accept(shard: Shard, value) -> None:
             blocks[shard.start:shard.stop] = value[0]
 
         self._dispatch("tiles", len(tile_bounds), submit, accept, progress)
         return blocks
 
-    def _dispatch(self, unit: str, n_rows: int, submit: Callable[[_Worker, _Shard], Any],
-                  accept: Callable[[_Shard, Any], None],
+    def _dispatch(self, unit: str, n_items: int, submit: Callable[[_Worker, Shard], Any],
+                  accept: Callable[[Shard, Any], None],
                   progress: Callable[[int, int], None] | None, n_qubits: int = 0, double: bool = False) -> bool:
-        """Runs items ``0..n_rows-1`` (rows or tiles) in shards over the tiers.
+        """Runs items ``0..n_items-1`` (rows or tiles) in shards over the tiers.
 
-        ``submit(worker, shard)`` starts a shard and returns its object ref; ``accept(shard,
-        value)`` stores a result and is called exactly once per shard. Raises PoolError
-        naming the items no tier could compute. Returns whether every attempt finished
-        cleanly (no failure, timeout or lost worker: no attempt can still be writing).
+        :class:`ShardScheduler` decides what runs where; this moves shards to and from the
+        actors. ``submit(worker, shard)`` starts a shard and returns its object ref;
+        ``accept(shard, value)`` stores a result and is called exactly once per shard. Raises
+        PoolError naming the items no tier could compute. Returns whether every attempt
+        finished cleanly (no failure, timeout or lost worker: no attempt can still be
+        writing). Whatever ends the job (an error, an interrupt, a raising ``progress``),
+        the pool stays usable: its calls still queued on workers are tracked until they end.
         """
-        order = [name for name in self.config.fallback_order if name in self._tiers]
-        written = np.zeros(n_rows, dtype=bool)  # exactly-once bookkeeping
-        next_row, rows_done = 0, 0
-        retry: collections.deque[_Shard] = collections.deque()
-        inflight: dict[Any, tuple[_Shard, _Worker, float]] = {}
-        abandoned: dict[Any, _Shard] = {}  # timed out, still maybe running: results are discarded
-        failed: list[_Shard] = []
-        requeued = 0
+        fits = self._tiers_that_fit(n_qubits, double) if unit == "rows" else set(self._tiers)
+        order = [name for name in self.config.fallback_order if name in self._tiers and name in fits]
+        policy = SchedulerPolicy(retries=self.config.retries, max_worker_losses=self.config.max_worker_losses,
+                                 max_inflight=self.config.max_inflight_shards,
+                                 timeout_s={name: tier.config.timeout_s for name, tier in self._tiers.items()})
+        scheduler = ShardScheduler(n_items, order, policy, self.counters, unit)
+        owners: dict[Any, _Worker] = {}  # this job's calls -> the worker running them
         last_log = time.monotonic()
+        try:
+            while not scheduler.finished:
+                with self._lock:
+                    self._place_shards(scheduler, owners, submit, unit, n_items, n_qubits, double)
+                waiting = scheduler.waiting_keys()
+                if not waiting:
+                    if scheduler.has_pending:
+                        time.sleep(0.05)  # workers are (re)starting; nothing to wait on yet
+                    continue
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=self._next_wake(scheduler, owners))
+                with self._lock:
+                    for key in ready:
+                        self._settle(scheduler, owners, key, accept, unit)
+                    now = time.monotonic()
+                    for key, tier_name, _ in scheduler.expired(lambda key: owners[key].started_at(key), now):
+                        worker = owners[key]
+                        worker.dequeue(key, now)
+                        self._replace(worker, f"a shard timed out after {self._tiers[tier_name].config.timeout_s:g} s")
+                if progress is not None:
+                    progress(scheduler.items_done, n_items)
+                if time.monotonic() - last_log > PROGRESS_LOG_SECONDS:
+                    logger.info("pool job: %d/%d %s", scheduler.items_done, n_items, unit)
+                    last_log = time.monotonic()
+        finally:
+            with self._lock:  # calls this job leaves on workers stay counted until they end
+                for key in scheduler.waiting_keys():
+                    if key in owners and key in owners[key].queue:
+                        self._orphans[key] = owners[key]
+        report = scheduler.failure_report()
+        if report is not None:
+            message, ranges, causes = report
+            notes = self._tier_notes()
+            raise PoolError(message + (f" [{'; '.join(notes)}]" if notes else ""), failed_rows=ranges,
+                            causes=causes + notes)
+        return scheduler.clean
 
-        def give_up(shard: _Shard, reason: str) -> None:
-            shard.errors.append(reason)
-            failed.append(shard)
+    def _place_shards(self, scheduler: ShardScheduler, owners: dict, submit, unit: str, n_items: int,
+                      n_qubits: int, double: bool) -> None:
+        """Starts due workers, reaps finished orphan calls, and submits what the scheduler places."""
+        for tier in self._tiers.values():
+            if tier.starting or tier.restart_at:
+                self._await_starting(tier)
+        self._reap_orphans()
+        load = {name: {slot: len(worker.queue) for slot, worker in tier.workers.items()}
+                for name, tier in self._tiers.items()}
+        placed = scheduler.assign(load, lambda name: self._shard_rows(self._tiers[name], n_items, unit, n_qubits,
+                                                                      double),
+                                  available=lambda name: self._tier_available(self._tiers[name]))
+        now = time.monotonic()
+        for shard, tier_name, slot in placed:
+            worker = self._tiers[tier_name].workers[slot]
+            key = submit(worker, shard)
+            worker.enqueue(key, now)
+            owners[key] = worker
+            scheduler.dispatched(key, shard, tier_name, slot)
 
-        def requeue(shard: _Shard, tier: _Tier, slot: int, reason: str, worker_lost: bool = False) -> None:
-            nonlocal requeued
-            requeued += 1
-            shard.errors.append(f"{tier.name}: {reason}")
-            shard.avoid.add((tier.name, slot))
-            tier.counters["failures"] += 1
-            self._metrics.count("failures", tier.name)
-            if worker_lost and shard.worker_losses < self.config.max_worker_losses:
-                # The worker died (killed, node lost): not the shard's fault, no retry spent.
-                shard.worker_losses += 1
-                tier.counters["retries"] += 1
-                self._metrics.count("retries", tier.name)
-                retry.append(shard)
-                return
-            shard.attempts += 1
-            if shard.attempts > self.config.retries:
-                shard.position += 1
-                shard.attempts = 0
+    def _next_wake(self, scheduler: ShardScheduler, owners: dict) -> float:
+        """Seconds until the first started shard could time out (at most 1 s, to start workers)."""
+        now, wake = time.monotonic(), 1.0
+        for key, (_, tier_name, _) in scheduler.inflight().items():
+            began = owners[key].started_at(key)
+            if began is not None:
+                wake = min(wake, self._tiers[tier_name].config.timeout_s - (now - began))
+        return max(0.0, wake)
+
+    def _settle(self, scheduler: ShardScheduler, owners: dict, key: Any, accept, unit: str) -> None:
+        """One call ended: its result is accepted (once), or its shard goes back to the scheduler."""
+        worker = owners[key]
+        now = time.monotonic()
+        began = worker.started_at(key)
+        worker.dequeue(key, now)
+        inflight = key in scheduler.inflight()
+        try:
+            value = ray.get(key)
+        except RayActorError as error:  # dead, or unavailable (it may still hold its bundle): replace
+            if inflight:
+                scheduler.worker_lost(key, f"worker died ({type(error).__name__})")
+                self._replace(worker, f"worker died ({type(error).__name__})")
             else:
-                tier.counters["retries"] += 1
-                self._metrics.count("retries", tier.name)
-            retry.append(shard)
+                scheduler.forget_abandoned(key)
+            return
+        except RayTaskError as error:
+            if inflight:
+                scheduler.shard_failed(key, f"shard failed: {error.cause!r}"[:300])
+            else:
+                scheduler.forget_abandoned(key)
+            return
+        shard = scheduler.completed(key)
+        if shard is None:
+            return  # a late or duplicate result: discarded
+        accept(shard, value)
+        tier = self._tiers[worker.tier]
+        tier.restarts[worker.slot] = 0  # a working worker: its slot's failures are forgiven
+        busy = value[-1]
+        latency = now - (began if began is not None else now)
+        self.counters.add(tier.name, "shards")
+        self.counters.add(tier.name, unit, shard.items)
+        tier.busy_seconds += busy
+        tier.latencies.append(latency)
+        self._metrics.latency.observe(latency, tags={"tier": tier.name})
+        rate = shard.items / max(busy, 1e-6)
+        previous = tier.items_per_second.get(unit)
+        tier.items_per_second[unit] = rate if previous is None else 0.7 * previous + 0.3 * rate
 
-        while rows_done + sum(s.rows for s in failed) < n_rows:
-            with self._lock:
-                for tier in self._tiers.values():
-                    if tier.starting:
-                        self._await_starting(tier)
-                # Dispatch while there is room (backpressure) and a worker is free.
-                while len(inflight) < self.config.max_inflight_shards and (retry or next_row < n_rows):
-                    shard = retry.popleft() if retry else None
-                    while shard is not None and shard.position < len(order) and \
-                            not self._tier_available(self._tiers[order[shard.position]]):
-                        shard.position += 1  # the tier is gone: fall back
-                        shard.attempts = 0
-                    if shard is not None and shard.position >= len(order):
-                        give_up(shard, "no tier left to try")
-                        continue
-                    position = shard.position if shard else next(
-                        (i for i, name in enumerate(order) if self._tier_available(self._tiers[name])), None)
-                    if position is None:
-                        if shard is None:
-                            shard = _Shard(next_row, n_rows, position=len(order))
-                            next_row = n_rows
-                        give_up(shard, "no tier has live workers")
-                        continue
-                    tier = self._tiers[order[position]]
-                    if shard is None:
-                        rows = self._shard_rows(tier, n_rows, unit, n_qubits, double)
-                        shard = _Shard(next_row, min(n_rows, next_row + rows), position)
-                        next_row = shard.stop
-                    worker = self._pick_worker(tier, shard)
-                    if worker is None:
-                        retry.appendleft(shard)
-                        break
-                    if position > 0 and shard.fallback_counted < position:
-                        # Running here because an earlier tier in the order could not take it.
-                        shard.fallback_counted = position
-                        tier.counters["fallbacks"] += 1
-                        self._metrics.count("fallbacks", tier.name)
-                    reference = submit(worker, shard)
-                    worker.outstanding += 1
-                    inflight[reference] = (shard, worker, time.monotonic())
-
-            if not inflight:
-                if retry or next_row < n_rows:
-                    time.sleep(0.05)  # workers are starting; nothing to wait on yet
-                continue
-            timeout = min(self._tiers[w.tier].config.timeout_s - (time.monotonic() - t0)
-                          for _, w, t0 in inflight.values())
-            ready, _ = ray.wait(list(inflight) + list(abandoned), num_returns=1, timeout=max(0.0, min(timeout, 1.0)))
-            now = time.monotonic()
-            with self._lock:
-                for reference in ready:
-                    if reference in abandoned:
-                        shard = abandoned.pop(reference)
-                        try:
-                            ray.get(reference)
-                            self._tiers[order[min(shard.position, len(order) - 1)]].counters["duplicates"] += 1
-                        except (RayActorError, RayTaskError):
-                            pass
-                        continue
-                    shard, worker, started = inflight.pop(reference)
-                    tier = self._tiers[worker.tier]
-                    worker.outstanding -= 1
-                    try:
-                        value = ray.get(reference)
-                    except RayActorError as error:
-                        self._replace(worker, kill=False)
-                        requeue(shard, tier, worker.slot, f"worker died ({type(error).__name__})",
-                                worker_lost=True)
-                        continue
-                    except RayTaskError as error:
-                        requeue(shard, tier, worker.slot, f"shard failed: {error.cause!r}"[:300])
-                        continue
-                    if written[shard.start:shard.stop].any():
-                        tier.counters["duplicates"] += 1  # a retry already delivered these rows
-                        self._metrics.count("duplicates", tier.name)
-                        continue
-                    busy = value[-1]
-                    accept(shard, value)
-                    written[shard.start:shard.stop] = True
-                    rows_done += shard.rows
-                    latency = now - started
-                    tier.counters["shards"] += 1
-                    tier.counters[unit] += shard.rows
-                    tier.busy_seconds += busy
-                    tier.latencies.append(latency)
-                    rate = shard.rows / max(busy, 1e-6)
-                    previous = tier.items_per_second.get(unit)
-                    tier.items_per_second[unit] = rate if previous is None else 0.7 * previous + 0.3 * rate
-                    self._metrics.count("shards", tier.name)
-                    self._metrics.count(unit, tier.name, shard.rows)
-                    self._metrics.latency.observe(latency, tags={"tier": tier.name})
-                # Timeouts: the worker is presumed hung; kill it, retry the shard elsewhere.
-                for reference, (shard, worker, started) in list(inflight.items()):
-                    tier = self._tiers[worker.tier]
-                    if now - started > tier.config.timeout_s:
-                        del inflight[reference]
-                        abandoned[reference] = shard
-                        tier.counters["timeouts"] += 1
-                        worker.outstanding -= 1
-                        self._replace(worker, kill=True)
-                        requeue(shard, tier, worker.slot, f"timed out after {tier.config.timeout_s:g} s")
-            if progress is not None:
-                progress(rows_done, n_rows)
-            if now - last_log > PROGRESS_LOG_SECONDS:
-                logger.info("pool job: %d/%d rows", rows_done, n_rows)
-                last_log = now
-
-        if failed:
-            ranges = sorted((s.start, s.stop) for s in failed)
-            causes = [f"{unit} {s.start}-{s.stop - 1}: " + "; ".join(s.errors[-3:]) for s in failed[:5]]
-            raise PoolError(f"{sum(s.rows for s in failed)} of {n_rows} {unit} could not be computed "
-                            f"({unit} {ranges[:10]}{'...' if len(ranges) > 10 else ''}): " + " | ".join(causes),
-                            failed_rows=ranges, causes=causes)
-        if not written.all():  # cannot happen by construction; checked anyway
-            missing = np.flatnonzero(~written)
-            raise PoolError(f"internal error: {unit} {missing[:10].tolist()} were never written",
-                            failed_rows=[(int(r), int(r) + 1) for r in missing])
-        return requeued == 0 and not abandoned
+    def _reap_orphans(self) -> None:
+        """Drops calls of ended jobs that have finished from their workers' queues."""
+        if not self._orphans:
+            return
+        done, _ = ray.wait(list(self._orphans), num_returns=len(self._orphans), timeout=0)
+        now = time.monotonic()
+        for key in done:
+            self._orphans.pop(key).dequeue(key, now)
 
 
 def kill_worker_on_progress(pool: QuantumPool, thresholds: list[int], tier: str = "cpu"):

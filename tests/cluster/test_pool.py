@@ -182,6 +182,91 @@ class TestFaults:
                 pool.run(spec, *data(10))
 
 
+class TestSurvivesCallersAndWorkers:
+    def test_an_interrupted_job_leaves_the_pool_usable(self):
+        inputs, weights = data(20_000)
+
+        def interrupt(done, total):
+            raise KeyboardInterrupt  # Ctrl+C while shards are out
+
+        def broken_callback(done, total):
+            raise ValueError("a bug in the caller's progress bar")
+
+        with cpu_pool(min_shard_rows=500, max_shard_rows=500) as pool:
+            with pytest.raises(KeyboardInterrupt):
+                pool.run(SPEC, inputs, weights, progress=interrupt)
+            with pytest.raises(ValueError, match="progress bar"):
+                pool.run(SPEC, inputs, weights, progress=broken_callback)
+            # The next job completes (it used to wait forever on counters the interrupted job left raised).
+            outputs = pool.submit(SPEC, inputs[:3000], weights).result(timeout=120)
+        assert np.allclose(outputs, reference(inputs[:3000], weights), atol=1e-5)
+
+    def test_a_replacement_that_dies_while_starting_is_restarted(self):
+        inputs, weights = data(4000)
+        with cpu_pool(min_shard_rows=500, max_shard_rows=500) as pool:
+            tier = pool._tiers["cpu"]
+            for _ in range(2):
+                ray.kill(next(iter(tier.workers.values())).handle, no_restart=True)
+                assert np.allclose(pool.run(SPEC, inputs, weights), reference(inputs, weights), atol=1e-5)
+                for handle, _, _ in list(tier.starting.values()):  # its replacement dies while starting
+                    ray.kill(handle, no_restart=True)
+            deadline = time.monotonic() + 120
+            while pool.stats()["cpu"]["workers"] < 2 and time.monotonic() < deadline:
+                pool.run(SPEC, inputs[:200], weights)  # each job restarts due slots
+            stats = pool.stats()["cpu"]
+        assert stats["workers"] == 2 and stats["restarts"] >= 1 and stats["replaced"] >= 2
+
+    def test_slots_that_keep_dying_are_given_up_with_an_error_naming_the_tier(self):
+        inputs, weights = data(2000)
+        with cpu_pool(min_shard_rows=500, max_shard_rows=500, max_worker_restarts=0) as pool:
+            for worker in list(pool._tiers["cpu"].workers.values()):
+                ray.kill(worker.handle, no_restart=True)
+            with pytest.raises(PoolError, match=r"tier 'cpu' slot 0: worker died .*tier 'cpu' slot 1: worker died"):
+                pool.run(SPEC, inputs, weights)
+            with pytest.raises(PoolError, match="2000 of 2000 rows could not be computed") as caught:
+                pool.run(SPEC, inputs, weights)  # stays answerable: no tier left, said at once
+        assert caught.value.failed_rows == [(0, 2000)]
+        assert any("given up" in note or "worker died" in note for note in caught.value.causes)
+
+    def test_a_shard_failing_on_every_worker_is_reported_with_rows_and_causes(self):
+        # A tier whose device does not exist: every attempt really fails inside the worker.
+        tiers = {"qpu": TierConfig(resource="QPU", backend="no.such.device", max_shard_rows=100),
+                 "cpu": TierConfig(resource="CPU", max_shard_rows=100)}
+        inputs, weights = data(300)
+        with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu"], retries=1, min_shard_rows=100)) as pool:
+            with pytest.raises(PoolError) as caught:
+                pool.run(SPEC, inputs, weights)
+            stats = pool.stats()["qpu"]
+        error = caught.value
+        assert error.failed_rows == [(0, 100), (100, 200), (200, 300)]
+        assert str(error).startswith("300 of 300 rows could not be computed")
+        assert error.causes and all("no.such.device" in cause for cause in error.causes)
+        assert stats["failures"] == 6 and stats["retries"] == 3  # two attempts per shard on the tier
+        # With a fallback tier the same rows are computed there instead.
+        with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu", "cpu"], retries=0,
+                                    min_shard_rows=100)) as pool:
+            assert np.allclose(pool.run(SPEC, inputs, weights), reference(inputs, weights), atol=1e-5)
+            assert pool.stats()["cpu"]["fallbacks"] == 3
+
+    def test_no_shard_exceeds_the_memory_cap_whatever_min_shard_rows_says(self):
+        from hqray.cluster.config import TierConfig as Tier
+
+        per_row = Tier(resource="CPU").state_bytes_per_row(SPEC.n_qubits, False)
+        inputs, weights = data(2000)
+        with cpu_pool(min_shard_rows=1000, max_shard_state_mb=100 * per_row / 2**20) as pool:
+            outputs = pool.run(SPEC, inputs, weights)
+            stats = pool.stats()["cpu"]
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        assert stats["shards"] >= 20  # 100 rows at most each, not the 1000 min_shard_rows asked for
+
+    def test_a_row_that_fits_no_tier_is_an_error_before_anything_runs(self):
+        big = CircuitSpec(n_qubits=20, n_layers=1)
+        with cpu_pool(max_shard_state_mb=1.0) as pool:
+            with pytest.raises(CircuitError, match="one row of a 20-qubit circuit needs .* no tier's memory cap"):
+                pool.run(big, np.zeros((2, 20), dtype=np.float32), np.zeros(big.weight_shape, dtype=np.float32))
+            assert pool.stats()["cpu"]["shards"] == 0
+
+
 class TestBadInput:
     @pytest.fixture(scope="class")
     def pool(self):
