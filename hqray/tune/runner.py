@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QPU_PER_TRIAL = 0.5
 SMOKE_MAX_ROWS = 240
-LEDGER_FILE = "scoring_ledger.jsonl"
 # How often Tune snapshots the experiment (what --resume restores; each snapshot names every
 # running trial's newest checkpoint). Tune's default is every 10 s or more, with a forced
 # snapshot per checkpoint only when num_to_keep is set, which cannot be used (see the
@@ -344,9 +343,8 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     # epoch); Tune's warning about frequent snapshots is expected here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     info = connect(address=address, num_cpus=num_cpus)
-    ledger = str(Path(storage_path) / LEDGER_FILE) if _is_local(storage_path) else None
     settings = TrialSettings(folds=study.folds, seed=study.seed, metric=study.metric, epochs=study.epochs,
-                             ledger=ledger)
+                             storage=storage_path)
     (directory / "study.json").write_text(json.dumps({**study.model_dump(), "smoke_test": smoke_test,
                                                       "rows": dataset.n_samples}, indent=2))
 

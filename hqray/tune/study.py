@@ -11,19 +11,37 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hqray.config_files import read_yaml_mapping
 from hqray.data.registry import dataset_entry, parse_dataset_options
-from hqray.errors import ConfigError
-from hqray.models import HybridConfig, get_generation
+from hqray.errors import ConfigError, format_validation_error
+from hqray.models import HybridConfig, get_generation, make_config
 from hqray.validated import ValidatedModel
 
 __all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "QSVM_SEARCH_SPACE",
            "DOMAIN_KINDS"]
 
 DOMAIN_KINDS = ("uniform", "loguniform", "choice", "randint", "grid")
-QSVM_PARAMETERS = ("n_qubits", "n_layers", "ansatz", "reupload", "kernel", "gamma", "C", "shots")
+MAX_NUM_SAMPLES = 10_000  # trials per generation: beyond this a study is a typo, not a plan
+
+
+class QsvmParameters(BaseModel):
+    """The searchable arguments of the quantum-kernel SVM (``QuantumKernelSVC``), for validation."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n_qubits: int = Field(4, ge=1, le=20)
+    n_layers: int = Field(2, ge=1)
+    ansatz: Literal["strongly_entangling", "basic_entangler", "ry_cnot"] = "strongly_entangling"
+    reupload: bool = True
+    kernel: Literal["fidelity", "projected"] = "fidelity"
+    gamma: float = Field(1.0, gt=0)
+    C: float = Field(1.0, gt=0)
+    shots: int | None = Field(None, ge=1)
+
+
+QSVM_PARAMETERS = tuple(QsvmParameters.model_fields)
 # The quantum-kernel SVM's default search space (QuantumKernelSVC arguments).
 QSVM_SEARCH_SPACE = {"C": {"loguniform": [0.1, 100.0]}, "n_layers": {"randint": [1, 4]}}
 STUDY_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
@@ -65,6 +83,28 @@ def _check_domain(where: str, domain: Any) -> None:
             raise ConfigError(f"{where}.loguniform: low ({low}) must be positive")
 
 
+def _candidates(domain: dict[str, list]) -> list[Any]:
+    """Values a domain can produce that bound what a trial may get: every discrete value,
+    the ends of a range (``randint`` is ``[low, high)``)."""
+    (kind, arguments), = domain.items()
+    return [arguments[0], arguments[1] - 1] if kind == "randint" else list(arguments)
+
+
+def _check_values(generation: str, parameter: str, domain: dict[str, list], epochs: int | None) -> None:
+    """Every value a trial could draw is a valid setting of the generation (or of the SVM),
+    checked before Ray starts: ``n_qubits: {choice: [99]}`` fails here, naming it."""
+    for value in _candidates(domain):
+        try:
+            if generation == "qsvm":
+                QsvmParameters(**{parameter: value})
+            else:
+                make_config(generation, **({"epochs": epochs} if epochs else {}), **{parameter: value})
+        except (ConfigError, ValidationError) as error:
+            reason = format_validation_error(error) if isinstance(error, ValidationError) else str(error)
+            raise ConfigError(f"search_space.{generation}.{parameter}: value {value!r} is not a valid setting "
+                              f"({reason})") from None
+
+
 class StudyConfig(ValidatedModel):
     """A sweep: dataset, generations, search spaces, folds, metric, budget, resources.
 
@@ -85,7 +125,7 @@ class StudyConfig(ValidatedModel):
     folds: int = Field(5, ge=2, le=20)
     metric: Literal["accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc"] = "balanced_accuracy"
     mode: Literal["max", "min"] = "max"
-    num_samples: int = Field(8, ge=1)
+    num_samples: int = Field(8, ge=1, le=MAX_NUM_SAMPLES)
     scheduler: Literal["asha", "none"] = "asha"
     search_alg: Literal["optuna", "random", "grid"] = "optuna"
     resources_per_trial: Resources = Field(default_factory=Resources)
@@ -132,6 +172,8 @@ class StudyConfig(ValidatedModel):
         for generation in self.generations:
             if generation != "qsvm" and not self.space_for(generation):
                 raise ConfigError(f"generation {generation!r} has an empty search space")
+            for parameter, domain in self.space_for(generation).items():
+                _check_values(generation, parameter, domain, self.epochs)
         return self
 
     def space_for(self, generation: str) -> dict[str, dict[str, list]]:

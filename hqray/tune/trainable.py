@@ -8,21 +8,19 @@ off by a failure or a killed driver continues from its last epoch. When every fo
 stopped, each fold's best epoch is scored with every metric and reported with
 ``final=True``; that row is what the leaderboard reads.
 
-Every final scoring appends one line per fold to the study's scoring ledger, which is how
-tests show that a resumed study scores each trial's folds exactly once. The guard against
-scoring twice does not depend on which checkpoint Tune's last experiment snapshot names
-(a driver killed between a trial's end and the next snapshot restores the trial from an
-earlier epoch): the final scores are first written, atomically, to ``scored/<trial
-id>.json`` next to the ledger, and a trial that finds its file reports it and stops.
+Every final scoring is recorded in the study's storage (:mod:`hqray.tune.scoring`, local
+or remote): a ledger record per scoring, which is how tests show that a resumed study
+scores each trial's folds exactly once, and the trial's scores. The guard against scoring
+twice does not depend on which checkpoint Tune's last experiment snapshot names (a driver
+killed between a trial's end and the next snapshot restores the trial from an earlier
+epoch): a trial that finds its scores recorded reports them and stops.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
 from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
 from hqray.training.cv import score_fold
+from hqray.tune.scoring import ScoringRecords
 
 __all__ = ["TrialSettings", "train_folds", "trial_config", "FOLD_STATE_FILE"]
 
@@ -50,7 +49,7 @@ class TrialSettings:
     seed: int
     metric: str
     epochs: int | None = None
-    ledger: str | None = None  # path of the scoring ledger (JSON lines); None: no ledger
+    storage: str | None = None  # the study's Tune storage (path or URI) holding the scoring records
 
 
 def _mean_std(records: list[dict[str, float]], prefix: str) -> dict[str, float]:
@@ -69,52 +68,25 @@ def _final_metrics(folds: list[dict[str, float]]) -> dict[str, Any]:
             "final": True, "fold_metrics": json.dumps(folds)}
 
 
-def _scored_path(settings: TrialSettings) -> Path | None:
-    if settings.ledger is None:
-        return None
-    return Path(settings.ledger).parent / "scored" / f"{tune.get_context().get_trial_id()}.json"
-
-
-def _already_scored(settings: TrialSettings) -> dict[str, Any] | None:
-    """The final result this trial recorded before an interruption, if any."""
-    path = _scored_path(settings)
-    return json.loads(path.read_text()) if path is not None and path.exists() else None
+def _records(settings: TrialSettings) -> ScoringRecords | None:
+    return ScoringRecords(settings.storage) if settings.storage is not None else None
 
 
 def _finish(settings: TrialSettings, final: dict[str, Any], folds: list[dict[str, float]],
             with_state: bool) -> None:
-    """Records the final scores (once), appends the ledger (once) and reports them."""
-    path = _scored_path(settings)
-    if path is not None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(f".{os.getpid()}.tmp")
-        staging.write_text(json.dumps({"final": final, "folds": folds}))
-        os.replace(staging, path)  # atomic: the trial is scored from here on
-    _write_ledger(settings, folds)
+    """Records this scoring (ledger and scores) and reports the final scores."""
+    records = _records(settings)
+    if records is not None:
+        records.record(tune.get_context().get_trial_id(), final, folds, settings.metric)
+    _report_final(final, with_state)
+
+
+def _report_final(final: dict[str, Any], with_state: bool) -> None:
     if with_state:
         # The final scores go into a checkpoint too, so Tune's trial state holds them.
         _report_with_state(final, {"final": json.dumps(final)})
     else:
         tune.report(final)
-
-
-def _write_ledger(settings: TrialSettings, folds: list[dict[str, float]]) -> None:
-    if settings.ledger is None:
-        return
-    trial_id = tune.get_context().get_trial_id()
-    ledger = Path(settings.ledger)
-    if ledger.exists() and any(json.loads(line)["trial_id"] == trial_id for line in ledger.read_text().splitlines()):
-        return  # written before an interruption
-    lines = "".join(json.dumps({"trial_id": trial_id, "fold": fold, "pid": os.getpid(), "time": time.time(),
-                                settings.metric: scores.get(settings.metric)}) + "\n"
-                    for fold, scores in enumerate(folds))
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    # One O_APPEND write per trial: lines of concurrent trials do not interleave.
-    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, lines.encode())
-    finally:
-        os.close(descriptor)
 
 
 def trial_config(generation: str, params: dict[str, Any], epochs: int | None, seed: int) -> HybridConfig:
@@ -182,8 +154,10 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     try:
-        if (scored := _already_scored(settings)) is not None:  # before any model is built
-            _finish(settings, scored["final"], scored["folds"], with_state=params["generation"] != "qsvm")
+        records = _records(settings)
+        scored = records.scored(tune.get_context().get_trial_id()) if records is not None else None
+        if scored is not None:  # scored before an interruption: report it, never score again
+            _report_final(scored["final"], with_state=params["generation"] != "qsvm")
         elif params["generation"] == "qsvm":
             _train_qsvm(params, dataset, settings)
         else:

@@ -36,7 +36,7 @@ def exact_qpu_config(**overrides) -> PoolConfig:
     # An exact QPU tier (engine backend) so results can be compared with the reference.
     return PoolConfig(tiers={"qpu": TierConfig(resource="QPU", max_shard_rows=200, timeout_s=30),
                              "cpu": TierConfig(resource="CPU", max_shard_rows=200)},
-                      fallback_order=["qpu", "cpu"], min_shard_rows=200, worker_start_timeout_s=20,
+                      fallback_order=["qpu", "cpu"], min_shard_rows=200, worker_start_timeout_s=120,
                       **overrides)
 
 
@@ -67,7 +67,7 @@ def test_losing_the_qpu_node_falls_back_to_cpu(cluster):
             progress.set()
 
     def remove_node():
-        progress.wait(timeout=60)
+        progress.wait(timeout=180)
         ray_cluster.remove_node(qpu_node)
 
     remover = threading.Thread(target=remove_node, daemon=True)

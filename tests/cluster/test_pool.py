@@ -21,7 +21,8 @@ SPEC = CircuitSpec(n_qubits=4, n_layers=2)
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    connect(num_qpus=2, num_cpus=2, include_dashboard=False)
+    # No GPUs, whatever the machine has: the tests' expectations (a skipped gpu tier) hold everywhere.
+    connect(num_qpus=2, num_cpus=2, num_gpus=0, include_dashboard=False)
     yield
     ray.shutdown()
 
@@ -129,9 +130,16 @@ class TestCorrectness:
         with QuantumPool(config) as pool:
             noisy = pool.run(SPEC, inputs, weights)
             placed = pool.workers()["qpu"]
-        exact = reference(inputs, weights)
-        assert not np.allclose(noisy, exact, atol=1e-3)  # shots and noise
-        assert np.abs(noisy - exact).mean() < 0.15
+        # The tier's own model without shots: the exact noisy expectations the shots estimate.
+        tier_spec = config.tiers["qpu"].worker_spec(SPEC)
+        exact_noisy = execute(tier_spec.model_copy(update={"shots": None}), torch.from_numpy(inputs),
+                              torch.from_numpy(weights)).numpy()
+        assert not np.allclose(noisy, exact_noisy, atol=1e-3)  # finite shots
+        # Shot noise of the right size: a <Z> from N shots has variance (1 - <Z>^2) / N, so the
+        # mean squared z-score over 256 values is about 1 (a wrong model or shot count is far off).
+        variance = np.clip(1 - exact_noisy**2, 1e-6, None) / config.tiers["qpu"].shots
+        z_squared = float(np.mean((noisy - exact_noisy) ** 2 / variance))
+        assert 0.6 < z_squared < 1.6, z_squared
         assert len(placed) == 2 and all(w["resources"].get("QPU") == 1.0 for w in placed)
 
 
@@ -156,7 +164,7 @@ class TestFaults:
         assert np.allclose(outputs, expected, atol=1e-5)  # every row, in order, exactly once
         assert stats["rows"] == 50_000
         assert stats["replaced"] >= 5 and stats["retries"] >= 1
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90
         while ray.available_resources().get("CPU") != 2.0 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert ray.available_resources().get("CPU") == 2.0, ray.available_resources()

@@ -141,8 +141,19 @@ class TestG9Medical:
         from hqray.data import load_dataset
 
         data = load_dataset("breast_cancer")
-        clf = HybridClassifier("g9", epochs=5).fit(data.features, data.labels)
-        assert clf.threshold_ is not None and 0 < clf.threshold_ < 1
+        clf = HybridClassifier("g9", epochs=5)
+        trainer = clf.begin_fit(data.features, data.labels)
+        while not trainer.stopped:
+            trainer.step()
+        clf.end_fit()
+        labels = trainer.validation_labels
+        positive = trainer.validation_probabilities()[:, 1]
+        target = clf.config_.sensitivity_target
+        sensitivity = float((positive[labels == 1] >= clf.threshold_).mean())
+        assert sensitivity >= target, (sensitivity, target)
+        # The largest such threshold: any higher one misses the target (so it is not a trivial 0).
+        higher = np.nextafter(clf.threshold_, 1.0)
+        assert float((positive[labels == 1] >= higher).mean()) < target
 
 
 class TestConfigErrors:

@@ -252,7 +252,7 @@ class TestApiKey:
 
         # Serve writes a request's access-log line (with its request id) once it is answered;
         # wait for both, so the scan reads the logs that would hold a leaked key.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while not all(rid in (text := log_text()) for rid in request_ids) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert all(rid in text for rid in request_ids), f"no access-log lines for {request_ids} under {logs}"

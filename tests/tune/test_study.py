@@ -51,6 +51,15 @@ def test_overrides_replace_defaults():
     ({"resources_per_trial": {"cpu": -1}}, r"resources_per_trial.cpu: Input should be greater than or equal to 0"),
     ({"metric": "speed"}, r"metric: Input should be"),
     ({"name": "bad name!"}, r"name: must be 1-64 letters"),
+    # Every value a trial could draw is checked against the generation's config before Ray starts.
+    ({"search_space": {"g6": {"n_qubits": {"choice": [4, 99]}}}},
+     r"search_space.g6.n_qubits: value 99 is not a valid setting .*less than or equal to 24"),
+    ({"search_space": {"g6": {"learning_rate": {"choice": ["fast"]}}}},
+     r"search_space.g6.learning_rate: value 'fast' is not a valid setting"),
+    ({"search_space": {"g6": {"n_layers": {"randint": [0, 3]}}}}, r"search_space.g6.n_layers: value 0 is not"),
+    ({"generations": ["g0", "qsvm"], "search_space": {"qsvm": {"kernel": {"choice": ["rbf"]}}}},
+     r"search_space.qsvm.kernel: value 'rbf' is not a valid setting"),
+    ({"num_samples": 1_000_000_000}, r"num_samples: Input should be less than or equal to 10000"),
 ])
 def test_malformed_studies_name_the_field(change, message):
     with pytest.raises(ConfigError, match=message):

@@ -17,7 +17,7 @@ from hqray.errors import ConfigError
 from hqray.training import fold_splits, load_model, run_baselines
 from hqray.tune import StudyConfig, run_study
 from hqray.tune.leaderboard import build_leaderboard, comparison
-from hqray.tune.runner import LEDGER_FILE
+from hqray.tune.scoring import ScoringRecords
 from hqray.tune.trainable import FOLD_STATE_FILE
 
 STUDY = StudyConfig(name="t_sweep", dataset={"name": "iris", "options": {"task": "binary"}},
@@ -41,8 +41,11 @@ def sweep(ray_session, tmp_path_factory):
     return run_study(STUDY, results_dir=results, verbose=0)
 
 
-def ledger_lines(result) -> list[dict]:
-    return [json.loads(line) for line in (result.directory / "tune" / LEDGER_FILE).read_text().splitlines()]
+def ledger_lines(result, storage=None) -> list[dict]:
+    """One line per (scoring, fold): a trial scored twice shows its folds twice."""
+    records = ScoringRecords(storage or result.directory / "tune").scorings()
+    return [{"trial_id": record["trial_id"], "time": record["time"], **fold} for record in records
+            for fold in record["folds"]]
 
 
 def test_every_trial_of_every_generation_is_scored_on_every_fold_once(sweep):
@@ -196,7 +199,12 @@ def test_studies_share_storage_without_mixing_and_user_data_is_never_deleted(ray
         run_study(StudyConfig(name="t_share_c", **tiny), results_dir=tmp_path / "results", verbose=0)
     # Remote storage (a URI) is never deleted: a fresh run over an earlier one is refused.
     remote = f"file://{tmp_path / 'remote'}"
-    run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote, verbose=0)
+    result = run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote,
+                       verbose=0)
+    # The scoring ledger works there too: one scoring of each fold of the one trial.
+    lines = ledger_lines(result, storage=f"{remote}/t_share_a")
+    assert sorted(line["fold"] for line in lines) == [0, 1]
+    assert {line["trial_id"] for line in lines} == set(result.trials["trial_id"])
     with pytest.raises(ConfigError, match="already holds a run of study 't_share_a'.*--resume"):
         run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote, verbose=0)
 

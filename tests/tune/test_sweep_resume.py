@@ -8,7 +8,6 @@ trials that had finished, and continue the interrupted trial from its last epoch
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from hqray.tune.scoring import ScoringRecords
 
 # Enough epochs that a trial runs for seconds: the kill waits until a trial's checkpoint is
 # old enough to be named by Tune's last experiment snapshot (taken every second).
@@ -38,8 +39,10 @@ def sweep_command(study_path: Path, results: Path, *extra: str) -> list[str]:
 
 
 def ledger(results: Path) -> list[dict]:
-    path = results / "t_resume" / "tune" / "scoring_ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """One line per (scoring, fold): a trial scored twice shows its folds twice."""
+    records = ScoringRecords(results / "t_resume" / "tune").scorings()
+    return [{"trial_id": record["trial_id"], "time": record["time"], **fold} for record in records
+            for fold in record["folds"]]
 
 
 def interrupted_trial_dirs(results: Path, min_age_s: float = 0.0) -> list[Path]:
