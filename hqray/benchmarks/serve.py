@@ -161,25 +161,13 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
     from hqray.cluster import connect
     from hqray.data import load_dataset
     from hqray.serve import ServeSettings, build_app
-    from hqray.training import HybridClassifier, save_checkpoint
 
     if rounds < 1:
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
     info = machine_info()
     log(f"machine: {info}")
     data = load_dataset("iris", task="multiclass")
-    names = np.asarray(data.class_names)[data.labels]
-    checkpoints, call_ms = {}, {}
-    for label, options in MODELS.items():
-        model = HybridClassifier("g6", epochs=10, options=options or None).fit(
-            data.features, names, list(data.feature_names))
-        checkpoints[label] = str(save_checkpoint(model, tempfile.mkdtemp()))
-        # What one model call costs in this process before Ray starts: the work batching can
-        # share (per call) next to the work it cannot (per row).
-        call_ms[label] = {f"{rows}_rows": median_ms(lambda x=data.features[:rows], model=model: model.predict_proba(x))
-                          for rows in (1, 32)}
-        log(f"{label}: predict_proba in process, median ms: "
-            + ", ".join(f"{key.replace('_', ' ')} {value:.2f}" for key, value in call_ms[label].items()))
+    checkpoints, call_ms = _fit_models(data, log)
     connect(num_cpus=2, include_dashboard=False)
     port = _free_port()
     wait = {} if batch_wait_timeout_s is None else {"batch_wait_timeout_s": batch_wait_timeout_s}
@@ -231,7 +219,33 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
         import ray
 
         ray.shutdown()
-    one, many = results["levels"]["1"], results["levels"]["32"]
+    results.update(target_ratios(results["levels"], log))
+    return results
+
+
+def _fit_models(data, log: Callable[[str], None]) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """Each model of MODELS fitted and checkpointed, and its in-process call time for 1 and 32 rows."""
+    from hqray.training import HybridClassifier, save_checkpoint
+
+    names = np.asarray(data.class_names)[data.labels]
+    checkpoints, call_ms = {}, {}
+    for label, options in MODELS.items():
+        model = HybridClassifier("g6", epochs=10, options=options or None).fit(
+            data.features, names, list(data.feature_names))
+        checkpoints[label] = str(save_checkpoint(model, tempfile.mkdtemp()))
+        # What one model call costs in this process before Ray starts: the work batching can
+        # share (per call) next to the work it cannot (per row).
+        call_ms[label] = {f"{rows}_rows": median_ms(lambda x=data.features[:rows], model=model: model.predict_proba(x))
+                          for rows in (1, 32)}
+        log(f"{label}: predict_proba in process, median ms: "
+            + ", ".join(f"{key.replace('_', ' ')} {value:.2f}" for key, value in call_ms[label].items()))
+    return checkpoints, call_ms
+
+
+def target_ratios(levels: dict, log: Callable[[str], None] = lambda line: None) -> dict:
+    """Each model's two target ratios from the measured levels (medians of per-round ratios)."""
+    one, many = levels["1"], levels["32"]
+    results: dict = {}
 
     def per_round(numerator: str, denominator: str) -> list[float]:
         return [a / b for a, b in zip(many[numerator]["requests_per_s_per_round"],

@@ -364,33 +364,45 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
                 continue
         trainable = tune.with_resources(tune.with_parameters(train_folds, dataset=dataset, settings=settings),
                                         _trial_resources(study, generation, info.resources))
-        experiment = str(Path(storage_path) / generation) if _is_local(storage_path) else f"{storage_path}/{generation}"
         generation_started = time.monotonic()
-        if resume and tune.Tuner.can_restore(experiment):
-            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"generation": generation, **param_space(study, generation)},
-                tune_config=_tune_config(study, generation, remaining),
-                run_config=tune.RunConfig(
-                    name=generation, storage_path=storage_path, verbose=verbose,
-                    failure_config=tune.FailureConfig(max_failures=2),
-                    # Keep every checkpoint of a running trial: with num_to_keep, Tune deletes
-                    # the checkpoint its last experiment snapshot names as soon as a newer one
-                    # arrives, so a driver killed before the next snapshot leaves a study that
-                    # cannot resume ("Could not recover from checkpoint as it does not exist";
-                    # ray-project/ray#27790). Old ones go once no snapshot can name them,
-                    # and finished trials keep their last (prune_trial_checkpoints).
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                    callbacks=[PruneSupersededCheckpoints(lag_s=_pruning_lag_s()), *callbacks],
-                ),
-            )
-        grid = tuner.fit()
+        grid = _tuner(study, generation, trainable, storage_path, resume, remaining, verbose, callbacks).fit()
         prune_trial_checkpoints(grid)
         seconds[generation] = time.monotonic() - generation_started
         rows.extend(_trial_rows(generation, grid))
+    result = _write_results(study, dataset, splits, rows, seconds, notes, directory, smoke_test)
+    logger.info("study %s: %d trials in %.0f s; results in %s", study.name, len(result.trials),
+                time.monotonic() - started, directory)
+    return result
 
+
+def _tuner(study: StudyConfig, generation: str, trainable: Any, storage_path: str, resume: bool,
+           time_budget_s: float | None, verbose: int, callbacks: Sequence[Any]) -> Any:
+    """The generation's Tuner: restored from storage on ``resume`` when it ran before, else new."""
+    experiment = str(Path(storage_path) / generation) if _is_local(storage_path) else f"{storage_path}/{generation}"
+    if resume and tune.Tuner.can_restore(experiment):
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space={"generation": generation, **param_space(study, generation)},
+        tune_config=_tune_config(study, generation, time_budget_s),
+        run_config=tune.RunConfig(
+            name=generation, storage_path=storage_path, verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=2),
+            # Keep every checkpoint of a running trial: with num_to_keep, Tune deletes
+            # the checkpoint its last experiment snapshot names as soon as a newer one
+            # arrives, so a driver killed before the next snapshot leaves a study that
+            # cannot resume ("Could not recover from checkpoint as it does not exist";
+            # ray-project/ray#27790). Old ones go once no snapshot can name them,
+            # and finished trials keep their last (prune_trial_checkpoints).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=[PruneSupersededCheckpoints(lag_s=_pruning_lag_s()), *callbacks],
+        ),
+    )
+
+
+def _write_results(study: StudyConfig, dataset: Dataset, splits, rows: list[dict[str, Any]],
+                   seconds: dict[str, float], notes: list[str], directory: Path, smoke_test: bool) -> SweepResult:
+    """Baselines on the same folds, the leaderboard, the refitted best model, tables and plots."""
     trials = pd.DataFrame(rows)
     if trials.empty:
         trials = pd.DataFrame(columns=["generation", "trial_id", "status", *SCALAR_METRICS])
@@ -416,7 +428,5 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     board.to_csv(directory / "leaderboard.csv", index=False)
     (directory / "leaderboard.md").write_text(markdown)
     save_sweep_plots(trials, board, study.metric, directory / "plots")
-    logger.info("study %s: %d trials in %.0f s; results in %s", study.name, len(trials),
-                time.monotonic() - started, directory)
     return SweepResult(study, directory, board, trials, best_path, markdown)
 
