@@ -55,7 +55,7 @@ def describe_cluster(started_locally: bool = False) -> ClusterInfo:
 
 def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, num_cpus: int | None = None,
             num_gpus: int | None = None, include_dashboard: bool | None = None,
-            node_ip_address: str = "127.0.0.1") -> ClusterInfo:
+            node_ip_address: str = "127.0.0.1", metrics_export_port: int | None = None) -> ClusterInfo:
     """Joins a Ray cluster, or starts an embedded local one with virtual QPUs.
 
     Args:
@@ -65,6 +65,9 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         num_cpus, num_gpus: limits of the local Ray (default: all of this machine's).
         include_dashboard: start the Ray dashboard with a local Ray.
         node_ip_address: address the local Ray binds to (loopback unless told otherwise).
+        metrics_export_port: port of the local Ray's Prometheus endpoint
+            (``http://<node_ip_address>:<port>/metrics``: the pool's ``hqray_pool_*``
+            counters and latency histogram, with Ray's own metrics); default: Ray picks one.
 
     A Ray this starts (or joins on a loopback address) runs in Ray's single-machine mode,
     whatever was imported first, and is checked: if any of its processes listens beyond
@@ -100,7 +103,8 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         setup = {"runtime_env": {"worker_process_setup_hook": WORKER_SETUP_HOOK}} if in_loopback_mode() else {}
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
                  namespace="hqray", include_dashboard=include_dashboard,
-                 _node_ip_address=node_ip_address, **setup)
+                 _node_ip_address=node_ip_address,
+                 **({"_metrics_export_port": metrics_export_port} if metrics_export_port else {}), **setup)
         info = describe_cluster(started_locally=True)
     if loopback_wanted():
         _refuse_exposed(shutdown=True)

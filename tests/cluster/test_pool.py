@@ -19,10 +19,21 @@ from hqray.quantum import CircuitSpec, execute
 SPEC = CircuitSpec(n_qubits=4, n_layers=2)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
     # No GPUs, whatever the machine has: the tests' expectations (a skipped gpu tier) hold everywhere.
-    connect(num_qpus=2, num_cpus=2, num_gpus=0, include_dashboard=False)
+    connect(num_qpus=2, num_cpus=2, num_gpus=0, include_dashboard=False, metrics_export_port=METRICS_PORT)
     yield
     ray.shutdown()
 
@@ -273,6 +284,45 @@ class TestSurvivesCallersAndWorkers:
             with pytest.raises(CircuitError, match="one row of a 20-qubit circuit needs .* no tier's memory cap"):
                 pool.run(big, np.zeros((2, 20), dtype=np.float32), np.zeros(big.weight_shape, dtype=np.float32))
             assert pool.stats()["cpu"]["shards"] == 0
+
+
+def scrape(tier: str) -> dict[str, float]:
+    """The pool's metrics of ``tier`` from the local Ray's Prometheus endpoint (on loopback)."""
+    import re
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"ray_hqray_pool_(\w+?)(?:_total)?\{(.*)\} ([0-9.e+-]+)$", line)
+        if match and f'tier="{tier}"' in match.group(2) and 'le="' not in match.group(2):
+            values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(3))
+    return values
+
+
+def test_the_pools_counters_are_scraped_where_operators_look():
+    # Tier names of their own, so other tests' pools in this Ray session do not add to them.
+    tiers = {"flaky": TierConfig(resource="QPU", backend="no.such.device", max_shard_rows=100),
+             "steady": TierConfig(resource="CPU", max_shard_rows=100)}
+    inputs, weights = data(300)
+    with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["flaky", "steady"], retries=1,
+                                min_shard_rows=100)) as pool:
+        pool.run(SPEC, inputs, weights)
+        stats = pool.stats()
+    wanted = {"flaky": ("failures", "retries"), "steady": ("rows", "shards", "fallbacks")}
+    deadline, scraped = time.monotonic() + 120, {}
+    while time.monotonic() < deadline:  # Ray exports metrics every few seconds
+        scraped = {tier: scrape(tier) for tier in wanted}
+        if all(scraped[tier].get(name) == stats[tier][name] for tier, names in wanted.items() for name in names) \
+                and scraped["steady"].get("shard_latency_s_count") == stats["steady"]["shards"]:
+            break
+        time.sleep(1)
+    # One set of counters: what Prometheus reads is what stats() says.
+    assert stats["flaky"]["failures"] == 6 and stats["steady"]["rows"] == 300 and stats["steady"]["fallbacks"] == 3
+    for tier, names in wanted.items():
+        for name in names:
+            assert scraped[tier].get(name) == stats[tier][name], (tier, name, scraped, stats)
+    assert scraped["steady"]["shard_latency_s_count"] == stats["steady"]["shards"]  # the latency histogram
 
 
 class TestBadInput:
