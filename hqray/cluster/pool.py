@@ -587,7 +587,7 @@ class QuantumPool:
         now = time.monotonic()
         began = worker.started_at(key)
         worker.dequeue(key, now)
-        inflight = key in scheduler.inflight()
+        inflight = scheduler.is_inflight(key)
         try:
             value = ray.get(key)
         except RayActorError as error:  # dead, or unavailable (it may still hold its bundle): replace

@@ -150,6 +150,10 @@ class ShardScheduler:
     def has_pending(self) -> bool:
         return bool(self._retry) or self._next_item < self.n_items
 
+    def is_inflight(self, key: Hashable) -> bool:
+        """Whether ``key`` is a live attempt (not abandoned after a timeout, not settled)."""
+        return key in self._inflight
+
     def inflight(self) -> dict[Hashable, tuple[Shard, str, int]]:
         return {key: (a.shard, a.tier, a.slot) for key, a in self._inflight.items()}
 

@@ -40,15 +40,15 @@ def check_features(features: Any, n_features: int | None = None, what: str = "fe
         raise DataTypeError(f"{what}: sparse input is not supported; pass a dense array (e.g. {what}.toarray())")
     try:
         array = np.asarray(features)
-        if array.dtype.kind == "c":  # float64 would silently keep the real part
-            raise DataError(f"{what}: Complex data not supported; expected real numbers")
-        array = array.astype(np.float64, copy=False)
+        is_complex = array.dtype.kind == "c"  # float64 would silently keep only the real part
+        if not is_complex:
+            array = array.astype(np.float64, copy=False)
     except TypeError as error:  # objects such as dicts: a type problem, as scikit-learn says
         raise DataTypeError(f"{what} must be numeric: {error}") from None
     except ValueError as error:  # strings that are not numbers, ragged rows
-        if isinstance(error, DataError):
-            raise
         raise DataError(f"{what} must be numeric: {error}") from None
+    if is_complex:
+        raise DataError(f"{what}: Complex data not supported; expected real numbers")
     if array.ndim != 2:
         hint = "; Reshape your data with X.reshape(1, -1) for a single sample" if array.ndim == 1 else ""
         raise DataError(f"{what} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
