@@ -29,6 +29,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "hqray.errors": ["NotFittedError"],  # derives from scikit-learn's: made on first use
     "hqray.models": ["HybridConfig", "list_generations", "make_config"],
     "hqray.quantum": ["CircuitSpec", "QuantumLayer", "execute"],
+    "hqray.serve.batch": ["batch_predict"],  # Ray Data
     "hqray.training": ["CrossValidationResult", "HybridClassifier", "cross_validate", "load_model",
                        "save_checkpoint"],
 })
@@ -47,6 +48,7 @@ __all__ = [
     "NotFittedError",
     "QuantumLayer",
     "__version__",
+    "batch_predict",
     "cross_validate",
     "execute",
     "list_datasets",

@@ -306,6 +306,34 @@ def serve_command(
 
 
 @app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="checkpoint directory (e.g. results/train/checkpoint)"),
+    source: str = typer.Argument(..., metavar="INPUT", help="CSV or Parquet file, a directory of them, or a glob"),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet output directory (errors: OUTPUT/_errors.csv)"),
+    id_column: str | None = typer.Option(None, "--id-column", help="input column to keep as each row's id "
+                                                                   "(default: file and row number)"),
+    tier: str = typer.Option("cpu", help="resource each scoring actor holds: cpu, gpu or qpu"),
+    actors: int = typer.Option(1, help="scoring actors (each loads the checkpoint once)"),
+    actor_cpus: float = typer.Option(1.0, help="CPUs per actor on the cpu tier (its torch threads)"),
+    batch_size: int = typer.Option(16_384, help="rows per scoring call"),
+    address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
+) -> None:
+    """Scores a table of any size with Ray Data; exits 1 if any row could not be scored."""
+    from hqray.cluster import connect
+    from hqray.serve.batch import predict_table
+
+    info = connect(address=address, include_dashboard=False)
+    console.print(info.summary())
+    report = predict_table(checkpoint, source, output, id_column=id_column, tier=tier, actors=actors,
+                           actor_cpus=actor_cpus, batch_size=batch_size)
+    console.print(report.summary(), soft_wrap=True, highlight=False)
+    if report.errors:
+        console.print(f"[red]error:[/] {report.errors:,} of {report.rows + report.errors:,} rows could not be "
+                      f"scored; their ids and reasons are in {report.errors_file}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def datasets() -> None:
     """Lists the datasets and their options."""
     from hqray.data import list_datasets
@@ -421,7 +449,7 @@ def bench_train(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns hqray errors into one red line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns a typer.Exit's code here
     except HqrayError as error:
         # One line whatever its length (a wrapped error reads as several), markup in it shown as is.
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
@@ -437,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return error.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from hqray.cluster.loopback import (
 )
 from hqray.errors import ConfigError
 
-__all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "DEFAULT_VIRTUAL_QPUS"]
+__all__ = ["connect", "ClusterInfo", "describe_cluster", "planned_workers", "tier_actor_options", "TIERS",
+           "DEFAULT_VIRTUAL_QPUS"]
 
 logger = logging.getLogger("hqray.cluster")
 DEFAULT_VIRTUAL_QPUS = 4
@@ -129,6 +130,21 @@ def _refuse_exposed(shutdown: bool) -> None:
 def _is_loopback(address: str) -> bool:
     host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
     return host in ("localhost", "::1", "auto") or host.startswith("127.")
+
+
+TIERS = ("cpu", "gpu", "qpu")
+
+
+def tier_actor_options(tier: str, cpus: float = 1.0) -> dict:
+    """Ray resources of one actor that runs a model on ``tier`` (a Serve replica, a scoring actor).
+
+    >>> tier_actor_options("qpu")
+    {'num_cpus': 0, 'resources': {'QPU': 1}}
+    """
+    if tier not in TIERS:
+        raise ConfigError(f"tier {tier!r} is not one of {list(TIERS)}")
+    return {"cpu": {"num_cpus": cpus}, "gpu": {"num_cpus": 0, "num_gpus": 1},
+            "qpu": {"num_cpus": 0, "resources": {"QPU": 1}}}[tier]
 
 
 def planned_workers(config: PoolConfig, resources: dict[str, float]) -> dict[str, tuple[int, str | None]]:

@@ -84,10 +84,10 @@ class ServeSettings(ValidatedModel):
                               "set an API key (--api-key-env VAR) or bind 127.0.0.1")
 
     def deployment_options(self) -> dict:
-        resources = {"cpu": {"num_cpus": self.replica_cpus}, "gpu": {"num_cpus": 0, "num_gpus": 1},
-                     "qpu": {"num_cpus": 0, "resources": {"QPU": 1}}}[self.tier]
-        options = {"ray_actor_options": resources, "max_ongoing_requests": self.max_ongoing_requests,
-                   "max_queued_requests": self.max_queued_requests,
+        from hqray.cluster.resources import tier_actor_options  # Ray: only when deploying
+
+        options = {"ray_actor_options": tier_actor_options(self.tier, self.replica_cpus),
+                   "max_ongoing_requests": self.max_ongoing_requests, "max_queued_requests": self.max_queued_requests,
                    "logging_config": {"enable_access_log": self.access_log}}
         if self.autoscaling:
             options["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas,

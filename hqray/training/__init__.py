@@ -15,7 +15,8 @@ from hqray._lazy import lazy_exports
 # Everything here needs torch or scikit-learn: it loads on first use.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "hqray.training.baselines": ["BASELINES", "make_baseline", "register_baseline"],
-    "hqray.training.checkpoint": ["load_model", "read_metadata", "save_checkpoint"],
+    "hqray.training.checkpoint": ["checkpoint_files", "checkpoint_id", "load_model", "read_metadata",
+                                  "save_checkpoint"],
     "hqray.training.classifier": ["HybridClassifier"],
     "hqray.training.cv": ["DEFAULT_BASELINES", "CrossValidationResult", "FoldScores", "LockstepFolds",
                           "cross_validate", "fold_splits", "run_baselines", "SAME_FEATURES_SUFFIX"],
@@ -39,6 +40,8 @@ __all__ = [
     "classification_metrics",
     "cross_validate",
     "fold_splits",
+    "checkpoint_files",
+    "checkpoint_id",
     "load_model",
     "make_baseline",
     "read_metadata",

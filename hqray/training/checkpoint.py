@@ -11,6 +11,7 @@ A checkpoint from elsewhere cannot run code when it is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from datetime import datetime, timezone
@@ -25,7 +26,8 @@ from hqray.errors import CheckpointError, ConfigError
 from hqray.models import HybridConfig, HybridNet, circuit_spec
 from hqray.training.classifier import HybridClassifier
 
-__all__ = ["save_checkpoint", "load_model", "read_metadata", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files", "checkpoint_id", "FORMAT",
+           "FORMAT_VERSION"]
 
 FORMAT = "hqray-checkpoint"
 FORMAT_VERSION = 1
@@ -101,6 +103,24 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(directory)!r}: format_version "
                               f"{metadata.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
     return metadata
+
+
+def checkpoint_files(directory: str | Path) -> dict[str, bytes]:
+    """The checkpoint's files as bytes, after :func:`read_metadata`'s checks (to ship to other machines)."""
+    read_metadata(directory)
+    return {name: (Path(directory) / name).read_bytes() for name in FILES}
+
+
+def checkpoint_id(files: dict[str, bytes]) -> str:
+    """A short content hash of a checkpoint's files: names the exact model behind a prediction.
+
+    >>> checkpoint_id({"weights.pt": b"w", "preprocessing.npz": b"p", "metadata.json": b"{}"})
+    '8b3ec13dbf3e494c'
+    """
+    digest = hashlib.sha256()
+    for name in FILES:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()[:16]
 
 
 def load_model(directory: str | Path) -> HybridClassifier:

@@ -1,0 +1,297 @@
+"""Scoring tables of any size with Ray Data: ``hqray predict`` and :func:`batch_predict`.
+
+The pipeline is Ray Data's own, streaming with bounded memory: a :class:`TableSource`
+reads CSV or Parquet with row ids, ``map_batches`` runs a pool of scoring actors (the
+checkpoint is loaded once per actor, placed on the tier asked for, as Serve replicas are),
+and a datasink writes predictions and errors. A bad row (a missing, non-numeric or
+non-finite feature, a CSV line of the wrong width) does not stop the job; it comes back as
+a row whose ``error`` says why, and :func:`predict_table` writes it to the errors file.
+
+Output columns: the row id (``file`` and ``row``, or the user's id column), ``prediction``,
+``proba_<class>`` per class, ``checkpoint`` (a content hash of the checkpoint's files) and,
+from :func:`batch_predict`, ``error`` (null for a scored row).
+
+**Example**::
+
+    import hqray
+    ds = hqray.batch_predict("results/train/checkpoint", "data/patients.parquet")
+    ds.filter(expr="error is null").write_parquet("scores/")
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import ray
+from ray.data.datasource import Datasink
+
+from hqray.cluster.resources import tier_actor_options
+from hqray.errors import ConfigError, DataError
+from hqray.ownership import claim_directory
+from hqray.serve.tables import ORDER, READ_ERROR, TableSource, check_table_columns, find_table_files
+from hqray.training import checkpoint_files, checkpoint_id, load_model, read_metadata
+
+__all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", "score_table"]
+
+ERRORS_FILE = "_errors.csv"  # inside the output directory; readers of Parquet directories skip "_" names
+OUTPUT_KIND = "predictions"
+ERROR = "error"
+
+
+def _reason_column(name: str, values: np.ndarray, missing: np.ndarray) -> list[str]:
+    return [f"column {name!r}: missing value" if gone else f"column {name!r}: expected a finite number, got {v!r}"
+            for v, gone in zip(values, missing, strict=True)]
+
+
+def feature_matrix(table: pa.Table, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The features of a block as float64, and each row's first problem (``None`` when it has none).
+
+    Numeric columns are taken as they are; text columns (CSV) are parsed. Missing values,
+    text that is not a number, NaN and infinities make a row bad, named by column and value.
+
+    >>> matrix, reasons = feature_matrix(pa.table({"a": ["1.5", "x", None], "b": [1.0, 2.0, 3.0]}), ["a", "b"])
+    >>> matrix[0].tolist(), list(reasons)
+    ([1.5, 1.0], [None, "column 'a': expected a finite number, got 'x'", "column 'a': missing value"])
+    """
+    rows = table.num_rows
+    matrix = np.empty((rows, len(features)), dtype=np.float64)
+    reasons = np.full(rows, None, dtype=object)
+    if READ_ERROR in table.column_names:
+        read_errors = table[READ_ERROR].to_numpy(zero_copy_only=False)
+        reasons[:] = read_errors
+    for index, name in enumerate(features):
+        column = table[name]
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            raw = column.to_numpy(zero_copy_only=False)
+            values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            raw = values
+        else:
+            raise DataError(f"column {name!r} has type {column.type}; expected numbers")
+        matrix[:, index] = values
+        bad = (~np.isfinite(values) | missing) & np.equal(reasons, None)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            reasons[where] = _reason_column(name, raw[where], missing[where])
+    return matrix, reasons
+
+
+class _Scorer:
+    """A scoring actor: loads the checkpoint once, then scores blocks."""
+
+    def __init__(self, files: dict[str, bytes], keep: list[str], threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
+        for name, content in files.items():
+            Path(self._directory, name).write_bytes(content)
+        self.model = load_model(self._directory)
+        self.keep = keep
+        self.identity = checkpoint_id(files)
+
+    def __del__(self):
+        shutil.rmtree(getattr(self, "_directory", ""), ignore_errors=True)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return score_table(self.model, table, self.keep, self.identity)
+
+
+def score_table(model, table: pa.Table, keep: list[str], identity: str) -> pa.Table:
+    """Predictions of one block: the ``keep`` columns, prediction, probabilities, checkpoint, error."""
+    matrix, reasons = feature_matrix(table, model.feature_names_)
+    good = np.equal(reasons, None)
+    classes = model.classes_
+    probabilities = np.full((table.num_rows, classes.size), np.nan)
+    if good.any():
+        probabilities[good] = model.predict_proba(matrix[good])
+    labels = model.predict_from_proba(np.nan_to_num(probabilities))
+    columns = {name: table[name] for name in keep if name in table.column_names}
+    columns["prediction"] = pa.array(labels, mask=~good)
+    for index, label in enumerate(classes):
+        columns[f"proba_{label}"] = pa.array(probabilities[:, index], mask=~good)
+    columns["checkpoint"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int32)),
+                                                           pa.array([identity]))
+    columns[ERROR] = pa.array(reasons, type=pa.string())
+    return pa.table(columns)
+
+
+def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | None = None, tier: str = "cpu",
+                  actors: int = 1, actor_cpus: float = 1.0, batch_size: int = 16_384):
+    """Scores a table with a pool of actors; returns the (lazy) Ray Dataset of predictions.
+
+    Args:
+        checkpoint: a checkpoint directory (its files travel to the actors; no shared disk needed).
+        source: a CSV/Parquet file, a directory of them, a glob, or a Ray Dataset. Files get
+            ``file``/``row`` ids (unless ``id_column`` names one); a Dataset keeps
+            ``id_column`` if given, and its order.
+        id_column: a column to carry into the output as each row's id.
+        tier: ``cpu``, ``gpu`` or ``qpu``: the resource each actor holds.
+        actors: scoring actors (each loads the checkpoint once).
+        actor_cpus: CPUs each actor holds on the cpu tier (its torch threads).
+        batch_size: rows per scoring call.
+
+    Returns:
+        A Ray Dataset with ids, ``prediction``, ``proba_<class>``, ``checkpoint`` and
+        ``error`` (null for scored rows); nothing runs until it is consumed.
+
+    Raises:
+        DataError: the input does not exist, or lacks the model's feature columns.
+        CheckpointError: the checkpoint is missing or unreadable.
+    """
+    if actors < 1 or batch_size < 1:
+        raise ConfigError(f"actors ({actors}) and batch_size ({batch_size}) must be at least 1")
+    options = tier_actor_options(tier, actor_cpus)
+    _check_tier_resources(tier, options, actors)
+    files = checkpoint_files(checkpoint)
+    metadata = read_metadata(checkpoint)
+    features = list(metadata["feature_names"])
+    if isinstance(source, ray.data.Dataset):
+        dataset = source
+        keep = [id_column] if id_column else []
+    else:
+        table_files = find_table_files(source)
+        check_table_columns(table_files, features, id_column)
+        dataset = ray.data.read_datasource(TableSource(table_files, features, id_column))
+        keep = [id_column] if id_column else ["file", "row"]
+        keep.append(ORDER)
+    scored = dataset.map_batches(
+        _Scorer, fn_constructor_kwargs={"files": files, "keep": keep, "threads": int(max(1, actor_cpus))},
+        batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), **options)
+    scored.context.execution_options.preserve_order = True  # output in input order
+    return scored
+
+
+def _check_tier_resources(tier: str, options: dict, actors: int) -> None:
+    """Refuses what Ray Data would wait for forever: a tier the cluster has none of, or
+    actors that hold every CPU, leaving none to the tasks that read and write."""
+    needed = {"GPU": options.get("num_gpus", 0), **options.get("resources", {})}
+    available = ray.cluster_resources()
+    for resource, amount in needed.items():
+        if amount and available.get(resource, 0) < amount:
+            raise ConfigError(f"tier {tier!r} needs {amount:g} {resource} per actor, but the cluster has "
+                              f"{available.get(resource, 0):g}; choose another --tier")
+    held = actors * options.get("num_cpus", 0)
+    if held and held + 1 > available.get("CPU", 0):
+        raise ConfigError(f"{actors} actor(s) x {options['num_cpus']:g} CPU would leave "
+                          f"{available.get('CPU', 0) - held:g} of the cluster's {available.get('CPU', 0):g} CPUs to "
+                          "read and write (at least 1 needed); use fewer --actors or a smaller --actor-cpus")
+
+
+class _PredictionDatasink(Datasink):
+    """Writes scored rows as Parquet parts of the output, bad rows as parts of the errors file.
+
+    Part names start with the first row's order key, so the files sort in input order.
+    """
+
+    def __init__(self, output: str, errors: str):
+        self.output, self.errors = output, errors
+        self.totals = {"rows": 0, "errors": 0, "files": 0}
+
+    def write(self, blocks, ctx) -> dict:
+        counts = {"rows": 0, "errors": 0, "files": 0}
+        for block in blocks:
+            if not isinstance(block, pa.Table):
+                block = pa.Table.from_pandas(block, preserve_index=False)
+            if block.num_rows == 0:
+                continue
+            name = (f"part-{block[ORDER][0].as_py():016x}" if ORDER in block.column_names
+                    else f"part-{ctx.task_idx:06d}-{uuid.uuid4().hex[:8]}")
+            bad = pc.is_valid(block[ERROR])
+            scored = block.filter(pc.invert(bad)).drop_columns([c for c in (ERROR, ORDER) if c in block.column_names])
+            failed = block.filter(bad)
+            if scored.num_rows:
+                pq.write_table(scored, os.path.join(self.output, f"{name}.parquet"))
+                counts["files"] += 1
+            if failed.num_rows:
+                ids = [c for c in failed.column_names if c not in ("prediction", "checkpoint", ORDER)
+                       and not c.startswith("proba_")]
+                pq.write_table(failed.select(ids), os.path.join(self.errors, f"{name}.parquet"))
+            counts["rows"] += scored.num_rows
+            counts["errors"] += failed.num_rows
+        return counts
+
+    def on_write_complete(self, write_result) -> None:
+        for counts in write_result.write_returns:
+            for key in self.totals:
+                self.totals[key] += counts[key]
+
+
+@dataclass
+class PredictionReport:
+    """What ``hqray predict`` did: rows scored, rows in error, where each went, how long it took."""
+
+    rows: int
+    errors: int
+    output: str
+    errors_file: str | None
+    files: int
+    seconds: float
+    checkpoint_id: str
+
+    def summary(self) -> str:
+        rate = (self.rows + self.errors) / self.seconds if self.seconds > 0 else float("nan")
+        text = (f"scored {self.rows:,} rows into {self.output} ({self.files} Parquet files) in {self.seconds:.1f} s "
+                f"({rate:,.0f} rows/s), checkpoint {self.checkpoint_id}")
+        if self.errors:
+            text += f"; {self.errors:,} rows could not be scored: see {self.errors_file}"
+        return text
+
+
+def predict_table(checkpoint: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, *,
+                  id_column: str | None = None, tier: str = "cpu", actors: int = 1, actor_cpus: float = 1.0,
+                  batch_size: int = 16_384) -> PredictionReport:
+    """Scores ``source`` into the Parquet directory ``output`` (errors: ``output/_errors.csv``).
+
+    ``output`` must be new, empty, or an earlier output of ``hqray predict`` (whose part
+    files are replaced); a directory holding anything else is refused. Needs a connected Ray.
+    """
+    output = Path(output)
+    started = time.perf_counter()
+    dataset = batch_predict(checkpoint, source, id_column=id_column, tier=tier, actors=actors,
+                            actor_cpus=actor_cpus, batch_size=batch_size)
+    claim_directory(output, OUTPUT_KIND, "hqray predict")
+    parts = output / "_errors.parts"
+    for stale in [*output.glob("part-*.parquet"), output / ERRORS_FILE]:  # an earlier run's (ours)
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    sink = _PredictionDatasink(str(output.resolve()), str(parts.resolve()))
+    dataset.write_datasink(sink)
+    errors_file = _merge_errors(parts, output / ERRORS_FILE) if sink.totals["errors"] else None
+    shutil.rmtree(parts)
+    return PredictionReport(rows=sink.totals["rows"], errors=sink.totals["errors"], output=str(output),
+                            errors_file=errors_file, files=sink.totals["files"],
+                            seconds=time.perf_counter() - started,
+                            checkpoint_id=checkpoint_id(checkpoint_files(checkpoint)))
+
+
+def _merge_errors(parts: Path, target: Path) -> str:
+    """Concatenates the error parts, in input order, into one CSV file (one part in memory at a time)."""
+    writer = None
+    try:
+        for part in sorted(parts.glob("*.parquet")):
+            table = pq.read_table(part)
+            table = table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
+                                          for f in table.schema]))
+            if writer is None:
+                writer = pacsv.CSVWriter(str(target), table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return str(target)

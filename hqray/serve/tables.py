@@ -1,0 +1,255 @@
+"""Input tables for batch scoring: which files, which columns, and a Ray Data source that
+numbers every row.
+
+A table is one CSV or Parquet file, a directory of them, or a glob. Every row the source
+emits carries its file and its 0-based row in that file (``file``, ``row``), so each
+prediction and each error names the row it belongs to, whatever order the cluster ran in.
+A CSV line with too few or too many fields is not dropped: it travels as a row whose
+``_read_error`` says what was wrong, and becomes a line of the errors file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+from hqray.errors import DataError
+
+__all__ = ["TableFiles", "find_table_files", "TableSource", "READ_ERROR", "ORDER", "ROW_ID_COLUMNS"]
+
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+READ_ERROR = "_read_error"  # why a CSV line could not be read as a row (null when it could)
+ORDER = "_order"            # sort key of a row: file index * 2**40 + row (dropped before writing)
+ROW_ID_COLUMNS = ("file", "row")
+ROWS_PER_FILE_LIMIT = 2 ** 40
+READ_TASK_ROWS = 1_000_000  # rows per Parquet read task (row groups are never split)
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """The files of one input table, in the order their rows are numbered."""
+
+    paths: tuple[str, ...]
+    file_format: str  # "csv" or "parquet"
+
+
+def find_table_files(source: str | os.PathLike) -> TableFiles:
+    """The CSV or Parquet files named by a file, a directory or a glob.
+
+    Raises:
+        DataError: nothing matches, a file's suffix is neither CSV nor Parquet, or CSV and
+            Parquet files are mixed.
+
+    **Example**
+
+    >>> find_table_files("/no/such/table.parquet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hqray.errors.DataError: input '/no/such/table.parquet' does not exist (expected a CSV or Parquet file, ...)
+    """
+    text = str(source)
+    path = Path(text)
+    if path.is_dir():
+        candidates = sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+        paths = [p for p in candidates if Path(p).suffix.lower() in SUFFIXES]
+        if not paths:
+            raise DataError(f"directory {text!r} holds no .csv or .parquet files")
+    elif any(char in text for char in "*?["):
+        paths = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise DataError(f"glob {text!r} matches no files")
+    elif path.is_file():
+        paths = [text]
+    else:
+        raise DataError(f"input {text!r} does not exist (expected a CSV or Parquet file, a directory of them, "
+                        "or a glob)")
+    formats = {SUFFIXES.get(Path(p).suffix.lower()) for p in paths}
+    if None in formats:
+        odd = next(p for p in paths if Path(p).suffix.lower() not in SUFFIXES)
+        raise DataError(f"{odd!r} is neither .csv nor .parquet; expected {sorted(SUFFIXES)}")
+    if len(formats) > 1:
+        raise DataError(f"{text!r} mixes CSV and Parquet files; score them separately")
+    return TableFiles(tuple(os.path.abspath(p) for p in paths), formats.pop())
+
+
+def _columns(path: str, file_format: str) -> list[str]:
+    try:
+        if file_format == "parquet":
+            return list(pq.read_schema(path).names)
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                            parse_options=pacsv.ParseOptions(invalid_row_handler=_skip)) as reader:
+            return list(reader.schema.names)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path!r} could not be read as {file_format}: {error}") from None
+
+
+def _skip(row) -> str:  # the header alone is needed here; bad lines are reported by the read
+    return "skip"
+
+
+def check_table_columns(files: TableFiles, features: list[str], id_column: str | None) -> None:
+    """Every file has the model's feature columns (and the id column); raises naming what is missing."""
+    wanted = list(features) + ([id_column] if id_column else [])
+    for path in files.paths:
+        columns = _columns(path, files.file_format)
+        missing = [name for name in wanted if name not in columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+            raise DataError(f"{path!r} lacks column(s) {missing} that the model needs; it has {len(columns)} "
+                            f"columns ({shown}); the model expects {len(features)} features {features}")
+
+
+class TableSource(Datasource):
+    """Reads a table's files as blocks with ``file``/``row`` ids (or the user's id column).
+
+    Parquet files are split into read tasks along row groups; a CSV file is one task,
+    streamed in blocks. CSV feature columns are read as text and parsed by the scorer, so
+    one bad value fails one row, not the file.
+    """
+
+    def __init__(self, files: TableFiles, features: list[str], id_column: str | None = None,
+                 block_rows: int = 65_536, csv_block_bytes: int = 1 << 22):
+        super().__init__()
+        self.files, self.features, self.id_column = files, list(features), id_column
+        self.block_rows, self.csv_block_bytes = block_rows, csv_block_bytes
+
+    def get_name(self) -> str:
+        return f"Read{self.files.file_format.capitalize()}Table"
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return sum(os.path.getsize(path) for path in self.files.paths)
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context=None) -> list[ReadTask]:
+        columns = self.features + ([self.id_column] if self.id_column else [])
+        tasks = []
+        for index, path in enumerate(self.files.paths):
+            size = os.path.getsize(path)
+            if self.files.file_format == "csv":
+                read = partial(_read_csv, path, index, columns, self.id_column, self.csv_block_bytes)
+                tasks.append(ReadTask(read, BlockMetadata(num_rows=None, size_bytes=size, input_files=[path],
+                                                          exec_stats=None)))
+                continue
+            for groups, offset, rows in _row_group_chunks(path):
+                read = partial(_read_parquet, path, index, groups, offset, columns, self.id_column,
+                               self.block_rows)
+                share = int(size * rows / max(1, pq.ParquetFile(path).metadata.num_rows))
+                tasks.append(ReadTask(read, BlockMetadata(num_rows=rows, size_bytes=share, input_files=[path],
+                                                          exec_stats=None)))
+        return tasks
+
+
+def _row_group_chunks(path: str) -> list[tuple[list[int], int, int]]:
+    """Row groups of a Parquet file bundled into read tasks: (groups, first row, rows)."""
+    metadata = pq.ParquetFile(path).metadata
+    if metadata.num_rows >= ROWS_PER_FILE_LIMIT:
+        raise DataError(f"{path!r} has {metadata.num_rows} rows; at most {ROWS_PER_FILE_LIMIT - 1} per file")
+    chunks, groups, first, rows = [], [], 0, 0
+    for group in range(metadata.num_row_groups):
+        groups.append(group)
+        rows += metadata.row_group(group).num_rows
+        if rows >= READ_TASK_ROWS:
+            chunks.append((groups, first, rows))
+            groups, first, rows = [], first + rows, 0
+    if groups or not chunks:
+        chunks.append((groups, first, rows))
+    return chunks
+
+
+def _with_ids(table: pa.Table, path: str, index: int, first_row: int, id_column: str | None) -> pa.Table:
+    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+    table = table.append_column(ORDER, pa.array(rows + index * ROWS_PER_FILE_LIMIT))
+    if id_column:
+        return table
+    files = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, dtype=np.int32)), pa.array([path]))
+    return table.append_column("file", files).append_column("row", pa.array(rows))
+
+
+def _read_parquet(path: str, index: int, groups: list[int], first_row: int, columns: list[str],
+                  id_column: str | None, block_rows: int) -> Iterator[pa.Table]:
+    if not groups:
+        return
+    row = first_row
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows, row_groups=groups, columns=columns):
+        table = pa.Table.from_batches([batch])
+        yield _with_ids(table, path, index, row, id_column)
+        row += table.num_rows
+
+
+def _read_csv(path: str, index: int, columns: list[str], id_column: str | None,
+              block_bytes: int = 1 << 22) -> Iterator[pa.Table]:
+    """Streams a CSV file; lines of the wrong width come back as rows with ``_read_error`` set.
+
+    The reader parses ahead of what it yields, so every bad line before a block's last row
+    is known when the block is numbered: its rows take the next row numbers that no bad line
+    holds, and the bad lines among them join the block, which thus covers a contiguous run.
+    """
+    bad: dict[int, str] = {}  # row number (0-based, header excluded) -> reason
+
+    def record(invalid) -> str:
+        row = invalid.number - 2 if invalid.number is not None else -1 - len(bad)
+        bad[row] = (f"line {invalid.number if invalid.number is not None else '?'} has {invalid.actual_columns} "
+                    f"fields, the header {invalid.expected_columns}: {invalid.text[:80]!r}")
+        return "skip"
+
+    text_columns = {name: pa.string() for name in columns}
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(use_threads=False, block_size=block_bytes),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=record),
+        convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=text_columns,
+                                             strings_can_be_null=True, null_values=[""]))
+    cursor = 0  # the next row number not yet emitted
+    with reader:
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if not table.num_rows:
+                continue
+            rows = _next_free_rows(cursor, table.num_rows, bad)
+            block = _numbered(table, path, index, rows, id_column)
+            bad_rows = _bad_rows_before(bad, int(rows[-1]), path, index, columns, id_column)
+            if bad_rows is not None:  # each block covers a contiguous run of rows, in order
+                block = pa.concat_tables([block, bad_rows]).sort_by(ORDER)
+            yield block
+            cursor = int(rows[-1]) + 1
+    bad_rows = _bad_rows_before(bad, None, path, index, columns, id_column)
+    if bad_rows is not None:
+        yield bad_rows
+
+
+def _next_free_rows(cursor: int, count: int, bad: dict[int, str]) -> np.ndarray:
+    taken = np.fromiter((row for row in bad if row >= cursor), dtype=np.int64)
+    candidates = np.arange(cursor, cursor + count + taken.size, dtype=np.int64)
+    return candidates[~np.isin(candidates, taken)][:count]
+
+
+def _numbered(table: pa.Table, path: str, index: int, rows: np.ndarray, id_column: str | None) -> pa.Table:
+    numbered = _with_ids(table, path, index, 0, id_column)
+    if not id_column:
+        numbered = numbered.set_column(numbered.schema.get_field_index("row"), "row", pa.array(rows))
+    order = rows + index * ROWS_PER_FILE_LIMIT
+    numbered = numbered.set_column(numbered.schema.get_field_index(ORDER), ORDER, pa.array(order))
+    return numbered.append_column(READ_ERROR, pa.nulls(table.num_rows, pa.string()))
+
+
+def _bad_rows_before(bad: dict[int, str], limit: int | None, path: str, index: int, columns: list[str],
+                     id_column: str | None) -> pa.Table | None:
+    """The bad lines numbered below ``limit`` (all when ``None``) as rows with ``_read_error``; forgets them."""
+    rows = sorted(row for row in bad if limit is None or row < limit)
+    if not rows:
+        return None
+    reasons = [bad.pop(row) for row in rows]
+    table = pa.table({name: pa.nulls(len(rows), pa.string()) for name in columns})
+    numbered = _numbered(table, path, index, np.asarray(rows, dtype=np.int64), id_column)
+    return numbered.set_column(numbered.schema.get_field_index(READ_ERROR), READ_ERROR,
+                               pa.array(reasons, pa.string()))
