@@ -122,6 +122,47 @@ def train_table() -> str:
     return "\n".join(lines)
 
 
+def engine_cuda_table() -> str:
+    rows = json.loads((HERE / "engine_cuda.json").read_text())
+    methods = ["hqray-auto", "hqray-folded", "hqray-statevector", "default.qubit-broadcast"]
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        cells.setdefault((row["n_qubits"], row["layers"], row["batch"]), {})[row["method"]] = row
+
+    def show(group: dict, method: str) -> str:
+        row = group.get(method)
+        if row is None:
+            return "-"
+        if row.get("error"):
+            return "out of memory" if "OutOfMemory" in row["error"] else "error"
+        return f"{row['samples_per_s']:,.0f}{'*' if row.get('extrapolated_from') else ''}"
+
+    lines = ["| n | L | B | auto strategy | " + " | ".join(methods) + " | auto vs default.qubit | auto GPU MB |",
+             "|---" * (len(methods) + 6) + "|"]
+    for (n, layers, batch), group in cells.items():
+        auto, reference = group["hqray-auto"], group.get("default.qubit-broadcast", {})
+        ratio = (f"{auto['samples_per_s'] / reference['samples_per_s']:.1f}x"
+                 if reference and not reference.get("error") else "-")
+        lines.append(f"| {n} | {layers} | {batch:,} | {auto['strategy']} | "
+                     + " | ".join(show(group, m) for m in methods) + f" | {ratio} | {auto['peak_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+def predict_tables() -> str:
+    recorded = json.loads((HERE / "predict.json").read_text())
+    lines = ["| features | rows | method | rows/s | seconds | driver peak MB | actor peak MB (each) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in recorded["rows"]:
+        actors = ", ".join(f"{mb:,.0f}" for mb in r["actor_peak_mb"]) or "-"
+        lines.append(f"| {r['width']} | {r['rows']:,} | {r['method']} | {r['rows_per_s']:,.0f} | {r['seconds']} | "
+                     f"{r['driver_peak_mb']:,.0f} | {actors} |")
+    lines += ["", "| features | rows | 2 actors / 1 actor | 2 actors / in-process |", "|---|---|---|---|"]
+    lines += [f"| {r['width']} | {r['rows']:,} | {r['two_vs_one_actor']}x | {r['two_actors_vs_in_process']}x |"
+              for r in recorded["ratios"]]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print("## engine\n\n" + engine_tables() + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n"
-          + pool_tables() + "\n\n## kernel\n\n" + kernel_table() + "\n\n## serve\n\n" + serve_table())
+    print("## engine\n\n" + engine_tables() + "\n\n## engine on CUDA\n\n" + engine_cuda_table()
+          + "\n\n## train\n\n" + train_table() + "\n\n## pool\n\n" + pool_tables() + "\n\n## kernel\n\n"
+          + kernel_table() + "\n\n## serve\n\n" + serve_table() + "\n\n## predict\n\n" + predict_tables())

@@ -25,6 +25,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results go to be
 app.add_typer(bench_app, name="bench")
 # Piped output (logs, CI) gets room for the tables; a terminal keeps its own width.
 console = Console() if sys.stdout.isatty() else Console(width=120)
+MLFLOW_HELP = ("log to MLflow: $MLFLOW_TRACKING_URI, else MLflow's local default (sqlite:///mlflow.db here, "
+               "artifacts in mlruns/)")
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
@@ -94,6 +96,8 @@ def train(
                                                   "$RAY_ADDRESS, else an embedded local Ray on loopback"),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into an --output holding other files "
                                                               "(nothing is deleted)"),
+    mlflow: bool = typer.Option(False, "--mlflow", help=MLFLOW_HELP),
+    mlflow_uri: str | None = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI (implies --mlflow)"),
 ) -> None:
     """Cross-validates a generation on a dataset next to classical baselines."""
     from hqray.data import load_dataset
@@ -104,6 +108,7 @@ def train(
         options["epochs"] = epochs
     config = make_config(generation, seed=seed, **options)
     data = load_dataset(dataset, **parse_assignments(dataset_option, "--dataset-option"))
+    track = _mlflow_requested(mlflow, mlflow_uri)
     # torch and scikit-learn load only once the arguments are known to be good.
     from hqray.training import DEFAULT_BASELINES, train_and_save
 
@@ -130,6 +135,27 @@ def train(
         console.print(table)
     console.print(f"wrote {output}/metrics.json, roc.png, pr.png, confusion.png and {output}/checkpoint "
                   f"(cross-validation {result.seconds:.1f} s + final refit {result.refit_seconds:.1f} s)")
+    if track:
+        from hqray.training.tracking import log_training_run
+
+        run_id = log_training_run(result, output, uri=mlflow_uri)
+        console.print(f"logged MLflow run {run_id} (experiment hqray-train) at {_mlflow_location(mlflow_uri)}")
+
+
+def _mlflow_requested(flag: bool, uri: str | None) -> bool:
+    """Whether to track in MLflow; checks that MLflow is installed before any work starts."""
+    if not (flag or uri):
+        return False
+    from hqray.training.tracking import require_mlflow
+
+    require_mlflow()
+    return True
+
+
+def _mlflow_location(uri: str | None) -> str:
+    from hqray.training.tracking import tracking_uri
+
+    return tracking_uri(uri)
 
 
 def _start_pool_layer(config, address: str | None) -> None:
@@ -189,11 +215,14 @@ def sweep(
     num_cpus: int | None = typer.Option(None, help="CPUs of the embedded local Ray (default: all)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a RESULTS_DIR/STUDY holding other "
                                                               "files (nothing is deleted)"),
+    mlflow: bool = typer.Option(False, "--mlflow", help=MLFLOW_HELP + "; a run per trial under the study's run"),
+    mlflow_uri: str | None = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI (implies --mlflow)"),
 ) -> None:
     """Runs a study: a Ray Tune search per generation on k identical folds, next to baselines."""
     from hqray.tune import load_study
 
     study = load_study(study_file)  # a malformed study fails here, before Ray starts
+    track = _mlflow_requested(mlflow, mlflow_uri)
     from hqray.tune import run_study
 
     _show_hqray_logs()
@@ -202,13 +231,16 @@ def sweep(
         console.rule(f"[bold]{study.name}[/]: generation {generation} ({index + 1}/{count})")
 
     result = run_study(study, address=address, resume=resume, smoke_test=smoke_test, storage=storage,
-                       results_dir=results_dir, num_cpus=num_cpus, on_generation=announce, overwrite=overwrite)
+                       results_dir=results_dir, num_cpus=num_cpus, on_generation=announce, overwrite=overwrite,
+                       mlflow=(mlflow_uri or True) if track else False)
     console.print(_leaderboard_table(result))
     # The sentences under leaderboard.md's table: the quantum/classical verdict and the notes.
     console.print(Markdown(result.markdown.split("\n\n", 2)[-1]))
     console.print(f"wrote {result.directory}/leaderboard.md, leaderboard.csv, trials.parquet, plots/"
                   + (f" and {result.best_checkpoint} (serve it: hqray serve {result.best_checkpoint})"
                      if result.best_checkpoint else ""))
+    if track:
+        console.print(f"logged the study to MLflow (experiment {study.name}) at {_mlflow_location(mlflow_uri)}")
 
 
 def _leaderboard_table(result) -> Table:
@@ -315,7 +347,7 @@ def predict(
     tier: str = typer.Option("cpu", help="resource each scoring actor holds: cpu, gpu or qpu"),
     actors: int = typer.Option(1, help="scoring actors (each loads the checkpoint once)"),
     actor_cpus: float = typer.Option(1.0, help="CPUs per actor on the cpu tier (its torch threads)"),
-    batch_size: int = typer.Option(16_384, help="rows per scoring call"),
+    batch_size: int = typer.Option(131_072, help="rows per scoring call"),
     address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
 ) -> None:
     """Scores a table of any size with Ray Data; exits 1 if any row could not be scored."""
@@ -382,11 +414,12 @@ def bench_engine(
     json_path: Path | None = typer.Option(None, "--json", help="write the rows to this JSON file"),
     quick: bool = typer.Option(False, "--quick", help="a small grid for CI (seconds)"),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
+    device: str = typer.Option("cpu", help="cpu, or cuda: every method on the GPU (its own grid)"),
 ) -> None:
     """Engine vs PennyLane default.qubit, lightning.qubit and one-QNode-per-sample."""
     from hqray.benchmarks.engine import run_engine_benchmark
 
-    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print)
+    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print, device=device)
     _write_json(json_path, rows)
 
 
@@ -400,6 +433,23 @@ def bench_pool(
     from hqray.benchmarks.pool import run_pool_benchmark
 
     results = run_pool_benchmark(rows=rows, log=console.print, qubits=tuple(qubits))
+    _write_json(json_path, results)
+
+
+@bench_app.command("predict")
+def bench_predict(
+    json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+    rows: list[int] = typer.Option([1_000_000, 10_000_000], "--rows", help="table sizes"),
+    widths: list[int] = typer.Option([4, 30], "--widths", help="feature counts"),
+    workdir: Path | None = typer.Option(None, help="where the generated tables go (default: the temp dir)"),
+) -> None:
+    """`hqray predict` with 1 and 2 actors vs in-process predict_proba, and their memory."""
+    from hqray.benchmarks.predict import run_predict_benchmark
+
+    results = run_predict_benchmark(tuple(rows), tuple(widths), str(workdir) if workdir else None, log=console.print)
+    for ratio in results["ratios"]:
+        console.print(f"{ratio['width']} features, {ratio['rows']:,} rows: 2 actors / 1 actor "
+                      f"{ratio['two_vs_one_actor']}x, 2 actors / in-process {ratio['two_actors_vs_in_process']}x")
     _write_json(json_path, results)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,22 +14,25 @@ import pytest
 from tests.cluster.test_connect import assert_only_loopback, listeners
 
 
-def hqray(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def hqray(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hqray", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """`hqray train --mlflow` run where MLflow's default store lands in a temporary directory."""
     output = tmp_path_factory.mktemp("train")
+    tracking_dir = tmp_path_factory.mktemp("mlflow")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     completed = hqray("train", "--dataset", "iris", "--generation", "g6", "--folds", "3",
-                      "--epochs", "6", "--output", str(output))
+                      "--epochs", "6", "--output", str(output), "--mlflow", cwd=tracking_dir, env=env)
     assert completed.returncode == 0, completed.stderr
-    return output, completed
+    return output, completed, tracking_dir
 
 
 def test_train_writes_metrics_in_the_documented_shape(trained):
-    output, _ = trained
+    output, _, _ = trained
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["dataset"] == "iris" and metrics["generation"] == "g6"
     assert len(metrics["folds"]) == 3
@@ -39,7 +43,7 @@ def test_train_writes_metrics_in_the_documented_shape(trained):
 
 
 def test_train_writes_plots_and_a_loadable_checkpoint(trained):
-    output, _ = trained
+    output, _, _ = trained
     for name in ("roc.png", "pr.png", "confusion.png"):
         assert (output / name).read_bytes().startswith(b"\x89PNG")
     from hqray import load_model
@@ -53,8 +57,39 @@ def test_train_writes_plots_and_a_loadable_checkpoint(trained):
     assert (predictions == np.asarray(data.class_names)[data.labels]).mean() >= 0.9
 
 
+def test_train_logs_metrics_baselines_and_a_pickle_free_checkpoint_to_mlflow(trained, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from hqray import load_model
+
+    output, completed, tracking_dir = trained
+    uri = f"sqlite:///{tracking_dir}/mlflow.db"  # MLflow's default store, in the working directory
+    assert "logged MLflow run" in completed.stdout
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["hqray-train"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert run.data.params["generation"] == "g6" and run.data.params["folds"] == "3"
+    assert run.data.metrics["accuracy_mean"] == pytest.approx(metrics["mean"]["accuracy"])
+    assert run.data.metrics["baseline.logreg.accuracy_mean"] == pytest.approx(
+        metrics["baselines"]["logreg"]["mean"]["accuracy"])
+    client = MlflowClient(tracking_uri=uri)
+    history = client.get_metric_history(run.info.run_id, "fold_accuracy")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [fold["accuracy"] for fold in metrics["folds"]])
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "checkpoint")}
+    assert files == {"checkpoint/weights.pt", "checkpoint/preprocessing.npz", "checkpoint/metadata.json"}
+    local = client.download_artifacts(run.info.run_id, "checkpoint", str(tmp_path))
+    original = load_model(output / "checkpoint")
+    restored = load_model(local)
+    rows = np.random.default_rng(0).normal(5, 1, size=(8, 4))
+    np.testing.assert_allclose(restored.predict_proba(rows), original.predict_proba(rows))
+
+
 def test_train_prints_folds_mean_and_baselines(trained):
-    _, completed = trained
+    _, completed, _ = trained
     assert "per fold" in completed.stdout and "logreg" in completed.stdout and "±" in completed.stdout
     # Which features the baselines saw, and the final refit's time next to the CV's.
     text = " ".join(completed.stdout.split())
@@ -191,7 +226,7 @@ def test_serve_command_answers_http_and_stops_on_interrupt(trained, tmp_path):
 
     import httpx
 
-    output, _ = trained
+    output, _, _ = trained
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -238,7 +273,7 @@ def test_serve_stops_when_interrupted_while_still_starting(trained, tmp_path):
     import socket
     import time
 
-    output, _ = trained
+    output, _, _ = trained
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -260,7 +295,7 @@ def test_serve_stops_when_interrupted_while_still_starting(trained, tmp_path):
 
 
 def test_serve_refuses_a_public_bind_without_a_key(trained):
-    output, _ = trained
+    output, _, _ = trained
     completed = hqray("serve", str(output / "checkpoint"), "--host", "0.0.0.0")
     assert completed.returncode == 2
     assert "set an API key" in completed.stdout.replace("\n", " ")

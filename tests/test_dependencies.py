@@ -18,6 +18,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hqray"
+# Modules that only an extra installs -> (the extra, the one file that may import them,
+# behind a ConfigError that names the extra).
+OPTIONAL = {"mlflow": ("mlflow", "hqray/training/tracking.py")}
 
 
 def imported_top_level_modules() -> dict[str, set[str]]:
@@ -63,6 +66,11 @@ def test_every_third_party_import_comes_with_the_core_install():
             continue
         distributions = {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(module, [])}
         assert distributions, f"module {module!r} (imported by {sorted(files)}) is not installed at all"
+        if module in OPTIONAL:
+            extra, gate = OPTIONAL[module]
+            assert files == {gate}, f"{module!r} (the {extra} extra) is imported outside {gate}: {sorted(files)}"
+            assert distributions & installed_closure("hqray", (extra,)), f"the {extra} extra lacks {module!r}"
+            continue
         if not distributions & provided:
             missing[module] = sorted(files)
     assert not missing, f"imported by hqray but installed only by an extra or by hand: {missing}"

@@ -23,7 +23,24 @@ __all__ = ["run_engine_benchmark", "FULL_GRID", "QUICK_GRID"]
 FULL_GRID = [(n, layers, (32, 256, 1000, 100_000) if n <= 8 else (32, 256, 1000))
              for n in (4, 8, 12, 16) for layers in (2, 6)]
 QUICK_GRID = [(2, 1, (16,)), (4, 2, (64,))]
+# On a GPU: batches large enough to fill it, and circuits up to 20 qubits (2^20 amplitudes a row).
+CUDA_GRID = [(n, 2, (1000, 100_000)) for n in (4, 8, 12)] + [(16, 2, (1000, 10_000)), (20, 2, (64, 512))]
+CPU_ONLY = ("lightning.qubit-adjoint", "qnode-per-sample")  # CPU simulators and the CPU-bound slow pattern
 TIME_BUDGET_S = 6.0  # per method and configuration
+
+
+def _synchronized(run: Callable[[torch.Tensor, torch.Tensor], None],
+                  device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """``run`` that returns only when the GPU has finished (CUDA calls return before), with
+    the GPU as torch's default device (PennyLane makes its initial state with defaults)."""
+    if device.type != "cuda":
+        return run
+
+    def synchronized(inputs, weights):
+        with torch.device(device):
+            run(inputs, weights)
+        torch.cuda.synchronize(device)
+    return synchronized
 
 
 def _forward_backward(method: str, spec: CircuitSpec) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -54,7 +71,7 @@ def _forward_backward(method: str, spec: CircuitSpec) -> Callable[[torch.Tensor,
 
 def _measure(method: str, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
              budget: float) -> dict:
-    run = _forward_backward(method, spec)
+    run = _synchronized(_forward_backward(method, spec), inputs.device)
     batch = inputs.shape[0]
     probe = min(batch, 16 if method in ("qnode-per-sample", "lightning.qubit-adjoint") else 32)
 
@@ -63,6 +80,8 @@ def _measure(method: str, spec: CircuitSpec, inputs: torch.Tensor, weights: torc
         w = weights.detach().clone().requires_grad_(True)
         run(x, w)
 
+    if inputs.device.type == "cuda":
+        call(probe)  # CUDA context, kernels and cuBLAS handles load on the first call
     probe_time = best_time(lambda: call(probe), 1)  # also the warm-up
     rows = batch
     if probe_time * batch / probe > budget:
@@ -77,35 +96,60 @@ def _measure(method: str, spec: CircuitSpec, inputs: torch.Tensor, weights: torc
             "seconds_full_batch": seconds * batch / rows}
 
 
+def _measure_on(target: torch.device, method: str, spec: CircuitSpec, inputs: torch.Tensor,
+                weights: torch.Tensor, budget: float) -> dict:
+    """:func:`_measure`; on a GPU, the peak is the GPU's allocation, and a method that
+    fails there (out of memory, a simulator without CUDA support) is a row saying why."""
+    if target.type != "cuda":
+        return _measure(method, spec, inputs, weights, budget)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(target)
+    try:
+        result = _measure(method, spec, inputs, weights, budget)
+    except Exception as error:  # recorded, not hidden: the row says what failed
+        return {"samples_per_s": float("nan"), "peak_mb": float("nan"), "extrapolated_from": None,
+                "seconds_full_batch": float("nan"), "error": f"{type(error).__name__}: {str(error)[:200]}"}
+    result["peak_mb"] = round(torch.cuda.max_memory_allocated(target) / 2**20, 1)
+    return result
+
+
 def run_engine_benchmark(quick: bool = False, threads: int | None = None,
-                         log: Callable[[str], None] = print) -> list[dict]:
-    """Runs the grid; returns rows with n_qubits, layers, batch, method, samples_per_s, peak_mb."""
+                         log: Callable[[str], None] = print, device: str = "cpu") -> list[dict]:
+    """Runs the grid; returns rows with n_qubits, layers, batch, method, samples_per_s, peak_mb.
+
+    ``device="cuda"`` runs every method on the GPU (PennyLane's default.qubit through torch
+    CUDA tensors; its CPU-only simulators are left out) on :data:`CUDA_GRID`; peak MB is
+    then the GPU's peak allocation.
+    """
     if threads:
         torch.set_num_threads(threads)
     info = machine_info()
     log(f"machine: {info}")
-    grid = QUICK_GRID if quick else FULL_GRID
+    target = torch.device(device)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no CUDA device here")
+    grid = QUICK_GRID if quick else (CUDA_GRID if target.type == "cuda" else FULL_GRID)
     budget = 1.0 if quick else TIME_BUDGET_S
     rows = []
     generator = torch.Generator().manual_seed(0)
     for n_qubits, layers, batches in grid:
         spec = CircuitSpec(n_qubits=n_qubits, n_layers=layers)
-        weights = torch.rand(spec.weight_shape, generator=generator) * 6.28
+        weights = (torch.rand(spec.weight_shape, generator=generator) * 6.28).to(target)
         for batch in batches:
-            inputs = torch.rand(batch, n_qubits, generator=generator) * 3.14
+            inputs = (torch.rand(batch, n_qubits, generator=generator) * 3.14).to(target)
             methods = ["hqray-auto", "hqray-folded", "hqray-statevector", "default.qubit-broadcast",
                        "lightning.qubit-adjoint", "qnode-per-sample"]
             if n_qubits > 10:  # a 4^n unitary: far slower than the state vector (measured once)
                 methods.remove("hqray-folded")
-            if batch > 1000:  # per-sample and lightning patterns are covered at smaller batches
-                methods = [m for m in methods if m not in ("qnode-per-sample", "lightning.qubit-adjoint")]
+            if batch > 1000 or target.type == "cuda":  # covered at smaller batches / CPU-only
+                methods = [m for m in methods if m not in CPU_ONLY]
             results = {}
             for method in methods:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    result = _measure(method, spec, inputs, weights, budget)
+                    result = _measure_on(target, method, spec, inputs, weights, budget)
                 row = {"n_qubits": n_qubits, "layers": layers, "batch": batch, "method": method,
-                       **result}
+                       "device": str(target), **result}
                 if method == "hqray-auto":
                     row["strategy"] = plan(spec, batch).strategy
                 results[method] = row

@@ -131,7 +131,7 @@ def score_table(model, table: pa.Table, keep: list[str], identity: str) -> pa.Ta
 
 
 def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | None = None, tier: str = "cpu",
-                  actors: int = 1, actor_cpus: float = 1.0, batch_size: int = 16_384):
+                  actors: int = 1, actor_cpus: float = 1.0, batch_size: int = 131_072):
     """Scores a table with a pool of actors; returns the (lazy) Ray Dataset of predictions.
 
     Args:
@@ -254,7 +254,7 @@ class PredictionReport:
 
 def predict_table(checkpoint: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, *,
                   id_column: str | None = None, tier: str = "cpu", actors: int = 1, actor_cpus: float = 1.0,
-                  batch_size: int = 16_384) -> PredictionReport:
+                  batch_size: int = 131_072) -> PredictionReport:
     """Scores ``source`` into the Parquet directory ``output`` (errors: ``output/_errors.csv``).
 
     ``output`` must be new, empty, or an earlier output of ``hqray predict`` (whose part

@@ -119,7 +119,7 @@ class TableSource(Datasource):
     """
 
     def __init__(self, files: TableFiles, features: list[str], id_column: str | None = None,
-                 block_rows: int = 65_536, csv_block_bytes: int = 1 << 22):
+                 block_rows: int = 262_144, csv_block_bytes: int = 1 << 22):
         super().__init__()
         self.files, self.features, self.id_column = files, list(features), id_column
         self.block_rows, self.csv_block_bytes = block_rows, csv_block_bytes

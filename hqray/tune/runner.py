@@ -30,10 +30,12 @@ from hqray.models import make_config
 from hqray.ownership import claim_directory, remove_owned
 from hqray.training import HybridClassifier, fold_splits, run_baselines, save_checkpoint
 from hqray.training.metrics import SCALAR_METRICS
+from hqray.training.tracking import require_mlflow
 from hqray.training.workflow import json_safe
 from hqray.tune.leaderboard import build_leaderboard, leaderboard_markdown, save_sweep_plots
 from hqray.tune.spaces import param_space
 from hqray.tune.study import StudyConfig
+from hqray.tune.tracking import StudyTracking
 from hqray.tune.trainable import TrialSettings, train_folds, trial_config
 
 __all__ = ["run_study", "SweepResult", "smoke_study", "DEFAULT_QPU_PER_TRIAL", "SMOKE_MAX_ROWS",
@@ -303,7 +305,7 @@ def prune_trial_checkpoints(grid: Any) -> None:
 def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = False, smoke_test: bool = False,
               storage: str | None = None, results_dir: str | Path = "results", num_cpus: int | None = None,
               verbose: int = 1, on_generation: Callable[[str, int, int], None] | None = None,
-              callbacks: Sequence[Any] = (), overwrite: bool = False) -> SweepResult:
+              callbacks: Sequence[Any] = (), overwrite: bool = False, mlflow: bool | str = False) -> SweepResult:
     """Runs ``study`` and writes ``results_dir/<study>/``; returns the :class:`SweepResult`.
 
     Args:
@@ -323,11 +325,17 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
             run, e.g. a logger or an observer of trial starts and ends.
         overwrite: write into a ``results_dir/<study>`` that holds files hqray did not
             write (nothing there is deleted).
+        mlflow: track the study in MLflow (``True``: the default tracking URI; a string:
+            that URI): a parent run with the leaderboard, plots and best checkpoint, and a
+            child run per trial with its config and per-epoch metrics
+            (:class:`hqray.tune.tracking.StudyTracking`).
 
     Raises:
         ConfigError: ``resume`` with nothing to resume, resources the cluster lacks, or
             results / storage directories holding data hqray did not create.
     """
+    if mlflow:
+        require_mlflow()  # before any work: a missing extra is named at once
     if smoke_test:
         study = smoke_study(study)
     directory, storage_path = _claim_outputs(study, Path(results_dir).resolve() / study.name, storage, resume,
@@ -348,6 +356,29 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     (directory / "study.json").write_text(json.dumps({**study.model_dump(), "smoke_test": smoke_test,
                                                       "rows": dataset.n_samples}, indent=2))
 
+    tracking = StudyTracking(study, mlflow, smoke_test) if mlflow else None
+    started = time.monotonic()
+    try:
+        rows, seconds, notes = _run_generations(
+            study, dataset, settings, info.resources, storage_path, resume, verbose, on_generation,
+            [*callbacks, *(tracking.callbacks() if tracking else [])])
+        result = _write_results(study, dataset, splits, rows, seconds, notes, directory, smoke_test)
+    except BaseException:
+        if tracking:
+            tracking.fail()
+        raise
+    if tracking:
+        tracking.finish(result)
+    logger.info("study %s: %d trials in %.0f s; results in %s", study.name, len(result.trials),
+                time.monotonic() - started, directory)
+    return result
+
+
+def _run_generations(study: StudyConfig, dataset: Dataset, settings: TrialSettings, resources: dict[str, float],
+                     storage_path: str, resume: bool, verbose: int,
+                     on_generation: Callable[[str, int, int], None] | None,
+                     callbacks: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, float], list[str]]:
+    """One Tune run per generation, within the study's time budget: trial rows, seconds, notes."""
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
@@ -363,16 +394,13 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
                 notes.append(f"`{generation}` not run: the study's time budget ({study.time_budget_s} s) was spent.")
                 continue
         trainable = tune.with_resources(tune.with_parameters(train_folds, dataset=dataset, settings=settings),
-                                        _trial_resources(study, generation, info.resources))
+                                        _trial_resources(study, generation, resources))
         generation_started = time.monotonic()
         grid = _tuner(study, generation, trainable, storage_path, resume, remaining, verbose, callbacks).fit()
         prune_trial_checkpoints(grid)
         seconds[generation] = time.monotonic() - generation_started
         rows.extend(_trial_rows(generation, grid))
-    result = _write_results(study, dataset, splits, rows, seconds, notes, directory, smoke_test)
-    logger.info("study %s: %d trials in %.0f s; results in %s", study.name, len(result.trials),
-                time.monotonic() - started, directory)
-    return result
+    return rows, seconds, notes
 
 
 def _tuner(study: StudyConfig, generation: str, trainable: Any, storage_path: str, resume: bool,

@@ -209,14 +209,46 @@ def test_studies_share_storage_without_mixing_and_user_data_is_never_deleted(ray
         run_study(StudyConfig(name="t_share_a", **tiny), results_dir=tmp_path / "results", storage=remote, verbose=0)
 
 
-def test_smoke_test_shrinks_the_study_and_subsamples_rows(ray_session, tmp_path):
+def test_smoke_test_shrinks_the_study_and_subsamples_rows(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts under ./mlruns
     study = StudyConfig(name="t_smoke", dataset={"name": "breast_cancer"}, generations=["g9"], folds=5,
                         epochs=30, num_samples=4, metric="roc_auc", search_alg="optuna", scheduler="asha")
-    result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0, mlflow=uri)
     recorded = json.loads((result.directory / "study.json").read_text())
     assert (recorded["folds"], recorded["epochs"], recorded["num_samples"], recorded["rows"]) == (2, 2, 1, 240)
     assert len(result.trials) == 1 and result.trials["epochs"].iloc[0] <= 2
     assert "Smoke test" in result.markdown and "roc_auc" in result.markdown
+    assert_tracked_in_mlflow(result, uri)
+
+
+def assert_tracked_in_mlflow(result, uri: str) -> None:
+    """The study is a parent run with the leaderboard and best checkpoint; each trial a child
+    run with its config and one value per epoch."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from hqray.training.tracking import metric_key
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[result.study.name], output_format="list")
+    parents = [r for r in runs if r.data.tags.get("hqray.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(runs) == 1 + len(result.trials)
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.params["smoke_test"] == "True"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    best = result.leaderboard.iloc[0]
+    assert parent.data.metrics[f"{metric_key(best['model'])}.roc_auc"] == pytest.approx(best["roc_auc"])
+    client = MlflowClient(tracking_uri=uri)
+    artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.md", "leaderboard.csv", "trials.parquet", "plots", "best_checkpoint"} <= artifacts
+    checkpoint = {f.path for f in client.list_artifacts(parent.info.run_id, "best_checkpoint")}
+    assert checkpoint == {f"best_checkpoint/{n}" for n in ("weights.pt", "preprocessing.npz", "metadata.json")}
+    for child in children:
+        assert child.data.params["generation"] == "g9"
+        epochs = client.get_metric_history(child.info.run_id, "roc_auc")
+        assert len(epochs) == result.trials["iterations"].iloc[0] >= 1
 
 
 def test_optuna_and_asha_run_a_real_search(ray_session, tmp_path):

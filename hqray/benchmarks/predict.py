@@ -1,0 +1,151 @@
+"""`hqray bench predict`: `hqray predict` on Ray Data (1 and 2 actors) vs in-process scoring.
+
+One g6 checkpoint per width (4 and 30 features) scores a generated Parquet table. Each
+method does the same work end to end: read the table, score every row, write the
+probabilities as Parquet. In-process reads the whole table into memory and calls
+``predict_proba`` once (what a script does); ``hqray predict`` streams. Memory: the peak
+RSS of the driver process above its start, and the peak unique memory of each scoring
+actor (sampled every 100 ms), at two table sizes, to show that streaming memory does not grow
+with the row count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hqray.benchmarks.common import PeakMemory, machine_info
+
+__all__ = ["run_predict_benchmark"]
+
+ROW_GROUP = 250_000
+SCORER_PROCESS = "_Scorer"  # Ray names a scoring actor's process after the class
+
+
+def make_checkpoint(width: int, directory: Path) -> Path:
+    """A g6 model fitted on 2,000 generated rows of ``width`` features (1 epoch: speed, not quality)."""
+    from hqray.training import HybridClassifier, save_checkpoint
+
+    rng = np.random.default_rng(width)
+    features = rng.normal(size=(2000, width))
+    labels = (features[:, : min(width, 3)].sum(axis=1) > 0).astype(int)
+    names = [f"f{i}" for i in range(width)]
+    model = HybridClassifier("g6", epochs=1).fit(features, labels, names)
+    return save_checkpoint(model, directory / f"g6_{width}")
+
+
+def write_table(path: Path, rows: int, width: int, seed: int = 0) -> Path:
+    """A Parquet table of standard normal features, written in row groups (bounded memory)."""
+    rng = np.random.default_rng(seed)
+    schema = pa.schema([(f"f{i}", pa.float64()) for i in range(width)])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, ROW_GROUP):
+            block = rng.normal(size=(min(ROW_GROUP, rows - start), width))
+            writer.write_table(pa.table({f"f{i}": block[:, i] for i in range(width)}, schema=schema))
+    return path
+
+
+class ActorMemory:
+    """Peak unique memory (USS, MB) of each scoring actor process, sampled in a thread.
+
+    USS, not RSS: an actor's RSS also counts the pages of Ray's shared object store it has
+    read, which grow with the rows that passed through it though they belong to the store.
+    """
+
+    def __init__(self, interval: float = 0.1):
+        self.interval, self.peaks = interval, {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            for process in psutil.process_iter(["cmdline"]):
+                if SCORER_PROCESS not in " ".join(process.info["cmdline"] or []):
+                    continue
+                try:
+                    unique = process.memory_full_info().uss / 2**20
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                self.peaks[process.pid] = max(self.peaks.get(process.pid, 0.0), unique)
+            self._done.wait(self.interval)
+
+    def __enter__(self) -> ActorMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def score_in_process(checkpoint: Path, table: Path, output: Path) -> None:
+    """The script way: the whole table in memory, one predict_proba, one Parquet file out."""
+    from hqray.training import load_model
+
+    model = load_model(checkpoint)
+    features = pq.read_table(table).to_pandas().to_numpy()
+    probabilities = model.predict_proba(features)
+    pq.write_table(pa.table({f"proba_{c}": probabilities[:, i] for i, c in enumerate(model.classes_)}), output)
+
+
+def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
+    memory = PeakMemory(interval=0.02)
+    with ActorMemory() as actors, memory.measure():
+        started = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - started
+    return {"method": method, "rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows / seconds,
+            "driver_peak_mb": round(memory.peak_mb, 1),
+            "actor_peak_mb": sorted(round(mb, 1) for mb in actors.peaks.values())}
+
+
+def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000), widths: tuple[int, ...] = (4, 30),
+                          workdir: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Runs every method on every (rows, width); returns machine info, rows and ratios."""
+    from hqray.cluster import connect
+    from hqray.serve.batch import predict_table
+
+    info = machine_info()
+    log(f"machine: {info}")
+    # 2 actors x 1 CPU + 1 CPU for the read and write tasks (the cluster check asks for it).
+    connect(num_cpus=3, include_dashboard=False)
+    results = []
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+        root = Path(scratch)
+        for width in widths:
+            checkpoint = make_checkpoint(width, root)
+            for rows in row_counts:
+                table = write_table(root / f"table_{width}_{rows}.parquet", rows, width)
+                methods = {
+                    "in-process": partial(score_in_process, checkpoint, table, root / "inproc.parquet"),
+                    "hqray predict, 1 actor": partial(predict_table, checkpoint, table, root / "out1", actors=1),
+                    "hqray predict, 2 actors": partial(predict_table, checkpoint, table, root / "out2", actors=2),
+                }
+                for method, run in methods.items():
+                    row = {"width": width, **_measure(method, run, rows)}
+                    results.append(row)
+                    log(f"{width} features, {rows:,} rows, {method}: {row['rows_per_s']:,.0f} rows/s "
+                        f"({row['seconds']} s), driver +{row['driver_peak_mb']} MB, actors {row['actor_peak_mb']} MB")
+                table.unlink()
+    return {"machine": info, "rows": results, "ratios": ratios(results)}
+
+
+def ratios(results: list[dict]) -> list[dict]:
+    """Per (width, rows): 2 actors / 1 actor and each against in-process, from the same run."""
+    out = []
+    keys = sorted({(r["width"], r["rows"]) for r in results})
+    for width, rows in keys:
+        by = {r["method"]: r["rows_per_s"] for r in results if (r["width"], r["rows"]) == (width, rows)}
+        one, two, local = by["hqray predict, 1 actor"], by["hqray predict, 2 actors"], by["in-process"]
+        out.append({"width": width, "rows": rows, "two_vs_one_actor": round(two / one, 2),
+                    "two_actors_vs_in_process": round(two / local, 2)})
+    return out
