@@ -442,11 +442,13 @@ def bench_predict(
     rows: list[int] = typer.Option([1_000_000, 10_000_000], "--rows", help="table sizes"),
     widths: list[int] = typer.Option([4, 30], "--widths", help="feature counts"),
     workdir: Path | None = typer.Option(None, help="where the generated tables go (default: the temp dir)"),
+    qubits: int | None = typer.Option(None, help="the g6 model's circuit width (default: g6's own)"),
 ) -> None:
     """`hqray predict` with 1 and 2 actors vs in-process predict_proba, and their memory."""
     from hqray.benchmarks.predict import run_predict_benchmark
 
-    results = run_predict_benchmark(tuple(rows), tuple(widths), str(workdir) if workdir else None, log=console.print)
+    results = run_predict_benchmark(tuple(rows), tuple(widths), str(workdir) if workdir else None, log=console.print,
+                                    n_qubits=qubits)
     for ratio in results["ratios"]:
         console.print(f"{ratio['width']} features, {ratio['rows']:,} rows: 2 actors / 1 actor "
                       f"{ratio['two_vs_one_actor']}x, 2 actors / in-process {ratio['two_actors_vs_in_process']}x")

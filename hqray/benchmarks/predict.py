@@ -31,16 +31,20 @@ ROW_GROUP = 250_000
 SCORER_PROCESS = "_Scorer"  # Ray names a scoring actor's process after the class
 
 
-def make_checkpoint(width: int, directory: Path) -> Path:
-    """A g6 model fitted on 2,000 generated rows of ``width`` features (1 epoch: speed, not quality)."""
+def make_checkpoint(width: int, directory: Path, n_qubits: int | None = None) -> Path:
+    """A g6 model fitted on 2,000 generated rows of ``width`` features (1 epoch: speed, not quality).
+
+    ``n_qubits`` overrides g6's circuit width (a heavier model: scoring, not I/O, dominates).
+    """
     from hqray.training import HybridClassifier, save_checkpoint
 
     rng = np.random.default_rng(width)
     features = rng.normal(size=(2000, width))
     labels = (features[:, : min(width, 3)].sum(axis=1) > 0).astype(int)
     names = [f"f{i}" for i in range(width)]
-    model = HybridClassifier("g6", epochs=1).fit(features, labels, names)
-    return save_checkpoint(model, directory / f"g6_{width}")
+    options = {"n_qubits": n_qubits} if n_qubits else {}
+    model = HybridClassifier("g6", epochs=1, **options).fit(features, labels, names)
+    return save_checkpoint(model, directory / f"g6_{width}_{n_qubits or 'default'}")
 
 
 def write_table(path: Path, rows: int, width: int, seed: int = 0) -> Path:
@@ -109,7 +113,8 @@ def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
 
 
 def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000), widths: tuple[int, ...] = (4, 30),
-                          workdir: str | None = None, log: Callable[[str], None] = print) -> dict:
+                          workdir: str | None = None, log: Callable[[str], None] = print,
+                          n_qubits: int | None = None) -> dict:
     """Runs every method on every (rows, width); returns machine info, rows and ratios."""
     from hqray.cluster import connect
     from hqray.serve.batch import predict_table
@@ -122,7 +127,7 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         root = Path(scratch)
         for width in widths:
-            checkpoint = make_checkpoint(width, root)
+            checkpoint = make_checkpoint(width, root, n_qubits)
             for rows in row_counts:
                 table = write_table(root / f"table_{width}_{rows}.parquet", rows, width)
                 methods = {
@@ -131,7 +136,7 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
                     "hqray predict, 2 actors": partial(predict_table, checkpoint, table, root / "out2", actors=2),
                 }
                 for method, run in methods.items():
-                    row = {"width": width, **_measure(method, run, rows)}
+                    row = {"width": width, "n_qubits": n_qubits or "g6 default", **_measure(method, run, rows)}
                     results.append(row)
                     log(f"{width} features, {rows:,} rows, {method}: {row['rows_per_s']:,.0f} rows/s "
                         f"({row['seconds']} s), driver +{row['driver_peak_mb']} MB, actors {row['actor_peak_mb']} MB")
