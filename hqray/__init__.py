@@ -28,7 +28,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "hqray.data": ["Dataset", "list_datasets", "load_dataset"],
     "hqray.errors": ["NotFittedError"],  # derives from scikit-learn's: made on first use
     "hqray.models": ["HybridConfig", "list_generations", "make_config"],
-    "hqray.quantum": ["CircuitSpec", "QuantumLayer", "execute"],
+    "hqray.quantum": ["Circuit", "CircuitSpec", "QuantumLayer", "execute", "list_circuits", "register_circuit"],
     "hqray.serve.batch": ["batch_predict"],  # Ray Data
     "hqray.training": ["CrossValidationResult", "HybridClassifier", "cross_validate", "load_model",
                        "save_checkpoint"],
@@ -36,6 +36,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 
 __all__ = [
     "CheckpointError",
+    "Circuit",
     "CircuitError",
     "CircuitSpec",
     "ConfigError",
@@ -51,10 +52,12 @@ __all__ = [
     "batch_predict",
     "cross_validate",
     "execute",
+    "list_circuits",
     "list_datasets",
     "list_generations",
     "load_dataset",
     "load_model",
     "make_config",
+    "register_circuit",
     "save_checkpoint",
 ]

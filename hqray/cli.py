@@ -382,6 +382,33 @@ def datasets() -> None:
 
 
 @app.command()
+def circuits() -> None:
+    """Lists the registered circuits: embeddings and ansätze, their options and what they measure."""
+    from hqray.quantum.circuits import list_circuits
+
+    table = Table(title="circuits (compose: Circuit(embedding=..., ansatz=..., reupload=...))")
+    for column in ("name", "kind", "description", "options (default)", "weights", "measures"):
+        table.add_column(column)
+    for entry in list_circuits():
+        options = ", ".join(f"{name}={field.default!r}" for name, field in entry.options.model_fields.items()) or "-"
+        weights = "inputs" if entry.kind == "embedding" else _weight_formula(entry)
+        measures = "-" if entry.kind == "embedding" else (
+            "<Z> on one readout wire" if entry.readout else "<Z> on every wire")
+        table.add_row(entry.name, entry.kind, entry.description, options, weights, measures)
+    console.print(table)
+
+
+def _weight_formula(entry) -> str:
+    """The weight shape for n qubits and L layers, written with the letters."""
+    small, large = entry.weight_shape(4, 5, entry.options()), entry.weight_shape(16, 7, entry.options())
+    parts = []
+    for a, b in zip(small, large, strict=True):
+        parts.append(str(a) if a == b else {(5, 7): "L", (4, 16): "n", (3, 15): "n-1", (2, 4): "log2 n"}.get(
+            (a, b), f"{a} at n=4, L=5"))
+    return "(" + ", ".join(parts) + ")"
+
+
+@app.command()
 def generations() -> None:
     """Lists the model generations."""
     from hqray.models import list_generations

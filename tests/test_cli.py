@@ -165,11 +165,20 @@ def heavy_imports_after(*args: str, cwd=None) -> tuple[int, list[str], str]:
 
 @pytest.mark.parametrize("args", [
     ["--help"], ["train", "--help"], ["sweep", "--help"], ["serve", "--help"], ["bench", "engine", "--help"],
-    ["generations"], ["datasets"],
+    ["predict", "--help"], ["generations"], ["datasets"], ["circuits"],
 ])
 def test_help_and_listings_start_without_torch_ray_or_pennylane(args):
     code, heavy, _ = heavy_imports_after(*args)
     assert code == 0 and heavy == []
+
+
+def test_circuits_lists_every_registered_circuit_with_weights_and_readout():
+    code, _, output = heavy_imports_after("circuits")
+    text = " ".join(output.split())
+    for name in ("angle", "amplitude", "iqp", "strongly_entangling", "basic_entangler", "ry_cnot",
+                 "hardware_efficient", "qcnn", "tree_tensor"):
+        assert f"│ {name} " in output or f"{name} │" in text, name
+    assert "(L, n, 3)" in text and "(log2 n, 6)" in text and "<Z> on one readout" in text
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -13,6 +13,8 @@ from hqray._lazy import lazy_exports
 
 # Everything here needs torch and PennyLane: it loads on first use.
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "hqray.quantum.circuits": ["Circuit", "get_circuit", "list_circuits", "register_circuit"],
+    "hqray.quantum.compiler": ["run_qfunc"],
     "hqray.quantum.engine": ["FallbackWarning", "Plan", "execute", "plan"],
     "hqray.quantum.kernels": ["QuantumKernel"],
     "hqray.quantum.layer": ["QuantumLayer"],
@@ -21,6 +23,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "Circuit",
     "CircuitSpec",
     "ExecutionStrategy",
     "FallbackWarning",
@@ -28,7 +31,11 @@ __all__ = [
     "QuantumKernel",
     "QuantumLayer",
     "execute",
+    "get_circuit",
+    "list_circuits",
     "plan",
+    "register_circuit",
     "register_strategy",
+    "run_qfunc",
     "strategy_registry",
 ]

@@ -1,0 +1,339 @@
+"""The circuit registry: named embeddings and ansätze, written as PennyLane operations.
+
+One entry adds one circuit: its name, kind (``embedding`` or ``ansatz``), an options model,
+its weight shape as a function of qubits, layers and options, the operations it queues, and
+what it measures by default. A :class:`Circuit` composes an embedding and an ansatz (with
+data re-uploading of any pair) and runs batched through :mod:`hqray.quantum.compiler`.
+Users add their own with :func:`register_circuit`.
+
+**Example**
+
+>>> import torch
+>>> circuit = Circuit(n_qubits=4, embedding="iqp", ansatz="hardware_efficient", n_layers=2)
+>>> circuit.weight_shape
+(2, 4, 2)
+>>> circuit.run(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(2, 4, 2, dtype=torch.float64)).shape
+torch.Size([5, 4])
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hqray.errors import CircuitError
+from hqray.validated import ValidatedModel
+
+if TYPE_CHECKING:
+    import torch
+
+
+class _Lazy:
+    """PennyLane, imported when a circuit is first built (``hqray circuits`` lists without it)."""
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module("pennylane"), name)
+
+
+qml = _Lazy()
+
+__all__ = ["Circuit", "CircuitEntry", "register_circuit", "get_circuit", "list_circuits", "NoOptions"]
+
+
+class NoOptions(BaseModel):
+    """A circuit without options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class CircuitEntry:
+    """One registered circuit.
+
+    Attributes:
+        name: registry key.
+        kind: ``"embedding"`` (takes the inputs) or ``"ansatz"`` (takes trainable weights).
+        description: one line for ``hqray circuits``.
+        options: pydantic model of its options (``extra="forbid"``).
+        weight_shape: ``(n_qubits, n_layers, options) -> shape`` of its weights (ansatz).
+        queue: queues the operations: ``(x, wires, options)`` for an embedding (``x`` of
+            shape ``(B, features)``), ``(w, wires, options)`` for one ansatz block
+            (``w`` the weights of the layers it runs).
+        readout: wires measured by default (``<Z>`` each): ``(n_qubits, options) -> wires``.
+    """
+
+    name: str
+    kind: Literal["embedding", "ansatz"]
+    description: str
+    options: type[BaseModel]
+    queue: Callable[..., None]
+    weight_shape: Callable[[int, int, Any], tuple[int, ...]] | None = None
+    readout: Callable[[int, Any], list[int]] | None = None
+    min_qubits: int = 1
+    layered: bool = True  # weights[layer] is one layer (data re-uploading interleaves them)
+
+
+_REGISTRY: dict[str, CircuitEntry] = {}
+
+
+def register_circuit(name: str, kind: Literal["embedding", "ansatz"], description: str,
+                     options: type[BaseModel] = NoOptions, weight_shape=None, readout=None, min_qubits: int = 1,
+                     layered: bool = True, replace: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator registering ``queue`` as a circuit (see :class:`CircuitEntry` for the arguments).
+
+    Raises:
+        CircuitError: the name is taken (unless ``replace``), or an ansatz lacks ``weight_shape``.
+    """
+    if name in _REGISTRY and not replace:
+        raise CircuitError(f"circuit {name!r} is already registered; pass replace=True to replace it")
+    if kind == "ansatz" and weight_shape is None:
+        raise CircuitError(f"ansatz {name!r} needs weight_shape(n_qubits, n_layers, options)")
+
+    def decorator(queue: Callable) -> Callable:
+        _REGISTRY[name] = CircuitEntry(name, kind, description, options, queue, weight_shape, readout, min_qubits,
+                                       layered)
+        return queue
+    return decorator
+
+
+def get_circuit(name: str) -> CircuitEntry:
+    """The registered circuit ``name``; a CircuitError lists the registered ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise CircuitError(f"unknown circuit {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def list_circuits(kind: str | None = None) -> list[CircuitEntry]:
+    """Registered circuits (of one kind), by name."""
+    return [entry for name, entry in sorted(_REGISTRY.items()) if kind in (None, entry.kind)]
+
+
+class Circuit(ValidatedModel):
+    """Embedding + ansatz on ``n_qubits`` wires, measured ``<Z>`` on the readout wires.
+
+    With ``reupload``, the embedding runs again before every ansatz layer (data
+    re-uploading, for any pair). ``embedding_options`` / ``ansatz_options`` are validated
+    against the registered circuits' option models.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    error_type = CircuitError
+
+    n_qubits: int = Field(4, ge=1, le=24)
+    embedding: str = "angle"
+    embedding_options: dict[str, Any] = Field(default_factory=dict)
+    ansatz: str = "strongly_entangling"
+    ansatz_options: dict[str, Any] = Field(default_factory=dict)
+    n_layers: int = Field(2, ge=1, le=100)
+    reupload: bool = False
+    measurement: Literal["readout", "expval_z", "probs", "state"] = "readout"
+
+    @model_validator(mode="after")
+    def _check(self) -> Circuit:
+        for name, kind, options in ((self.embedding, "embedding", self.embedding_options),
+                                    (self.ansatz, "ansatz", self.ansatz_options)):
+            entry = get_circuit(name)
+            if entry.kind != kind:
+                raise CircuitError(f"{name!r} is an {entry.kind}, not an {kind}")
+            entry.options(**options)  # raises naming the bad option
+            if self.n_qubits < entry.min_qubits:
+                raise CircuitError(f"{name!r} needs at least {entry.min_qubits} qubits, got {self.n_qubits}")
+        if self.reupload and not get_circuit(self.ansatz).layered:
+            raise CircuitError(f"reupload interleaves the embedding with ansatz layers, but {self.ansatz!r} has "
+                               f"no layers (weights {self.weight_shape})")
+        if self.reupload and self.embedding == "amplitude":
+            raise CircuitError("reupload cannot repeat the amplitude embedding: it prepares the whole state")
+        return self
+
+    def _parts(self):
+        embedding, ansatz = get_circuit(self.embedding), get_circuit(self.ansatz)
+        return (embedding, embedding.options(**self.embedding_options),
+                ansatz, ansatz.options(**self.ansatz_options))
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        _, _, ansatz, options = self._parts()
+        return tuple(ansatz.weight_shape(self.n_qubits, self.n_layers, options))
+
+    def readout_wires(self) -> list[int]:
+        _, _, ansatz, options = self._parts()
+        return ansatz.readout(self.n_qubits, options) if ansatz.readout else list(range(self.n_qubits))
+
+    def qfunc(self) -> Callable:
+        """The circuit as a PennyLane quantum function ``(inputs, weights) -> measurements``."""
+        embedding, embedding_options, ansatz, ansatz_options = self._parts()
+        wires = list(range(self.n_qubits))
+
+        def circuit(inputs, weights):
+            if self.reupload:
+                for layer in range(self.n_layers):
+                    embedding.queue(inputs, wires, embedding_options)
+                    ansatz.queue(weights[layer:layer + 1], wires, ansatz_options)
+            else:
+                embedding.queue(inputs, wires, embedding_options)
+                ansatz.queue(weights, wires, ansatz_options)
+            if self.measurement == "probs":
+                return qml.probs(wires=wires)
+            if self.measurement == "state":
+                return qml.state()
+            measured = wires if self.measurement == "expval_z" else self.readout_wires()
+            return [qml.expval(qml.PauliZ(w)) for w in measured]
+        return circuit
+
+    def run(self, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Outputs for every row of ``inputs`` ``(B, features)``: ``(B, outputs)``."""
+        from hqray.quantum.compiler import run_qfunc
+
+        if tuple(weights.shape) != self.weight_shape:
+            raise CircuitError(f"weights have shape {tuple(weights.shape)}; {self.ansatz!r} with "
+                               f"{self.n_layers} layers on {self.n_qubits} qubits expects {self.weight_shape}")
+        return run_qfunc(self.qfunc(), self.n_qubits, inputs, weights)
+
+
+# ---- embeddings -------------------------------------------------------------------------
+
+
+class AngleOptions(NoOptions):
+    rotation: Literal["X", "Y", "Z"] = "Y"
+
+
+@register_circuit("angle", "embedding", "one rotation per feature (AngleEmbedding); features beyond the "
+                  "qubits are an error", AngleOptions)
+def _angle(x, wires, options: AngleOptions) -> None:
+    qml.AngleEmbedding(x, wires=wires[: x.shape[-1]], rotation=options.rotation)
+
+
+class AmplitudeOptions(NoOptions):
+    pad_with: float = 0.0
+
+
+@register_circuit("amplitude", "embedding", "features as the 2^n amplitudes, normalised and padded "
+                  "(AmplitudeEmbedding)", AmplitudeOptions)
+def _amplitude(x, wires, options: AmplitudeOptions) -> None:
+    size = 2 ** len(wires)
+    if x.shape[-1] > size:
+        raise CircuitError(f"amplitude embedding of {x.shape[-1]} features needs at least "
+                           f"{math.ceil(math.log2(x.shape[-1]))} qubits, got {len(wires)}")
+    qml.AmplitudeEmbedding(x, wires=wires, normalize=True, pad_with=options.pad_with)
+
+
+class IqpOptions(NoOptions):
+    n_repeats: int = Field(1, ge=1, le=10)
+
+
+@register_circuit("iqp", "embedding", "IQP / ZZ feature map: H, RZ(x_i), and ZZ(x_i x_j) on every pair, "
+                  "repeated (IQPEmbedding)", IqpOptions, min_qubits=1)
+def _iqp(x, wires, options: IqpOptions) -> None:
+    qml.IQPEmbedding(x, wires=wires[: x.shape[-1]], n_repeats=options.n_repeats)
+
+
+# ---- ansätze ----------------------------------------------------------------------------
+
+
+@register_circuit("strongly_entangling", "ansatz", "Rot on every wire, CNOT ring of growing range "
+                  "(StronglyEntanglingLayers)", weight_shape=lambda n, layers, _: (layers, n, 3))
+def _strongly_entangling(w, wires, options) -> None:
+    qml.StronglyEntanglingLayers(w, wires=wires)
+
+
+@register_circuit("basic_entangler", "ansatz", "RX on every wire, CNOT ring (BasicEntanglerLayers)",
+                  weight_shape=lambda n, layers, _: (layers, n))
+def _basic_entangler(w, wires, options) -> None:
+    qml.BasicEntanglerLayers(w, wires=wires, rotation=qml.RX)
+
+
+@register_circuit("ry_cnot", "ansatz", "RY on every wire, then a CNOT chain",
+                  weight_shape=lambda n, layers, _: (layers, n))
+def _ry_cnot(w, wires, options) -> None:
+    for layer in range(w.shape[0]):
+        for index, wire in enumerate(wires):
+            qml.RY(w[layer, index], wires=wire)
+        for left, right in zip(wires[:-1], wires[1:], strict=True):
+            qml.CNOT(wires=[left, right])
+
+
+class HardwareEfficientOptions(NoOptions):
+    entangler: Literal["linear", "ring"] = "ring"
+
+
+@register_circuit("hardware_efficient", "ansatz", "RY-RZ on every wire, then CX on neighbours (linear or "
+                  "ring), per layer", HardwareEfficientOptions, weight_shape=lambda n, layers, _: (layers, n, 2))
+def _hardware_efficient(w, wires, options: HardwareEfficientOptions) -> None:
+    pairs = list(zip(wires[:-1], wires[1:], strict=True))
+    if options.entangler == "ring" and len(wires) > 2:
+        pairs.append((wires[-1], wires[0]))
+    for layer in range(w.shape[0]):
+        for index, wire in enumerate(wires):
+            qml.RY(w[layer, index, 0], wires=wire)
+            qml.RZ(w[layer, index, 1], wires=wire)
+        for control, target in pairs:
+            qml.CNOT(wires=[control, target])
+
+
+def _levels(n: int) -> int:
+    return max(1, math.ceil(math.log2(n)))
+
+
+def _qcnn_readout(n: int, _) -> list[int]:
+    return [_qcnn_plan(list(range(n)))[-1][1][0]]
+
+
+def _qcnn_plan(wires: list[int]) -> list[tuple[list[tuple[int, int]], list[int]]]:
+    """Per level: the (discarded, kept) pooling pairs and the wires left after it."""
+    plan, active = [], list(wires)
+    while len(active) > 1:
+        pairs = [(active[i], active[i + 1]) for i in range(0, len(active) - 1, 2)]
+        kept = [b for _, b in pairs] + ([active[-1]] if len(active) % 2 else [])
+        plan.append((pairs, kept))
+        active = kept
+    return plan
+
+
+@register_circuit("qcnn", "ansatz", "quantum convolutional network: per level a shared two-qubit convolution "
+                  "on neighbours and a pooling (controlled rotations) that halves the wires, down to one "
+                  "readout wire; n_layers is ignored (the levels are log2 n)",
+                  weight_shape=lambda n, layers, _: (_levels(n), 6), readout=_qcnn_readout, min_qubits=2,
+                  layered=False)
+def _qcnn(w, wires, options) -> None:
+    active = list(wires)
+    for level, (pairs, kept) in enumerate(_qcnn_plan(active)):
+        neighbours = list(zip(active[:-1], active[1:], strict=True))
+        for a, b in neighbours[::2] + neighbours[1::2]:  # convolution: even then odd pairs, shared weights
+            qml.RY(w[level, 0], wires=a)
+            qml.RY(w[level, 1], wires=b)
+            qml.CNOT(wires=[a, b])
+            qml.RY(w[level, 2], wires=a)
+            qml.RY(w[level, 3], wires=b)
+        for discarded, keep in pairs:  # pooling: the discarded wire steers the kept one
+            qml.CRZ(w[level, 4], wires=[discarded, keep])
+            qml.CRX(w[level, 5], wires=[discarded, keep])
+        active = kept
+
+
+def _tree_readout(n: int, _) -> list[int]:
+    return [0]
+
+
+@register_circuit("tree_tensor", "ansatz", "tree tensor network: RY on pairs and a CNOT, merging wires level "
+                  "by level into wire 0 (qubits: a power of 2); n_layers is ignored",
+                  weight_shape=lambda n, layers, _: (max(1, n - 1), 2), readout=_tree_readout, min_qubits=2,
+                  layered=False)
+def _tree_tensor(w, wires, options) -> None:
+    n = len(wires)
+    if n & (n - 1):
+        raise CircuitError(f"tree_tensor needs a power-of-2 number of qubits, got {n}")
+    block, stride = 0, 1
+    while stride < n:
+        for start in range(0, n, 2 * stride):
+            keep, merged = wires[start], wires[start + stride]
+            qml.RY(w[block, 0], wires=keep)
+            qml.RY(w[block, 1], wires=merged)
+            qml.CNOT(wires=[merged, keep])
+            block += 1
+        stride *= 2

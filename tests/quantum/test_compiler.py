@@ -1,0 +1,173 @@
+"""The tape compiler and the circuit registry against PennyLane's default.qubit.
+
+Every registered embedding x ansatz pair (with re-uploading where it applies), and a user
+circuit with many gate and measurement kinds, equal default.qubit row by row in double
+precision, values and gradients.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+
+from hqray.errors import CircuitError
+from hqray.quantum.circuits import Circuit, list_circuits, register_circuit
+from hqray.quantum.compiler import UnsupportedOperation, _permutation, run_qfunc
+
+EMBEDDINGS = [entry.name for entry in list_circuits("embedding")]
+ANSATZE = [entry.name for entry in list_circuits("ansatz")]
+
+
+def reference(qfunc, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """default.qubit, one QNode call per row (the slow, trusted path)."""
+    node = qml.QNode(qfunc, qml.device("default.qubit", wires=n_wires), interface="torch", diff_method="backprop")
+    rows = []
+    for row in inputs:
+        result = node(row[None, :], weights)
+        values = result if isinstance(result, (list, tuple)) else [result]
+        rows.append(torch.cat([torch.as_tensor(v).reshape(-1) for v in values]))
+    return torch.stack(rows)
+
+
+def compositions():
+    for embedding, ansatz in itertools.product(EMBEDDINGS, ANSATZE):
+        for reupload in (False, True):
+            try:
+                yield Circuit(n_qubits=4, embedding=embedding, ansatz=ansatz, n_layers=2, reupload=reupload)
+            except CircuitError:  # a pair that cannot re-upload says so (tested below)
+                continue
+
+
+@pytest.mark.parametrize("circuit", list(compositions()), ids=lambda c: f"{c.embedding}-{c.ansatz}-{c.reupload}")
+def test_every_registered_pair_equals_default_qubit_with_gradients(circuit):
+    generator = torch.Generator().manual_seed(7)
+    inputs = (torch.rand(4, 4, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = (torch.rand(circuit.weight_shape, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
+    ours = circuit.run(inputs, weights)
+    theirs = reference(circuit.qfunc(), 4, inputs, weights)
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+    probe = torch.linspace(0.5, 1.5, ours.numel(), dtype=torch.float64).reshape(ours.shape)
+    our_grads = torch.autograd.grad((ours * probe).sum(), [inputs, weights])
+    their_grads = torch.autograd.grad((theirs * probe).sum(), [inputs, weights])
+    for mine, expected in zip(our_grads, their_grads, strict=True):
+        torch.testing.assert_close(mine, expected, atol=1e-9, rtol=0)
+    assert our_grads[1].abs().sum() > 0  # the weights matter: a constant circuit would pass the rest
+
+
+def user_circuit(inputs, weights):
+    """Gates of every kind the compiler treats differently, and several measurements."""
+    qml.AngleEmbedding(inputs, wires=range(5), rotation="X")
+    qml.Hadamard(wires=0)
+    qml.Toffoli(wires=[0, 1, 2])
+    qml.SWAP(wires=[3, 4])
+    qml.MultiControlledX(wires=[0, 1, 2, 3])
+    qml.CRX(weights[0], wires=[4, 0])
+    qml.MultiRZ(weights[1], wires=[0, 1, 2, 3, 4])  # diagonal on five wires
+    qml.IsingXX(weights[2], wires=[1, 3])
+    qml.PhaseShift(inputs[..., 2] * weights[3], wires=2)  # a data-dependent diagonal gate
+    qml.QubitUnitary(qml.matrix(qml.Rot(0.3, 0.4, 0.5, wires=0) @ qml.RX(0.7, wires=1)), wires=[2, 1])
+    qml.S(wires=4)
+    qml.T(wires=3)
+    hamiltonian = qml.Hamiltonian([0.5, -1.5, 2.0], [qml.PauliX(0) @ qml.PauliY(2), qml.PauliZ(4), qml.Identity(1)])
+    return [qml.expval(qml.PauliX(0) @ qml.PauliY(2) @ qml.PauliZ(4)), qml.expval(hamiltonian),
+            qml.expval(qml.PauliZ(1) + 0.5 * qml.PauliX(3)), qml.probs(wires=[3, 1])]
+
+
+def test_a_users_circuit_with_every_gate_kind_equals_default_qubit():
+    generator = torch.Generator().manual_seed(3)
+    inputs = (torch.rand(6, 5, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = (torch.rand(4, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
+    ours = run_qfunc(user_circuit, 5, inputs, weights)
+    theirs = reference(user_circuit, 5, inputs, weights)
+    assert ours.shape == (6, 3 + 4)
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+    mine = torch.autograd.grad(ours.sum(), [inputs, weights])
+    expected = torch.autograd.grad(theirs.sum(), [inputs, weights])
+    for a, b in zip(mine, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+def test_state_measurement_and_single_precision():
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(3))
+        qml.StronglyEntanglingLayers(weights, wires=range(3))
+        return qml.state()
+
+    inputs = torch.rand(5, 3, dtype=torch.float64)
+    weights = torch.rand(2, 3, 3, dtype=torch.float64)
+    ours = run_qfunc(circuit, 3, inputs, weights)
+    node = qml.QNode(circuit, qml.device("default.qubit", wires=3), interface="torch")
+    theirs = torch.stack([node(row[None, :], weights).reshape(-1) for row in inputs])
+    torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0)
+    single = run_qfunc(circuit, 3, inputs.float(), weights.float())
+    assert single.dtype == torch.complex64
+    torch.testing.assert_close(single.to(torch.complex128), theirs, atol=1e-5, rtol=0)
+
+
+def test_permutation_gates_are_gathers_and_run_basis_states_exactly():
+    assert _permutation(torch.as_tensor(qml.matrix(qml.CNOT(wires=[0, 1])))).tolist() == [0, 1, 3, 2]
+    assert _permutation(torch.as_tensor(qml.matrix(qml.RX(0.1, wires=0)))) is None
+
+    def circuit(inputs, weights):
+        qml.BasisEmbedding(inputs[0].long().tolist(), wires=range(3))
+        qml.Toffoli(wires=[0, 1, 2])
+        qml.SWAP(wires=[0, 2])
+        return qml.probs(wires=range(3))
+
+    probabilities = run_qfunc(circuit, 3, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64), torch.zeros(1))
+    assert probabilities[0].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]  # |110> -> |111> -> |111>
+
+
+def test_circuit_errors_name_the_problem():
+    with pytest.raises(CircuitError, match=r"unknown circuit 'zz'; registered: \['amplitude', 'angle'"):
+        Circuit(embedding="zz")
+    with pytest.raises(CircuitError, match="'angle' is an embedding, not an ansatz"):
+        Circuit(ansatz="angle")
+    with pytest.raises(CircuitError, match="reupload .* 'qcnn' has no layers"):
+        Circuit(ansatz="qcnn", reupload=True)
+    with pytest.raises(CircuitError, match="needs a power-of-2 number of qubits, got 3"):
+        Circuit(n_qubits=3, ansatz="tree_tensor").run(torch.zeros(1, 3), torch.zeros(2, 2))
+    with pytest.raises(CircuitError, match=r"weights have shape \(1, 4\); .* expects \(2, 4, 3\)"):
+        Circuit().run(torch.zeros(1, 4), torch.zeros(1, 4))
+    with pytest.raises(CircuitError, match="entangler"):
+        Circuit(ansatz="hardware_efficient", ansatz_options={"entangler": "star"})
+    with pytest.raises(CircuitError, match="amplitude embedding of 9 features needs at least 4 qubits"):
+        Circuit(n_qubits=3, embedding="amplitude").run(torch.ones(1, 9), torch.zeros(2, 3, 3))
+
+    def variance(inputs, weights):
+        qml.RX(inputs[..., 0], wires=0)
+        return qml.var(qml.PauliZ(0))
+
+    with pytest.raises(UnsupportedOperation, match="measurement var"):
+        run_qfunc(variance, 1, torch.zeros(2, 1), torch.zeros(1))
+
+    def off_register(inputs, weights):
+        qml.RX(inputs[..., 0], wires=5)
+        return qml.expval(qml.PauliZ(5))
+
+    with pytest.raises(CircuitError, match=r"uses wires \[5\]; expected integers 0..1"):
+        run_qfunc(off_register, 2, torch.zeros(2, 1), torch.zeros(1))
+
+
+def test_a_registered_user_ansatz_composes_with_every_embedding():
+    @register_circuit("test_ladder", "ansatz", "a test's own ansatz: RX then a CZ ladder",
+                      weight_shape=lambda n, layers, _: (layers, n), replace=True)
+    def ladder(w, wires, options):
+        for layer in range(w.shape[0]):
+            for index, wire in enumerate(wires):
+                qml.RX(w[layer, index], wires=wire)
+            for a, b in zip(wires[:-1], wires[1:], strict=True):
+                qml.CZ(wires=[a, b])
+
+    inputs = torch.rand(3, 4, dtype=torch.float64)
+    for embedding in EMBEDDINGS:
+        circuit = Circuit(embedding=embedding, ansatz="test_ladder", n_layers=3)
+        weights = torch.rand(circuit.weight_shape, dtype=torch.float64)
+        np.testing.assert_allclose(circuit.run(inputs, weights).numpy(),
+                                   reference(circuit.qfunc(), 4, inputs, weights).numpy(), atol=1e-10)
+    with pytest.raises(CircuitError, match="already registered"):
+        register_circuit("test_ladder", "ansatz", "again", weight_shape=lambda n, layers, _: (layers, n))
