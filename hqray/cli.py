@@ -442,11 +442,14 @@ def bench_engine(
     quick: bool = typer.Option(False, "--quick", help="a small grid for CI (seconds)"),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     device: str = typer.Option("cpu", help="cpu, or cuda: every method on the GPU (its own grid)"),
+    methods: list[str] = typer.Option([], "--methods", help="only these methods (hqray-auto always runs)"),
+    max_qubits: int | None = typer.Option(None, help="leave out larger circuits"),
 ) -> None:
     """Engine vs PennyLane default.qubit, lightning.qubit and one-QNode-per-sample."""
     from hqray.benchmarks.engine import run_engine_benchmark
 
-    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print, device=device)
+    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print, device=device,
+                                only=tuple(methods), max_qubits=max_qubits)
     _write_json(json_path, rows)
 
 

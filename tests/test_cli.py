@@ -212,7 +212,7 @@ def test_bench_engine_quick_writes_json_rows(tmp_path):
     assert completed.returncode == 0, completed.stderr
     rows = json.loads(path.read_text())
     methods = {row["method"] for row in rows}
-    assert {"hqray-auto", "default.qubit-broadcast", "qnode-per-sample"} <= methods
+    assert {"hqray-auto", "hqray-compiler", "default.qubit-broadcast", "qnode-per-sample"} <= methods
     for row in rows:
         assert {"n_qubits", "layers", "batch", "method", "samples_per_s", "peak_mb"} <= set(row)
         assert row["samples_per_s"] > 0

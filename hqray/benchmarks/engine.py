@@ -44,6 +44,15 @@ def _synchronized(run: Callable[[torch.Tensor, torch.Tensor], None],
 
 
 def _forward_backward(method: str, spec: CircuitSpec) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    if method == "hqray-compiler":  # the same circuit through the tape compiler (any-circuit path)
+        from hqray.quantum.circuits import Circuit
+
+        circuit = Circuit(n_qubits=spec.n_qubits, embedding="angle", embedding_options={"rotation": "Y"},
+                          ansatz=spec.ansatz, n_layers=spec.n_layers)
+
+        def run(inputs, weights):
+            circuit.run(inputs, weights).sum().backward()
+        return run
     if method.startswith("hqray-"):
         strategy = method.removeprefix("hqray-")
 
@@ -114,12 +123,14 @@ def _measure_on(target: torch.device, method: str, spec: CircuitSpec, inputs: to
 
 
 def run_engine_benchmark(quick: bool = False, threads: int | None = None,
-                         log: Callable[[str], None] = print, device: str = "cpu") -> list[dict]:
+                         log: Callable[[str], None] = print, device: str = "cpu",
+                         only: tuple[str, ...] = (), max_qubits: int | None = None) -> list[dict]:
     """Runs the grid; returns rows with n_qubits, layers, batch, method, samples_per_s, peak_mb.
 
     ``device="cuda"`` runs every method on the GPU (PennyLane's default.qubit through torch
     CUDA tensors; its CPU-only simulators are left out) on :data:`CUDA_GRID`; peak MB is
-    then the GPU's peak allocation.
+    then the GPU's peak allocation. ``only`` restricts the methods (``hqray-auto``, the
+    base of every ratio, always runs); ``max_qubits`` the grid.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -129,6 +140,7 @@ def run_engine_benchmark(quick: bool = False, threads: int | None = None,
     if target.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: torch sees no CUDA device here")
     grid = QUICK_GRID if quick else (CUDA_GRID if target.type == "cuda" else FULL_GRID)
+    grid = [entry for entry in grid if max_qubits is None or entry[0] <= max_qubits]
     budget = 1.0 if quick else TIME_BUDGET_S
     rows = []
     generator = torch.Generator().manual_seed(0)
@@ -137,8 +149,10 @@ def run_engine_benchmark(quick: bool = False, threads: int | None = None,
         weights = (torch.rand(spec.weight_shape, generator=generator) * 6.28).to(target)
         for batch in batches:
             inputs = (torch.rand(batch, n_qubits, generator=generator) * 3.14).to(target)
-            methods = ["hqray-auto", "hqray-folded", "hqray-statevector", "default.qubit-broadcast",
-                       "lightning.qubit-adjoint", "qnode-per-sample"]
+            methods = ["hqray-auto", "hqray-folded", "hqray-statevector", "hqray-compiler",
+                       "default.qubit-broadcast", "lightning.qubit-adjoint", "qnode-per-sample"]
+            if only:
+                methods = [m for m in methods if m == "hqray-auto" or m in only]
             if n_qubits > 10:  # a 4^n unitary: far slower than the state vector (measured once)
                 methods.remove("hqray-folded")
             if batch > 1000 or target.type == "cuda":  # covered at smaller batches / CPU-only
