@@ -8,7 +8,20 @@ from pydantic import BaseModel, ValidationError
 
 from hqray.errors import ConfigError, HqrayError, format_validation_error
 
-__all__ = ["ValidatedModel"]
+__all__ = ["ValidatedModel", "nested_message"]
+
+
+def nested_message(error: HqrayError, *labels: str) -> str:
+    """The message of an error from a nested model, without that model's label (the outer
+    model adds its own): ``"Circuit unknown circuit 'x'"`` -> ``"unknown circuit 'x'"``.
+
+    >>> nested_message(ConfigError("Circuit unknown circuit 'x'"), "Circuit")
+    "unknown circuit 'x'"
+    """
+    text = str(error)
+    for label in labels:
+        text = text.removeprefix(f"{label} ")
+    return text
 
 
 class ValidatedModel(BaseModel):

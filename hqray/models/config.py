@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from hqray.validated import ValidatedModel
+from hqray.errors import ConfigError
+from hqray.validated import ValidatedModel, nested_message
 
 __all__ = ["HybridConfig", "METRIC_NAMES"]
 
@@ -45,7 +46,10 @@ class HybridConfig(ValidatedModel):
     # Quantum part.
     n_qubits: int = Field(4, ge=1, le=24)
     n_layers: int = Field(2, ge=1, le=50)
-    ansatz: Literal["strongly_entangling", "basic_entangler", "ry_cnot"] = "strongly_entangling"
+    embedding: str = Field("angle", description="a registered embedding (hqray circuits): angle, amplitude, iqp")
+    embedding_options: dict[str, Any] = Field(default_factory=dict)
+    ansatz: str = Field("strongly_entangling", description="a registered ansatz (hqray circuits)")
+    ansatz_options: dict[str, Any] = Field(default_factory=dict)
     embedding_rotation: Literal["X", "Y", "Z"] = "Y"
     reupload: bool = False
     quantum_device: str = Field("engine", description="'engine', 'lightning' or a PennyLane device")
@@ -72,4 +76,19 @@ class HybridConfig(ValidatedModel):
     sensitivity_target: float | None = Field(None, gt=0.0, lt=1.0,
                                              description="pick the decision threshold for this sensitivity")
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_circuit(self) -> HybridConfig:
+        if self.use_quantum:
+            from hqray.errors import CircuitError
+            from hqray.quantum.spec import CircuitSpec  # the registry validates names and options
+
+            try:
+                CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
+                            embedding_options=self.embedding_options, ansatz=self.ansatz,
+                            ansatz_options=self.ansatz_options, embedding_rotation=self.embedding_rotation,
+                            reupload=self.reupload)
+            except CircuitError as error:
+                raise ConfigError(nested_message(error, "CircuitSpec")) from None
+        return self
 

@@ -105,12 +105,13 @@ def circuit_spec(config: HybridConfig) -> CircuitSpec:
     device = config.quantum_device
     if device == "lightning":
         device = "lightning.gpu" if _lightning_gpu_available() else "lightning.qubit"
+    circuit = {"n_qubits": config.n_qubits, "n_layers": config.n_layers, "embedding": config.embedding,
+               "embedding_options": config.embedding_options, "ansatz": config.ansatz,
+               "ansatz_options": config.ansatz_options, "embedding_rotation": config.embedding_rotation,
+               "reupload": config.reupload}
     if device == "engine" or device in QUANTUM_BACKENDS:
-        return CircuitSpec(n_qubits=config.n_qubits, ansatz=config.ansatz, n_layers=config.n_layers,
-                           embedding_rotation=config.embedding_rotation, reupload=config.reupload)
-    return CircuitSpec(n_qubits=config.n_qubits, ansatz=config.ansatz, n_layers=config.n_layers,
-                       embedding_rotation=config.embedding_rotation, reupload=config.reupload,
-                       strategy="device", device=device, diff_method=config.diff_method,
+        return CircuitSpec(**circuit)
+    return CircuitSpec(**circuit, strategy="device", device=device, diff_method=config.diff_method,
                        shots=config.shots)
 
 
@@ -156,10 +157,10 @@ class HybridNet(nn.Module):
         if config.pre_net:
             self.pre = linear(n_features, config.n_qubits)
         else:
-            if n_features > spec.n_qubits:
+            if n_features > spec.n_features:
                 raise ConfigError(
-                    f"{n_features} features do not fit the angle embedding of {spec.n_qubits} qubits; "
-                    "enable pca or pre_net, or raise n_qubits"
+                    f"{n_features} features do not fit the {spec.embedding} embedding of {spec.n_qubits} qubits "
+                    f"(at most {spec.n_features}); enable pca or pre_net, or raise n_qubits"
                 )
             self.pre = nn.Identity()
         if config.quantum_device in QUANTUM_BACKENDS:

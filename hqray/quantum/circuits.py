@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hqray.errors import CircuitError
+from hqray.errors import CircuitError, format_validation_error
 from hqray.validated import ValidatedModel
 
 if TYPE_CHECKING:
@@ -141,7 +141,11 @@ class Circuit(ValidatedModel):
             entry = get_circuit(name)
             if entry.kind != kind:
                 raise CircuitError(f"{name!r} is an {entry.kind}, not an {kind}")
-            entry.options(**options)  # raises naming the bad option
+            try:
+                entry.options(**options)
+            except ValidationError as error:
+                raise CircuitError(f"{name!r} options: {format_validation_error(error)}; "
+                                   f"allowed: {list(entry.options.model_fields)}") from None
             if self.n_qubits < entry.min_qubits:
                 raise CircuitError(f"{name!r} needs at least {entry.min_qubits} qubits, got {self.n_qubits}")
         if self.reupload and not get_circuit(self.ansatz).layered:
@@ -165,19 +169,24 @@ class Circuit(ValidatedModel):
         _, _, ansatz, options = self._parts()
         return ansatz.readout(self.n_qubits, options) if ansatz.readout else list(range(self.n_qubits))
 
+    def queue(self, inputs, weights) -> None:
+        """Queues the circuit's operations (no measurement), e.g. inside a QNode."""
+        embedding, embedding_options, ansatz, ansatz_options = self._parts()
+        wires = list(range(self.n_qubits))
+        if self.reupload:
+            for layer in range(self.n_layers):
+                embedding.queue(inputs, wires, embedding_options)
+                ansatz.queue(weights[layer:layer + 1], wires, ansatz_options)
+        else:
+            embedding.queue(inputs, wires, embedding_options)
+            ansatz.queue(weights, wires, ansatz_options)
+
     def qfunc(self) -> Callable:
         """The circuit as a PennyLane quantum function ``(inputs, weights) -> measurements``."""
-        embedding, embedding_options, ansatz, ansatz_options = self._parts()
         wires = list(range(self.n_qubits))
 
         def circuit(inputs, weights):
-            if self.reupload:
-                for layer in range(self.n_layers):
-                    embedding.queue(inputs, wires, embedding_options)
-                    ansatz.queue(weights[layer:layer + 1], wires, ansatz_options)
-            else:
-                embedding.queue(inputs, wires, embedding_options)
-                ansatz.queue(weights, wires, ansatz_options)
+            self.queue(inputs, weights)
             if self.measurement == "probs":
                 return qml.probs(wires=wires)
             if self.measurement == "state":

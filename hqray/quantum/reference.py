@@ -14,6 +14,10 @@ def apply_circuit(spec: CircuitSpec, inputs, weights) -> None:
     """Queues the spec's gates (inside a QNode) on wires ``0..n-1``."""
     import pennylane as qml
 
+    if not spec.hand_written:  # a registered circuit: its own operations
+        spec.to_circuit().queue(inputs, weights)
+        return
+
     wires = range(spec.n_qubits)
     n_inputs = inputs.shape[-1]
     embed_wires = list(range(n_inputs))
@@ -70,8 +74,9 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
     @qml.qnode(device, interface="torch", diff_method=method)
     def circuit(inputs, weights):
         apply_circuit(spec, inputs, weights)
-        if spec.measurement == "expval_z":
-            return [qml.expval(qml.PauliZ(wire)) for wire in range(spec.n_qubits)]
+        if spec.measurement in ("expval_z", "readout"):
+            wires = spec.to_circuit().readout_wires() if spec.measurement == "readout" else range(spec.n_qubits)
+            return [qml.expval(qml.PauliZ(wire)) for wire in wires]
         if spec.measurement == "probs":
             return qml.probs(wires=range(spec.n_qubits))
         return qml.state()
@@ -100,7 +105,7 @@ def stack_outputs(spec: CircuitSpec, result):
     """QNode results (a list of per-wire tensors for expvals) as one ``(B, n_outputs)`` tensor."""
     import torch
 
-    if spec.measurement == "expval_z":
+    if spec.measurement in ("expval_z", "readout"):
         result = torch.stack(list(result), dim=-1)
     return result if result.ndim == 2 else result.unsqueeze(0)
 

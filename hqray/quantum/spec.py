@@ -6,19 +6,20 @@ repeated per layer) followed by a measurement.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from hqray.errors import CircuitError
-from hqray.validated import ValidatedModel
+from hqray.validated import ValidatedModel, nested_message
 
-__all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES"]
+__all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES", "FAST_ANSATZE"]
 
 MAX_QUBITS = 30
-STRATEGY_NAMES = ("auto", "folded", "statevector", "device")
-
-Ansatz = Literal["strongly_entangling", "basic_entangler", "ry_cnot"]
+STRATEGY_NAMES = ("auto", "folded", "statevector", "compiled", "device")
+# The ansätze the hand-written folded and statevector strategies run (with the angle
+# embedding); every other registered circuit runs through the tape compiler.
+FAST_ANSATZE = ("strongly_entangling", "basic_entangler", "ry_cnot")
 
 
 class CircuitSpec(ValidatedModel):
@@ -26,14 +27,18 @@ class CircuitSpec(ValidatedModel):
 
     Attributes:
         n_qubits: number of wires (1..30).
-        embedding: ``"angle"``: one rotation per feature (PennyLane ``AngleEmbedding``).
-        embedding_rotation: axis of the embedding rotation.
-        ansatz: ``"strongly_entangling"`` (``StronglyEntanglingLayers``),
-            ``"basic_entangler"`` (``BasicEntanglerLayers`` with RX), or ``"ry_cnot"``
-            (RY on every wire, then a CNOT chain).
+        embedding: a registered embedding (``hqray circuits``): ``"angle"`` (one rotation
+            per feature, PennyLane ``AngleEmbedding``), ``"amplitude"``, ``"iqp"``, ...
+        embedding_options: options of the embedding (validated by its options model).
+        embedding_rotation: axis of the angle embedding's rotation.
+        ansatz: a registered ansatz: ``"strongly_entangling"`` (``StronglyEntanglingLayers``),
+            ``"basic_entangler"`` (``BasicEntanglerLayers`` with RX), ``"ry_cnot"`` (RY on
+            every wire, then a CNOT chain), ``"hardware_efficient"``, ``"qcnn"``, ...
+        ansatz_options: options of the ansatz.
         n_layers: ansatz layers.
         reupload: embed the inputs again before every layer (data re-uploading).
-        measurement: ``"expval_z"`` (one <Z> per wire), ``"probs"`` (2^n probabilities)
+        measurement: ``"expval_z"`` (one <Z> per wire), ``"readout"`` (<Z> on the
+            ansatz's readout wires, e.g. one for ``qcnn``), ``"probs"`` (2^n probabilities)
             or ``"state"`` (the complex state vector; not differentiable on every strategy).
         strategy: execution strategy, ``"auto"`` picks by cost (see ``hqray.quantum.plan``).
         device: PennyLane device used by the ``device`` strategy.
@@ -53,13 +58,15 @@ class CircuitSpec(ValidatedModel):
     error_type: ClassVar[type[CircuitError]] = CircuitError
 
     n_qubits: int = Field(4, ge=1, le=MAX_QUBITS)
-    embedding: Literal["angle"] = "angle"
+    embedding: str = "angle"
+    embedding_options: dict[str, Any] = Field(default_factory=dict)
     embedding_rotation: Literal["X", "Y", "Z"] = "Y"
-    ansatz: Ansatz = "strongly_entangling"
+    ansatz: str = "strongly_entangling"
+    ansatz_options: dict[str, Any] = Field(default_factory=dict)
     n_layers: int = Field(2, ge=1, le=100)
     reupload: bool = False
-    measurement: Literal["expval_z", "probs", "state"] = "expval_z"
-    strategy: Literal["auto", "folded", "statevector", "device"] = "auto"
+    measurement: Literal["expval_z", "readout", "probs", "state"] = "expval_z"
+    strategy: Literal["auto", "folded", "statevector", "compiled", "device"] = "auto"
     device: str = "default.qubit"
     diff_method: str = "best"
     shots: int | None = Field(None, ge=1)
@@ -75,21 +82,53 @@ class CircuitSpec(ValidatedModel):
             )
         if self.measurement == "state" and (self.shots is not None or self.depolarizing > 0):
             raise CircuitError("measurement 'state' needs an exact, noiseless circuit")
+        if not self.hand_written:
+            try:  # validates names, kinds, options and re-uploading against the registry
+                self.to_circuit()
+            except CircuitError as error:
+                raise CircuitError(nested_message(error, "Circuit")) from None
+            if self.depolarizing > 0:
+                raise CircuitError(f"depolarizing noise is applied to the built-in ansätze {list(FAST_ANSATZE)} "
+                                   f"with the angle embedding only, not to {self.embedding!r} + {self.ansatz!r}")
         return self
+
+    def __hash__(self) -> int:  # options are dicts: hash their sorted items (specs key caches)
+        return hash(tuple((k, repr(v)) for k, v in sorted(self.__dict__.items())))
+
+    @property
+    def hand_written(self) -> bool:
+        """Whether the hand-written fast strategies run this circuit (else the tape compiler)."""
+        return (self.embedding == "angle" and not self.embedding_options and self.ansatz in FAST_ANSATZE
+                and not self.ansatz_options and self.measurement != "readout")
+
+    def to_circuit(self):
+        """The registry's :class:`~hqray.quantum.circuits.Circuit` for this spec."""
+        from hqray.quantum.circuits import Circuit
+
+        options = dict(self.embedding_options)
+        if self.embedding == "angle":
+            options.setdefault("rotation", self.embedding_rotation)
+        return Circuit(n_qubits=self.n_qubits, embedding=self.embedding, embedding_options=options,
+                       ansatz=self.ansatz, ansatz_options=self.ansatz_options, n_layers=self.n_layers,
+                       reupload=self.reupload, measurement=self.measurement)
 
     @property
     def n_features(self) -> int:
-        """Most input features the embedding takes (one per wire)."""
-        return self.n_qubits
+        """Most input features the embedding takes (one per wire; 2^n for amplitude)."""
+        return 2**self.n_qubits if self.embedding == "amplitude" else self.n_qubits
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
+        if not self.hand_written:
+            return self.to_circuit().weight_shape
         if self.ansatz == "strongly_entangling":
             return (self.n_layers, self.n_qubits, 3)
         return (self.n_layers, self.n_qubits)
 
     @property
     def n_outputs(self) -> int:
+        if self.measurement == "readout":
+            return len(self.to_circuit().readout_wires())
         return self.n_qubits if self.measurement == "expval_z" else 2**self.n_qubits
 
     @property

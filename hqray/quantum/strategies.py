@@ -15,10 +15,10 @@ import torch
 from hqray.errors import CircuitError
 from hqray.quantum import gates
 from hqray.quantum.adjoint import Circuit, layer_blocks, simulate
-from hqray.quantum.spec import CircuitSpec
+from hqray.quantum.spec import FAST_ANSATZE, CircuitSpec
 
 __all__ = ["ExecutionStrategy", "register_strategy", "strategy_registry", "FoldedStrategy",
-           "StateVectorStrategy", "DeviceStrategy"]
+           "StateVectorStrategy", "CompiledStrategy", "DeviceStrategy"]
 
 # Cost model, in seconds for forward + backward, calibrated on a 2-core x86 CPU
 # (benchmarks/RESULTS.md). Only the ratios between strategies matter for planning.
@@ -59,6 +59,9 @@ class ExecutionStrategy(ABC):
 
 
 def _exact_fast_path_reason(spec: CircuitSpec) -> str | None:
+    if not spec.hand_written:
+        return (f"it runs the angle embedding with {list(FAST_ANSATZE)} only, not {spec.embedding!r} + "
+                f"{spec.ansatz!r}{' (readout)' if spec.measurement == 'readout' else ''}")
     if spec.shots is not None:
         return f"shots={spec.shots} need a sampling device"
     if spec.depolarizing > 0:
@@ -189,6 +192,37 @@ def _circuit(spec: CircuitSpec) -> Circuit:
         operations += [("block", layer * len(blocks) + i, size) for i, (_, size) in enumerate(blocks)]
         operations.append(("perm", layer))
     return Circuit(spec.n_qubits, tuple(operations), spec.measurement)
+
+
+@register_strategy
+class CompiledStrategy(ExecutionStrategy):
+    """Any registered circuit through the tape compiler (:mod:`hqray.quantum.compiler`):
+    a batched state vector, gates applied to their wires only, torch autograd gradients.
+    Slower than the hand-written strategies on their circuits; the planner picks it when
+    they cannot run a spec."""
+
+    name = "compiled"
+
+    def unsupported(self, spec: CircuitSpec) -> str | None:
+        if spec.shots is not None:
+            return f"shots={spec.shots} need a sampling device"
+        if spec.depolarizing > 0:
+            return "noise needs the density-matrix device"
+        return None
+
+    def cost(self, spec: CircuitSpec, batch: int) -> float:
+        gates_per_circuit = spec.n_layers * spec.n_qubits * 4 + spec.n_qubits
+        # Python per gate (recording and dispatch), then a few amplitude passes per gate, kept
+        # in memory for autograd (about 3x the passes of the hand-written state vector).
+        return (SECONDS_PER_OP * 6 * gates_per_circuit
+                + SECONDS_PER_AMPLITUDE_PASS * 3 * batch * 2**spec.n_qubits * gates_per_circuit)
+
+    def run(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        from hqray.quantum.compiler import run_qfunc
+
+        circuit = spec.to_circuit()
+        outputs = run_qfunc(circuit.qfunc(), spec.n_qubits, inputs, weights, dtype=gates.complex_dtype(spec))
+        return outputs if spec.measurement == "state" else outputs.to(inputs.dtype)
 
 
 @register_strategy

@@ -73,6 +73,18 @@ class TestCorrectness:
         assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
         assert stats["rows"] == 3000 and stats["shards"] >= 6 and stats["duplicates"] == 0
 
+    def test_a_registered_circuit_runs_on_the_pool_through_the_compiler(self):
+        spec = CircuitSpec(n_qubits=4, embedding="iqp", ansatz="qcnn", measurement="readout")
+        rng = np.random.default_rng(5)
+        inputs = rng.uniform(0, 3, size=(400, 4)).astype(np.float32)
+        weights = rng.uniform(0, 6, size=spec.weight_shape).astype(np.float32)
+        with cpu_pool(min_shard_rows=50, max_shard_rows=100) as pool:
+            outputs = pool.run(spec, inputs, weights)
+            stats = pool.stats()["cpu"]
+        expected = execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
+        assert outputs.shape == (400, 1) and stats["shards"] >= 4
+        assert np.allclose(outputs, expected, atol=1e-5)
+
     def test_shards_are_capped_by_statevector_memory(self):
         inputs, weights = data(3000)
         # 4 qubits: 16 amplitudes of 8 bytes a row, so 64 KiB holds 512 rows.

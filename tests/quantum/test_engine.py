@@ -189,7 +189,7 @@ class TestBadSpecsAndInputs:
             CircuitSpec(n_qubits=0)
 
     def test_unknown_gate(self):
-        with pytest.raises(CircuitError, match="ansatz"):
+        with pytest.raises(CircuitError, match=r"unknown circuit 'toffoli_wall'; registered: .*'qcnn'"):
             CircuitSpec(ansatz="toffoli_wall")
 
     def test_too_many_features(self):

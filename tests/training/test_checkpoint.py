@@ -32,6 +32,20 @@ def test_round_trip_gives_identical_probabilities(tmp_path, breast_cancer, gener
     assert restored.threshold_ == clf.threshold_
 
 
+def test_a_registered_circuit_round_trips_as_names_and_options(tmp_path):
+    data = load_dataset("iris")
+    circuit = {"embedding": "iqp", "embedding_options": {"n_repeats": 2}, "ansatz": "hardware_efficient",
+               "ansatz_options": {"entangler": "linear"}}
+    clf = HybridClassifier("g6", epochs=10, options=circuit).fit(data.features, data.labels)
+    save_checkpoint(clf, tmp_path / "ckpt")
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    assert {k: metadata["circuit_spec"][k] for k in circuit} == circuit  # the circuit as data, no code
+    restored = load_model(tmp_path / "ckpt")
+    assert restored.config_.ansatz == "hardware_efficient"
+    assert np.array_equal(restored.predict_proba(data.features), clf.predict_proba(data.features))
+    assert (clf.predict(data.features) == data.labels).mean() > 0.6  # it learned through the compiler
+
+
 def test_files_load_without_pickle(tmp_path, breast_cancer):
     clf = HybridClassifier("g6", epochs=1).fit(breast_cancer.features, breast_cancer.labels)
     save_checkpoint(clf, tmp_path)
