@@ -25,6 +25,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results go to be
 app.add_typer(bench_app, name="bench")
 # Piped output (logs, CI) gets room for the tables; a terminal keeps its own width.
 console = Console() if sys.stdout.isatty() else Console(width=120)
+TRUST_CODE_HELP = ("load checkpoints whose circuit lives in your own module (package.module:name); "
+                   "importing it runs its code")
 MLFLOW_HELP = ("log to MLflow: $MLFLOW_TRACKING_URI, else MLflow's local default (sqlite:///mlflow.db here, "
                "artifacts in mlruns/)")
 
@@ -306,6 +308,7 @@ def serve_command(
     api_key_env: str | None = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
     max_batch_size: int = typer.Option(32, help="rows batched into one circuit execution"),
     address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ) -> None:
     """Serves checkpoints over HTTP with Ray Serve until interrupted."""
     import signal
@@ -319,7 +322,8 @@ def serve_command(
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be unique, got {names}; use --name")
     api_key = api_key_from_env(api_key_env)
-    settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size)
+    settings = ServeSettings(host=host, port=port, replicas=replicas, max_batch_size=max_batch_size,
+                             trust_code=trust_code)
     # Ctrl+C / SIGTERM only set a flag: an interrupt that lands while Serve is still starting
     # would otherwise be swallowed inside Ray and the server would never stop.
     stop = threading.Event()
@@ -349,6 +353,7 @@ def predict(
     actor_cpus: float = typer.Option(1.0, help="CPUs per actor on the cpu tier (its torch threads)"),
     batch_size: int = typer.Option(131_072, help="rows per scoring call"),
     address: str | None = typer.Option(None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ) -> None:
     """Scores a table of any size with Ray Data; exits 1 if any row could not be scored."""
     from hqray.cluster import connect
@@ -357,7 +362,7 @@ def predict(
     info = connect(address=address, include_dashboard=False)
     console.print(info.summary())
     report = predict_table(checkpoint, source, output, id_column=id_column, tier=tier, actors=actors,
-                           actor_cpus=actor_cpus, batch_size=batch_size)
+                           actor_cpus=actor_cpus, batch_size=batch_size, trust_code=trust_code)
     console.print(report.summary(), soft_wrap=True, highlight=False)
     if report.errors:
         console.print(f"[red]error:[/] {report.errors:,} of {report.rows + report.errors:,} rows could not be "

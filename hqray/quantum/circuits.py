@@ -18,6 +18,8 @@ torch.Size([5, 4])
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import math
 from collections.abc import Callable
@@ -42,7 +44,8 @@ class _Lazy:
 
 qml = _Lazy()
 
-__all__ = ["Circuit", "CircuitEntry", "register_circuit", "get_circuit", "list_circuits", "NoOptions"]
+__all__ = ["Circuit", "CircuitEntry", "register_circuit", "get_circuit", "list_circuits", "NoOptions",
+           "circuit_imports_blocked"]
 
 
 class NoOptions(BaseModel):
@@ -101,12 +104,44 @@ def register_circuit(name: str, kind: Literal["embedding", "ansatz"], descriptio
     return decorator
 
 
-def get_circuit(name: str) -> CircuitEntry:
-    """The registered circuit ``name``; a CircuitError lists the registered ones."""
+# Set while a checkpoint loads without trust: naming "package.module:circuit" must not import
+# (run) a module then.
+_IMPORTS_BLOCKED: contextvars.ContextVar[str | None] = contextvars.ContextVar("hqray_circuit_imports", default=None)
+
+
+@contextlib.contextmanager
+def circuit_imports_blocked(reason: str):
+    """Within this block, a circuit named by module (``"pkg.mod:name"``) is an error saying ``reason``."""
+    token = _IMPORTS_BLOCKED.set(reason)
     try:
+        yield
+    finally:
+        _IMPORTS_BLOCKED.reset(token)
+
+
+def get_circuit(name: str) -> CircuitEntry:
+    """The registered circuit ``name``; a CircuitError lists the registered ones.
+
+    ``"package.module:name"`` imports ``package.module`` (whose ``@register_circuit``
+    registers ``name``) first: how a user's circuit reaches pool workers and checkpoints.
+    """
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise CircuitError(f"unknown circuit {name!r}; registered: {sorted(_REGISTRY)}") from None
+    module, separator, attribute = name.partition(":")
+    if not separator:
+        raise CircuitError(f"unknown circuit {name!r}; registered: {sorted(_REGISTRY)}, or "
+                           "'package.module:name' for a circuit registered in your own module")
+    blocked = _IMPORTS_BLOCKED.get()
+    if blocked is not None:
+        raise CircuitError(f"circuit {name!r} lives in module {module!r}: {blocked}")
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise CircuitError(f"circuit {name!r}: module {module!r} cannot be imported ({error})") from None
+    if attribute not in _REGISTRY:
+        raise CircuitError(f"module {module!r} registers no circuit {attribute!r} (use @hqray.register_circuit)")
+    _REGISTRY[name] = _REGISTRY[attribute]
+    return _REGISTRY[name]
 
 
 def list_circuits(kind: str | None = None) -> list[CircuitEntry]:

@@ -141,7 +141,8 @@ class QuantumKernel:
         with torch.no_grad():
             for start in range(0, array.shape[0], self.tile_rows):
                 rows = torch.as_tensor(array[start:start + self.tile_rows], dtype=dtype)
-                chunks.append(execute(spec, rows, weights, strategy="statevector").numpy())
+                strategy = "statevector" if spec.hand_written else "compiled"
+                chunks.append(execute(spec, rows, weights, strategy=strategy).numpy())
         states = np.concatenate(chunks)
         return bloch_vectors(states, spec.n_qubits) if self.kind == "projected" else states
 

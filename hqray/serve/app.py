@@ -105,9 +105,10 @@ class Gateway:
     """
 
     def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
-        self.models = {name: load_model(path) for name, path in checkpoints.items()}
-        self.summaries = summaries
         self.settings = ServeSettings(**settings)
+        trust = self.settings.trust_code
+        self.models = {name: load_model(path, trust_code=trust) for name, path in checkpoints.items()}
+        self.summaries = summaries
         self.api_key_sha256 = api_key_sha256
         # This replica's traffic per model: requests, rows and model calls (a batch is one call).
         self.served = {name: {"requests": 0, "rows": 0, "model_calls": 0} for name in self.models}

@@ -93,14 +93,14 @@ def feature_matrix(table: pa.Table, features: list[str]) -> tuple[np.ndarray, np
 class _Scorer:
     """A scoring actor: loads the checkpoint once, then scores blocks."""
 
-    def __init__(self, files: dict[str, bytes], keep: list[str], threads: int):
+    def __init__(self, files: dict[str, bytes], keep: list[str], threads: int, trust_code: bool = False):
         import torch
 
         torch.set_num_threads(max(1, threads))
         self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)
-        self.model = load_model(self._directory)
+        self.model = load_model(self._directory, trust_code=trust_code)
         self.keep = keep
         self.identity = checkpoint_id(files)
 
@@ -131,7 +131,7 @@ def score_table(model, table: pa.Table, keep: list[str], identity: str) -> pa.Ta
 
 
 def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | None = None, tier: str = "cpu",
-                  actors: int = 1, actor_cpus: float = 1.0, batch_size: int = 131_072):
+                  actors: int = 1, actor_cpus: float = 1.0, batch_size: int = 131_072, trust_code: bool = False):
     """Scores a table with a pool of actors; returns the (lazy) Ray Dataset of predictions.
 
     Args:
@@ -144,6 +144,7 @@ def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | Non
         actors: scoring actors (each loads the checkpoint once).
         actor_cpus: CPUs each actor holds on the cpu tier (its torch threads).
         batch_size: rows per scoring call.
+        trust_code: load a checkpoint whose circuit lives in a user's module (imports it).
 
     Returns:
         A Ray Dataset with ids, ``prediction``, ``proba_<class>``, ``checkpoint`` and
@@ -157,6 +158,7 @@ def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | Non
         raise ConfigError(f"actors ({actors}) and batch_size ({batch_size}) must be at least 1")
     options = tier_actor_options(tier, actor_cpus)
     _check_tier_resources(tier, options, actors)
+    load_model(checkpoint, trust_code=trust_code)  # refuses here, before any job starts, what actors would
     files = checkpoint_files(checkpoint)
     metadata = read_metadata(checkpoint)
     features = list(metadata["feature_names"])
@@ -170,7 +172,8 @@ def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | Non
         keep = [id_column] if id_column else ["file", "row"]
         keep.append(ORDER)
     scored = dataset.map_batches(
-        _Scorer, fn_constructor_kwargs={"files": files, "keep": keep, "threads": int(max(1, actor_cpus))},
+        _Scorer, fn_constructor_kwargs={"files": files, "keep": keep, "threads": int(max(1, actor_cpus)),
+                                         "trust_code": trust_code},
         batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), **options)
     scored.context.execution_options.preserve_order = True  # output in input order
     return scored
@@ -254,7 +257,7 @@ class PredictionReport:
 
 def predict_table(checkpoint: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, *,
                   id_column: str | None = None, tier: str = "cpu", actors: int = 1, actor_cpus: float = 1.0,
-                  batch_size: int = 131_072) -> PredictionReport:
+                  batch_size: int = 131_072, trust_code: bool = False) -> PredictionReport:
     """Scores ``source`` into the Parquet directory ``output`` (errors: ``output/_errors.csv``).
 
     ``output`` must be new, empty, or an earlier output of ``hqray predict`` (whose part
@@ -263,7 +266,7 @@ def predict_table(checkpoint: str | os.PathLike, source: str | os.PathLike, outp
     output = Path(output)
     started = time.perf_counter()
     dataset = batch_predict(checkpoint, source, id_column=id_column, tier=tier, actors=actors,
-                            actor_cpus=actor_cpus, batch_size=batch_size)
+                            actor_cpus=actor_cpus, batch_size=batch_size, trust_code=trust_code)
     claim_directory(output, OUTPUT_KIND, "hqray predict")
     parts = output / "_errors.parts"
     for stale in [*output.glob("part-*.parquet"), output / ERRORS_FILE]:  # an earlier run's (ours)

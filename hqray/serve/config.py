@@ -55,6 +55,8 @@ class ServeSettings(ValidatedModel):
     tier: Literal["cpu", "gpu", "qpu"] = Field("cpu", description="resource each model replica requests")
     replica_cpus: float = Field(1.0, ge=0.0, description="CPUs each model replica requests")
     access_log: bool = Field(True, description="log a line per request in each replica (Serve's access log)")
+    trust_code: bool = Field(False, description="load checkpoints whose circuit lives in a user's module "
+                                                "(imports, i.e. runs, that module)")
 
     @model_validator(mode="after")
     def _check_replicas(self) -> ServeSettings:

@@ -123,16 +123,26 @@ def checkpoint_id(files: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_model(directory: str | Path) -> HybridClassifier:
+def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassifier:
     """Restores a fitted :class:`HybridClassifier` from a checkpoint directory.
 
     No pickle is involved: weights load with ``weights_only=True`` and arrays with
     ``allow_pickle=False``. The restored model gives the probabilities it gave when saved.
+    A checkpoint whose circuit lives in a user's module (``"package.module:name"``) loads
+    only with ``trust_code=True``, which imports (runs) that module.
     """
+    from hqray.quantum.circuits import circuit_imports_blocked
+
     directory = Path(directory)
     metadata = read_metadata(directory)
+    refusal = ("loading the checkpoint would import and run that module; pass trust_code=True "
+               "(--trust-code on the command line) if you trust it")
     try:
-        config = HybridConfig(**metadata["config"])
+        if trust_code:
+            config = HybridConfig(**metadata["config"])
+        else:
+            with circuit_imports_blocked(refusal):
+                config = HybridConfig(**metadata["config"])
     except (ConfigError, TypeError, KeyError) as error:
         raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
     try:

@@ -26,8 +26,9 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
     the test-train kernel only.
 
     Args:
-        n_qubits, n_layers, ansatz, reupload: the feature map (see ``CircuitSpec``);
-            ``reupload=True`` interleaves the embedding with entangling layers.
+        n_qubits, n_layers, embedding, ansatz, reupload: the feature map (see ``CircuitSpec``;
+            any registered embedding and ansatz, ``hqray circuits``); ``reupload=True``
+            interleaves the embedding with entangling layers.
         kernel: ``"fidelity"`` or ``"projected"``; gamma: projected-kernel bandwidth.
         C: SVC regularisation. shots: finite-shot kernel estimate (``None``: exact).
         executor: ``"local"`` or ``"pool"`` (tiles on the QuantumPool, needs hqray.cluster).
@@ -45,12 +46,13 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_qubits: int = 4, n_layers: int = 2,
-                 ansatz: Literal["strongly_entangling", "basic_entangler", "ry_cnot"] = "strongly_entangling",
+    def __init__(self, n_qubits: int = 4, n_layers: int = 2, ansatz: str = "strongly_entangling",
                  reupload: bool = True, kernel: Literal["fidelity", "projected"] = "fidelity",
                  gamma: float = 1.0, C: float = 1.0, shots: int | None = None, executor: str = "local",
-                 pool_tiers: tuple[str, ...] = ("gpu", "cpu"), tile_rows: int = 2048, seed: int = 0):
+                 pool_tiers: tuple[str, ...] = ("gpu", "cpu"), tile_rows: int = 2048, seed: int = 0,
+                 embedding: str = "angle"):
         self.n_qubits = n_qubits
+        self.embedding = embedding
         self.n_layers = n_layers
         self.ansatz = ansatz
         self.reupload = reupload
@@ -64,8 +66,8 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def quantum_kernel(self) -> QuantumKernel:
-        spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, ansatz=self.ansatz,
-                           reupload=self.reupload, measurement="state")
+        spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
+                           ansatz=self.ansatz, reupload=self.reupload, measurement="state")
         return QuantumKernel(spec, kind=self.kernel, gamma=self.gamma, shots=self.shots,
                              tile_rows=self.tile_rows, seed=self.seed)
 

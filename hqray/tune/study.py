@@ -33,12 +33,22 @@ class QsvmParameters(BaseModel):
 
     n_qubits: int = Field(4, ge=1, le=20)
     n_layers: int = Field(2, ge=1)
-    ansatz: Literal["strongly_entangling", "basic_entangler", "ry_cnot"] = "strongly_entangling"
+    embedding: str = "angle"
+    ansatz: str = "strongly_entangling"
     reupload: bool = True
     kernel: Literal["fidelity", "projected"] = "fidelity"
     gamma: float = Field(1.0, gt=0)
     C: float = Field(1.0, gt=0)
     shots: int | None = Field(None, ge=1)
+
+
+    @model_validator(mode="after")
+    def _check_circuit(self) -> QsvmParameters:
+        from hqray.quantum.spec import CircuitSpec  # names and kinds against the circuit registry
+
+        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding, ansatz=self.ansatz,
+                    reupload=self.reupload, measurement="state")
+        return self
 
 
 QSVM_PARAMETERS = tuple(QsvmParameters.model_fields)

@@ -19,10 +19,15 @@ def pennylane_kernel_matrix(spec, weights, left, right):
     return qml.kernels.kernel_matrix(left, right, lambda x, y: overlap(x, y)[0])
 
 
-@pytest.mark.parametrize(("ansatz", "reupload"), [("strongly_entangling", True), ("basic_entangler", False),
-                                                  ("ry_cnot", True)])
-def test_fidelity_kernel_equals_pennylane(ansatz, reupload):
-    spec = CircuitSpec(n_qubits=3, n_layers=2, ansatz=ansatz, reupload=reupload, precision="double")
+@pytest.mark.parametrize(("embedding", "ansatz", "reupload"), [
+    ("angle", "strongly_entangling", True), ("angle", "basic_entangler", False), ("angle", "ry_cnot", True),
+    # registered circuits beyond the hand-written ones: states from the tape compiler
+    ("iqp", "strongly_entangling", False), ("angle", "hardware_efficient", True),
+    ("amplitude", "basic_entangler", False),
+])
+def test_fidelity_kernel_equals_pennylane(embedding, ansatz, reupload):
+    spec = CircuitSpec(n_qubits=3, n_layers=2, embedding=embedding, ansatz=ansatz, reupload=reupload,
+                       precision="double")
     rng = np.random.default_rng(0)
     weights = rng.uniform(0, 6, spec.weight_shape)
     left, right = rng.uniform(0, 3, (7, 3)), rng.uniform(0, 3, (4, 3))

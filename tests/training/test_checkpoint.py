@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,6 +46,60 @@ def test_a_registered_circuit_round_trips_as_names_and_options(tmp_path):
     assert restored.config_.ansatz == "hardware_efficient"
     assert np.array_equal(restored.predict_proba(data.features), clf.predict_proba(data.features))
     assert (clf.predict(data.features) == data.labels).mean() > 0.6  # it learned through the compiler
+
+
+USER_MODULE = """
+import pennylane as qml
+import hqray
+
+@hqray.register_circuit("ladder", "ansatz", "a user's ladder", weight_shape=lambda n, layers, _: (layers, n))
+def ladder(w, wires, options):
+    for layer in range(w.shape[0]):
+        for index, wire in enumerate(wires):
+            qml.RX(w[layer, index], wires=wire)
+        for a, b in zip(wires[:-1], wires[1:]):
+            qml.CZ(wires=[a, b])
+"""
+
+TRAIN = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+import hqray
+data = hqray.load_dataset("iris")
+clf = hqray.HybridClassifier("g6", epochs=3, options={{"ansatz": "t_user_circuits:ladder"}})
+clf.fit(data.features, data.labels)
+hqray.save_checkpoint(clf, {root!r} + "/ckpt")
+np.save({root!r} + "/probabilities.npy", clf.predict_proba(data.features))
+"""
+
+LOAD = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+import hqray
+try:
+    hqray.load_model({root!r} + "/ckpt")
+except hqray.CheckpointError as error:
+    print("REFUSED:", error)
+print("IMPORTED" if "t_user_circuits" in sys.modules else "NOT IMPORTED")
+model = hqray.load_model({root!r} + "/ckpt", trust_code=True)
+data = hqray.load_dataset("iris")
+assert np.array_equal(model.predict_proba(data.features), np.load({root!r} + "/probabilities.npy"))
+print("LOADED WITH TRUST")
+"""
+
+
+def test_a_circuit_from_a_users_module_loads_only_with_trust(tmp_path):
+    (tmp_path / "t_user_circuits.py").write_text(USER_MODULE)
+    run = [sys.executable, "-c"]
+    trained = subprocess.run([*run, TRAIN.format(root=str(tmp_path))], capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    assert metadata["circuit_spec"]["ansatz"] == "t_user_circuits:ladder"  # a name, not code
+    loaded = subprocess.run([*run, LOAD.format(root=str(tmp_path))], capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "REFUSED:" in loaded.stdout and "trust_code=True" in loaded.stdout and "t_user_circuits" in loaded.stdout
+    assert "NOT IMPORTED" in loaded.stdout  # refused before any of the user's code ran
+    assert "LOADED WITH TRUST" in loaded.stdout
 
 
 def test_files_load_without_pickle(tmp_path, breast_cancer):

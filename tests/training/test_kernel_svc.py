@@ -35,6 +35,15 @@ def test_decision_function_probabilities_and_clone():
     assert model.score(data.features, data.labels) > 0.8
 
 
+def test_any_registered_embedding_is_a_feature_map():
+    data = load_dataset("iris")
+    model = QuantumKernelSVC(n_qubits=2, n_layers=1, embedding="iqp", ansatz="hardware_efficient", reupload=False)
+    model.fit(data.features, data.labels)
+    assert model.kernel_.spec.embedding == "iqp" and model.score(data.features, data.labels) > 0.9
+    with pytest.raises(CircuitError, match="unknown circuit 'zz'"):
+        QuantumKernelSVC(embedding="zz").fit(data.features, data.labels)
+
+
 def test_errors():
     data = load_dataset("iris")
     with pytest.raises(NotFittedError):
