@@ -154,7 +154,7 @@ def run_engine_benchmark(quick: bool = False, threads: int | None = None,
             if only:
                 methods = [m for m in methods if m == "hqray-auto" or m in only]
             if n_qubits > 10:  # a 4^n unitary: far slower than the state vector (measured once)
-                methods.remove("hqray-folded")
+                methods = [m for m in methods if m != "hqray-folded"]
             if batch > 1000 or target.type == "cuda":  # covered at smaller batches / CPU-only
                 methods = [m for m in methods if m not in CPU_ONLY]
             results = {}

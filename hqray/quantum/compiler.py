@@ -31,13 +31,14 @@ torch.Size([3, 2])
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
 
-__all__ = ["run_qfunc", "record_tape", "run_tape", "UnsupportedOperation"]
+__all__ = ["run_qfunc", "record_tape", "run_tape", "supported", "UnsupportedOperation"]
 
 MAX_DECOMPOSITION_DEPTH = 10
 STATE_PREPARATIONS = ("StatePrep", "AmplitudeEmbedding", "BasisState", "StatePrepBase")
@@ -83,22 +84,60 @@ def _permutation(matrix: torch.Tensor) -> torch.Tensor | None:
 
 def _apply(state: torch.Tensor, op: qml.operation.Operator, wires: list[int], n_wires: int) -> torch.Tensor:
     """``state`` (B, 2, ..., 2) after ``op`` on ``wires`` (axes 1 + wire)."""
+    diagonal = _diagonal(op, state)
+    if len(wires) == 1:  # a view (B, left, 2, right) of the contiguous state: no copy before the product
+        return _apply_one_wire(state, op, wires[0], n_wires, diagonal)
+    if diagonal is None:
+        matrix = _as_tensor(qml.matrix(op, wire_order=op.wires), state)
+        permutation = _permutation(matrix)
+        if permutation is not None:  # one gather over the whole state, indices cached per gate placement
+            batch = state.shape[0]
+            index = _state_permutation(n_wires, tuple(wires), tuple(permutation.tolist()), state.device)
+            return state.reshape(batch, -1).index_select(1, index).reshape(state.shape)
     k = len(wires)
     axes = [1 + w for w in wires]
     moved = state.movedim(axes, list(range(1, 1 + k)))
     shape = moved.shape
     flat = moved.reshape(shape[0], 2**k, -1)
-    diagonal = _diagonal(op, state)
     if diagonal is not None:
         flat = flat * diagonal.reshape(-1, 2**k, 1)
     else:
-        matrix = _as_tensor(qml.matrix(op, wire_order=op.wires), state)
-        permutation = _permutation(matrix)
-        if permutation is not None:
-            flat = flat.index_select(1, permutation)
-        else:
-            flat = matrix @ flat  # (2^k, 2^k) or broadcast (B, 2^k, 2^k)
+        flat = matrix @ flat  # (2^k, 2^k) or broadcast (B, 2^k, 2^k)
     return flat.reshape(shape).movedim(list(range(1, 1 + k)), axes)
+
+
+def _apply_one_wire(state: torch.Tensor, op: qml.operation.Operator, wire: int, n_wires: int,
+                    diagonal: torch.Tensor | None) -> torch.Tensor:
+    batch = state.shape[0]
+    view = state.reshape(batch, 2**wire, 2, 2 ** (n_wires - wire - 1))
+    if diagonal is not None:
+        out = view * diagonal.reshape(-1, 1, 2, 1)
+    else:
+        matrix = _as_tensor(qml.matrix(op, wire_order=op.wires), state)
+        if matrix.ndim == 2:
+            out = torch.einsum("ij,bajr->bair", matrix, view)
+        else:
+            out = torch.einsum("bij,bajr->bair", matrix, view)
+    return out.reshape(state.shape)
+
+
+@lru_cache(maxsize=1024)
+def _state_permutation_cached(n_wires: int, wires: tuple[int, ...], local: tuple[int, ...]) -> torch.Tensor:
+    """``new[j] = old[index[j]]`` over all 2^n basis states for a permutation gate on ``wires``."""
+    k = len(wires)
+    indices = torch.arange(2**n_wires)
+    shifts = torch.tensor([n_wires - 1 - w for w in wires])
+    bits = (indices[:, None] >> shifts) & 1                       # (2^n, k): the gate's wires of each state
+    sub = (bits * (1 << torch.arange(k - 1, -1, -1))).sum(dim=1)  # their local index
+    source_sub = torch.tensor(local)[sub]                          # the local state each one comes from
+    cleared = indices & ~((1 << shifts).sum())
+    source_bits = (source_sub[:, None] >> torch.arange(k - 1, -1, -1)) & 1
+    return cleared | (source_bits << shifts).sum(dim=1)
+
+
+def _state_permutation(n_wires: int, wires: tuple[int, ...], local: tuple[int, ...],
+                       device: torch.device) -> torch.Tensor:
+    return _state_permutation_cached(n_wires, wires, local).to(device)
 
 
 def _diagonal(op: qml.operation.Operator, like: torch.Tensor) -> torch.Tensor | None:
@@ -133,6 +172,34 @@ def _prepare(op: qml.operation.Operator, n_wires: int, batch: int, like: torch.T
         raise UnsupportedOperation(f"{op.name} must prepare every wire (0..{n_wires - 1}), got {list(op.wires)}")
     vector = _as_tensor(op.state_vector(wire_order=range(n_wires)), like).reshape(-1, 2**n_wires)
     return vector.expand(batch, -1).reshape(batch, *[2] * n_wires)
+
+
+def supported(tape: qml.tape.QuantumScript, n_wires: int) -> None:
+    """Raises :class:`UnsupportedOperation` naming what of ``tape`` the compiler cannot run."""
+    _check_wires(tape, n_wires)
+    operations = _expanded(tape.operations)
+    for index, op in enumerate(operations):
+        if op.name in STATE_PREPARATIONS and index:
+            raise UnsupportedOperation(f"{op.name} must come first in the circuit")
+    for measurement in tape.measurements:
+        if _measurement_kind(measurement) is None:
+            raise UnsupportedOperation(_unsupported_measurement(measurement))
+
+
+def _measurement_kind(measurement) -> str | None:
+    kind = type(measurement).__name__
+    if kind == "ExpectationMP" and measurement.obs is not None:
+        return "expval"
+    if kind == "ProbabilityMP" and measurement.obs is None:
+        return "probs"
+    if kind == "StateMP" and not measurement.wires:
+        return "state"
+    return None
+
+
+def _unsupported_measurement(measurement) -> str:
+    return (f"measurement {measurement!r} is not supported; expected expval of an observable, probs of wires, "
+            "or state")
 
 
 def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torch.dtype = torch.complex128,
@@ -186,17 +253,16 @@ def _probs(state: torch.Tensor, wires: list[int], n_wires: int) -> torch.Tensor:
 def _measure(measurements: Sequence, state: torch.Tensor, n_wires: int) -> torch.Tensor:
     outputs = []
     for measurement in measurements:
-        kind = type(measurement).__name__
-        if kind == "ExpectationMP" and measurement.obs is not None:
+        kind = _measurement_kind(measurement)
+        if kind == "expval":
             outputs.append(_expval(measurement.obs, state, n_wires)[:, None])
-        elif kind == "ProbabilityMP" and measurement.obs is None:
+        elif kind == "probs":
             wires = [int(w) for w in measurement.wires] or list(range(n_wires))
             outputs.append(_probs(state, wires, n_wires))
-        elif kind == "StateMP" and not measurement.wires:
+        elif kind == "state":
             outputs.append(state)
         else:
-            raise UnsupportedOperation(f"measurement {measurement!r} is not supported; expected expval of an "
-                                       "observable, probs of wires, or state")
+            raise UnsupportedOperation(_unsupported_measurement(measurement))
     if not outputs:
         raise UnsupportedOperation("the circuit measures nothing; return qml.expval, qml.probs or qml.state")
     if any(o.is_complex() for o in outputs) and len(outputs) > 1:

@@ -60,6 +60,9 @@ def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
         # The device strategy is the reference, not a speed choice, unless it is the only way.
         fast = {name: cost for name, cost in costs.items() if name != "device"}
         chosen = min(fast, key=fast.get) if fast else "device"
+        if chosen == "device" and spec.exact and "compiled" in rejected:  # never a silent difference
+            warnings.warn(f"the compiler cannot run this circuit ({rejected['compiled']}); using PennyLane's "
+                          f"{spec.device!r} device instead", FallbackWarning, stacklevel=3)
         return Plan(chosen, costs, rejected)
     if requested not in rejected:
         return Plan(requested, costs, rejected)

@@ -63,7 +63,8 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
 
     name = device_name or spec.device
     try:
-        device = qml.device(name, wires=spec.n_qubits)
+        # default.qubit without fixed wires: deferred mid-circuit measurements add their own.
+        device = qml.device(name) if name == "default.qubit" else qml.device(name, wires=spec.n_qubits)
     except Exception as error:
         raise CircuitError(f"PennyLane device {name!r} could not be created: {error}") from error
 

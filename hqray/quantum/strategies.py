@@ -208,7 +208,7 @@ class CompiledStrategy(ExecutionStrategy):
             return f"shots={spec.shots} need a sampling device"
         if spec.depolarizing > 0:
             return "noise needs the density-matrix device"
-        return None
+        return _compiler_rejects(spec)
 
     def cost(self, spec: CircuitSpec, batch: int) -> float:
         gates_per_circuit = spec.n_layers * spec.n_qubits * 4 + spec.n_qubits
@@ -223,6 +223,26 @@ class CompiledStrategy(ExecutionStrategy):
         circuit = spec.to_circuit()
         outputs = run_qfunc(circuit.qfunc(), spec.n_qubits, inputs, weights, dtype=gates.complex_dtype(spec))
         return outputs if spec.measurement == "state" else outputs.to(inputs.dtype)
+
+
+@lru_cache(maxsize=256)
+def _compiler_rejects(spec: CircuitSpec) -> str | None:
+    """Why the compiler cannot run ``spec`` (an operation or measurement it lacks), or None.
+
+    Found once per circuit structure: the circuit is recorded and checked on one row.
+    """
+    from hqray.quantum.compiler import UnsupportedOperation, record_tape, supported
+
+    dtype = gates.real_dtype(spec)
+    inputs = torch.zeros(1, spec.n_features if spec.embedding == "amplitude" else spec.n_qubits, dtype=dtype)
+    if spec.embedding == "amplitude":
+        inputs[0, 0] = 1.0  # a normalisable row
+    try:
+        supported(record_tape(spec.to_circuit().qfunc(), inputs, torch.zeros(spec.weight_shape, dtype=dtype)),
+                  spec.n_qubits)
+    except UnsupportedOperation as error:
+        return str(error)
+    return None
 
 
 @register_strategy

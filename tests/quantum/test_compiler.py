@@ -171,3 +171,25 @@ def test_a_registered_user_ansatz_composes_with_every_embedding():
                                    reference(circuit.qfunc(), 4, inputs, weights).numpy(), atol=1e-10)
     with pytest.raises(CircuitError, match="already registered"):
         register_circuit("test_ladder", "ansatz", "again", weight_shape=lambda n, layers, _: (layers, n))
+
+
+def test_what_the_compiler_cannot_run_falls_back_to_the_device_with_a_warning():
+    from hqray.quantum import CircuitSpec, execute, plan
+    from hqray.quantum.engine import FallbackWarning
+
+    @register_circuit("test_measure_and_flip", "ansatz", "a mid-circuit measurement steering a flip",
+                      weight_shape=lambda n, layers, _: (layers, n), replace=True)
+    def measure_and_flip(w, wires, options):
+        for index, wire in enumerate(wires):
+            qml.RY(w[0, index], wires=wire)
+        qml.cond(qml.measure(wires[0]), qml.PauliX)(wires[1])
+
+    spec = CircuitSpec(n_qubits=2, ansatz="test_measure_and_flip", n_layers=1, precision="double")
+    inputs = torch.rand(4, 2, dtype=torch.float64)
+    weights = torch.rand(1, 2, dtype=torch.float64)
+    with pytest.warns(FallbackWarning, match="MidMeasureMP .* using PennyLane's 'default.qubit'"):
+        outputs = execute(spec, inputs, weights)
+    assert plan(spec, 4).rejected["compiled"].startswith("operation MidMeasureMP")
+    angles = inputs + weights  # RY(x) then RY(w) on each wire
+    expected = torch.stack([torch.cos(angles[:, 0]), torch.cos(angles[:, 0]) * torch.cos(angles[:, 1])], dim=1)
+    torch.testing.assert_close(outputs, expected, atol=1e-10, rtol=0)
