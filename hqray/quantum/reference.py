@@ -63,8 +63,10 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
 
     name = device_name or spec.device
     try:
-        # default.qubit without fixed wires: deferred mid-circuit measurements add their own.
-        device = qml.device(name) if name == "default.qubit" else qml.device(name, wires=spec.n_qubits)
+        # A registered circuit may measure mid-circuit: default.qubit then needs wires of its own
+        # for the deferred measurements (a state is only well ordered on fixed wires).
+        free = name == "default.qubit" and not spec.hand_written and spec.measurement != "state"
+        device = qml.device(name) if free else qml.device(name, wires=spec.n_qubits)
     except Exception as error:
         raise CircuitError(f"PennyLane device {name!r} could not be created: {error}") from error
 
