@@ -18,11 +18,10 @@ import ray
 import hqray
 import hqray.cluster
 from hqray.cli import main
-from hqray.data import load_dataset
 from hqray.errors import ConfigError, DataError
 from hqray.serve.batch import ERRORS_FILE, predict_table
 from hqray.serve.tables import READ_ERROR, _read_csv
-from hqray.training import HybridClassifier, load_model, save_checkpoint
+from hqray.training import load_model
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +29,6 @@ def ray_session():
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    data = load_dataset("iris", task="multiclass")
-    names = np.asarray(data.class_names)[data.labels]
-    model = HybridClassifier("g6", epochs=3).fit(data.features, names, list(data.feature_names))
-    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "iris")
 
 
 @pytest.fixture(scope="module")

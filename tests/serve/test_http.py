@@ -28,14 +28,6 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    data = load_dataset("iris", task="multiclass")
-    names = np.asarray(data.class_names)[data.labels]
-    model = HybridClassifier("g6", epochs=5).fit(data.features, names, list(data.feature_names))
-    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "iris")
-
-
-@pytest.fixture(scope="module")
 def thresholded_checkpoint(tmp_path_factory):
     """A g9 model (binary, decision threshold tuned in training), with its threshold moved
     so that, on some rows, thresholding and argmax give different classes."""
