@@ -68,8 +68,7 @@ def _expanded(operations: Sequence[qml.operation.Operator], depth: int = 0) -> l
 
 
 def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
-    tensor = torch.as_tensor(value, device=like.device)
-    return tensor.to(like.dtype) if tensor.is_complex() else tensor.to(like.dtype)
+    return torch.as_tensor(value, device=like.device).to(like.dtype)
 
 
 def _permutation(matrix: torch.Tensor) -> torch.Tensor | None:
