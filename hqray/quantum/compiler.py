@@ -173,8 +173,9 @@ def _prepare(op: qml.operation.Operator, n_wires: int, batch: int, like: torch.T
     return vector.expand(batch, -1).reshape(batch, *[2] * n_wires)
 
 
-def supported(tape: qml.tape.QuantumScript, n_wires: int) -> None:
-    """Raises :class:`UnsupportedOperation` naming what of ``tape`` the compiler cannot run."""
+def supported(tape: qml.tape.QuantumScript, n_wires: int) -> list[qml.operation.Operator]:
+    """The tape's operations, decomposed to what the compiler runs; raises
+    :class:`UnsupportedOperation` naming what it cannot run."""
     _check_wires(tape, n_wires)
     operations = _expanded(tape.operations)
     for index, op in enumerate(operations):
@@ -183,6 +184,7 @@ def supported(tape: qml.tape.QuantumScript, n_wires: int) -> None:
     for measurement in tape.measurements:
         if _measurement_kind(measurement) is None:
             raise UnsupportedOperation(_unsupported_measurement(measurement))
+    return operations
 
 
 def _measurement_kind(measurement) -> str | None:
@@ -202,20 +204,28 @@ def _unsupported_measurement(measurement) -> str:
 
 
 def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torch.dtype = torch.complex128,
-             device: torch.device | str = "cpu") -> torch.Tensor:
-    """Runs a recorded tape on ``batch`` rows; returns ``(batch, outputs)`` (real, or complex for ``state``)."""
-    _check_wires(tape, n_wires)
-    like = torch.zeros((), dtype=dtype, device=device)
+             device: torch.device | str = "cpu", diff_method: str = "adjoint") -> torch.Tensor:
+    """Runs a recorded tape on ``batch`` rows; returns ``(batch, outputs)`` (real, or complex for ``state``).
+
+    ``diff_method="adjoint"`` (default) differentiates expectation values and probabilities
+    with the adjoint method (:mod:`hqray.quantum.tape_adjoint`: memory independent of
+    depth); ``"backprop"`` (and any ``state`` measurement) keeps torch's graph of every step.
+    """
+    from hqray.quantum.tape_adjoint import adjoint_outputs, adjoint_supported
+
+    if diff_method not in ("adjoint", "backprop"):
+        raise CircuitError(f"diff_method {diff_method!r}: expected 'adjoint' or 'backprop'")
+    operations = supported(tape, n_wires)
     state = torch.zeros((batch, 2**n_wires), dtype=dtype, device=device)
     state[:, 0] = 1
     state = state.reshape(batch, *[2] * n_wires)
-    for index, op in enumerate(_expanded(tape.operations)):
+    if diff_method == "adjoint" and torch.is_grad_enabled() and adjoint_supported(tape.measurements):
+        return adjoint_outputs(operations, tape.measurements, state, n_wires)
+    for op in operations:
         if op.name in STATE_PREPARATIONS:
-            if index:
-                raise UnsupportedOperation(f"{op.name} must come first in the circuit")
-            state = _prepare(op, n_wires, batch, like)
-            continue
-        state = _apply(state, op, [int(w) for w in op.wires], n_wires)
+            state = _prepare(op, n_wires, batch, state)
+        else:
+            state = _apply(state, op, [int(w) for w in op.wires], n_wires)
     return _measure(tape.measurements, state.reshape(batch, -1), n_wires)
 
 
@@ -225,9 +235,15 @@ def _check_wires(tape: qml.tape.QuantumScript, n_wires: int) -> None:
         raise CircuitError(f"the circuit uses wires {bad}; expected integers 0..{n_wires - 1}")
 
 
+def _is_sum(observable: qml.operation.Operator) -> bool:
+    """A sum of terms (Sum, scaled term, Hamiltonian): measured term by term."""
+    return isinstance(observable, (qml.ops.Sum, qml.ops.SProd)) or observable.name in ("Hamiltonian",
+                                                                                       "LinearCombination")
+
+
 def _expval(observable: qml.operation.Operator, state: torch.Tensor, n_wires: int) -> torch.Tensor:
     """<psi|O|psi> per row, term by term for sums and Hamiltonians."""
-    if isinstance(observable, (qml.ops.Sum, qml.ops.SProd)) or observable.name in ("Hamiltonian", "LinearCombination"):
+    if _is_sum(observable):
         coefficients, terms = observable.terms()
         return sum(float(c) * _expval(term, state, n_wires) for c, term in zip(coefficients, terms, strict=True))
     wires = [int(w) for w in observable.wires]
@@ -270,15 +286,15 @@ def _measure(measurements: Sequence, state: torch.Tensor, n_wires: int) -> torch
 
 
 def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,
-              dtype: torch.dtype | None = None) -> torch.Tensor:
+              dtype: torch.dtype | None = None, diff_method: str = "adjoint") -> torch.Tensor:
     """Records ``qfunc(inputs, weights)`` and runs it batched over the rows of ``inputs``.
 
     ``dtype`` is the state's complex dtype (default: complex64 for float32 inputs,
-    complex128 otherwise). Returns ``(B, outputs)``.
+    complex128 otherwise); ``diff_method`` as in :func:`run_tape`. Returns ``(B, outputs)``.
     """
     if inputs.ndim != 2:
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
     if dtype is None:
         dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
     tape = record_tape(qfunc, inputs, weights)
-    return run_tape(tape, n_wires, inputs.shape[0], dtype, inputs.device)
+    return run_tape(tape, n_wires, inputs.shape[0], dtype, inputs.device, diff_method)

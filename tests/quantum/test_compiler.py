@@ -193,3 +193,19 @@ def test_what_the_compiler_cannot_run_falls_back_to_the_device_with_a_warning():
     angles = inputs + weights  # RY(x) then RY(w) on each wire
     expected = torch.stack([torch.cos(angles[:, 0]), torch.cos(angles[:, 0]) * torch.cos(angles[:, 1])], dim=1)
     torch.testing.assert_close(outputs, expected, atol=1e-10, rtol=0)
+
+
+def test_adjoint_gradients_equal_backprop_and_keep_no_graph_of_the_steps():
+    generator = torch.Generator().manual_seed(11)
+    inputs = (torch.rand(5, 5, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = (torch.rand(4, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
+    adjoint = run_qfunc(user_circuit, 5, inputs, weights)
+    backprop = run_qfunc(user_circuit, 5, inputs, weights, diff_method="backprop")
+    assert type(adjoint.grad_fn).__name__ == "_AdjointBackward"  # one node, not one per gate
+    torch.testing.assert_close(adjoint, backprop, atol=1e-12, rtol=0)
+    probe = torch.linspace(-1, 1, adjoint.numel(), dtype=torch.float64).reshape(adjoint.shape)
+    for a, b in zip(torch.autograd.grad((adjoint * probe).sum(), [inputs, weights]),
+                    torch.autograd.grad((backprop * probe).sum(), [inputs, weights]), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    with pytest.raises(CircuitError, match="diff_method 'finite'"):
+        run_qfunc(user_circuit, 5, inputs, weights, diff_method="finite")
