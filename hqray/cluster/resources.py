@@ -102,7 +102,9 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         info = describe_cluster(started_locally=False)
     else:
         setup = {"runtime_env": {"worker_process_setup_hook": WORKER_SETUP_HOOK}} if in_loopback_mode() else {}
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
+        # address="local": a new embedded Ray, even when a `ray start` cluster on this machine
+        # is what /tmp/ray/ray_current_cluster names (ray.init() would silently join that one).
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
                  namespace="hqray", include_dashboard=include_dashboard,
                  _node_ip_address=node_ip_address,
                  **({"_metrics_export_port": metrics_export_port} if metrics_export_port else {}), **setup)

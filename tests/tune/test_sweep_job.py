@@ -76,3 +76,13 @@ def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluste
     assert board["balanced_accuracy"].notna().all()
     assert json.loads((results / "quickstart" / "study.json").read_text())["smoke_test"] is True
     assert (results / "quickstart" / "best" / "metadata.json").is_file()
+
+    # With that `ray start` cluster alive (named in /tmp/ray/ray_current_cluster), a script
+    # that asks for no address gets its own embedded Ray, as documented, not the cluster.
+    script = ("import hqray.cluster as c, ray; info = c.connect(num_cpus=1, include_dashboard=False); "
+              "print('STARTED_LOCALLY', info.started_locally, ray.cluster_resources().get('CPU'))")
+    local_env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
+    own = subprocess.run([sys.executable, "-c", script], env=local_env, capture_output=True, text=True,
+                         timeout=180, cwd=REPO)
+    assert own.returncode == 0, own.stderr[-3000:]
+    assert "STARTED_LOCALLY True 1.0" in own.stdout, own.stdout + own.stderr[-3000:]
