@@ -8,7 +8,7 @@
 """
 
 from hqray._lazy import lazy_exports
-from hqray.data import builtin, finance, genomics, table  # noqa: F401  (registers datasets)
+from hqray.data import benchmark, builtin, finance, genomics, table  # noqa: F401  (registers datasets)
 from hqray.data.registry import (
     Dataset,
     DatasetOptions,
