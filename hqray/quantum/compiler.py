@@ -203,22 +203,31 @@ def _unsupported_measurement(measurement) -> str:
             "or state")
 
 
+# "auto" keeps torch's graph (faster) while it stays below this; beyond, the adjoint method.
+BACKPROP_GRAPH_LIMIT_BYTES = 256 * 2**20
+
+
 def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torch.dtype = torch.complex128,
-             device: torch.device | str = "cpu", diff_method: str = "adjoint") -> torch.Tensor:
+             device: torch.device | str = "cpu", diff_method: str = "auto") -> torch.Tensor:
     """Runs a recorded tape on ``batch`` rows; returns ``(batch, outputs)`` (real, or complex for ``state``).
 
-    ``diff_method="adjoint"`` (default) differentiates expectation values and probabilities
-    with the adjoint method (:mod:`hqray.quantum.tape_adjoint`: memory independent of
-    depth); ``"backprop"`` (and any ``state`` measurement) keeps torch's graph of every step.
+    ``diff_method="adjoint"`` differentiates expectation values and probabilities with the
+    adjoint method (:mod:`hqray.quantum.tape_adjoint`: memory independent of depth, more
+    Python per gate); ``"backprop"`` keeps torch's graph of every step (and so does any
+    ``state`` measurement); ``"auto"`` (default) takes backprop while that graph (about two
+    states per gate) stays under :data:`BACKPROP_GRAPH_LIMIT_BYTES`, the adjoint method beyond.
     """
     from hqray.quantum.tape_adjoint import adjoint_outputs, adjoint_supported
 
-    if diff_method not in ("adjoint", "backprop"):
-        raise CircuitError(f"diff_method {diff_method!r}: expected 'adjoint' or 'backprop'")
+    if diff_method not in ("auto", "adjoint", "backprop"):
+        raise CircuitError(f"diff_method {diff_method!r}: expected 'auto', 'adjoint' or 'backprop'")
     operations = supported(tape, n_wires)
     state = torch.zeros((batch, 2**n_wires), dtype=dtype, device=device)
     state[:, 0] = 1
     state = state.reshape(batch, *[2] * n_wires)
+    if diff_method == "auto":
+        graph_bytes = 2 * len(operations) * state.numel() * state.element_size()
+        diff_method = "adjoint" if graph_bytes > BACKPROP_GRAPH_LIMIT_BYTES else "backprop"
     if diff_method == "adjoint" and torch.is_grad_enabled() and adjoint_supported(tape.measurements):
         return adjoint_outputs(operations, tape.measurements, state, n_wires)
     for op in operations:
@@ -286,7 +295,7 @@ def _measure(measurements: Sequence, state: torch.Tensor, n_wires: int) -> torch
 
 
 def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,
-              dtype: torch.dtype | None = None, diff_method: str = "adjoint") -> torch.Tensor:
+              dtype: torch.dtype | None = None, diff_method: str = "auto") -> torch.Tensor:
     """Records ``qfunc(inputs, weights)`` and runs it batched over the rows of ``inputs``.
 
     ``dtype`` is the state's complex dtype (default: complex64 for float32 inputs,

@@ -53,8 +53,11 @@ def test_every_registered_pair_equals_default_qubit_with_gradients(circuit):
     probe = torch.linspace(0.5, 1.5, ours.numel(), dtype=torch.float64).reshape(ours.shape)
     our_grads = torch.autograd.grad((ours * probe).sum(), [inputs, weights])
     their_grads = torch.autograd.grad((theirs * probe).sum(), [inputs, weights])
-    for mine, expected in zip(our_grads, their_grads, strict=True):
+    adjoint = run_qfunc(circuit.qfunc(), 4, inputs, weights, diff_method="adjoint")
+    adjoint_grads = torch.autograd.grad((adjoint * probe).sum(), [inputs, weights])
+    for mine, by_adjoint, expected in zip(our_grads, adjoint_grads, their_grads, strict=True):
         torch.testing.assert_close(mine, expected, atol=1e-9, rtol=0)
+        torch.testing.assert_close(by_adjoint, expected, atol=1e-9, rtol=0)
     assert our_grads[1].abs().sum() > 0  # the weights matter: a constant circuit would pass the rest
 
 
@@ -199,7 +202,7 @@ def test_adjoint_gradients_equal_backprop_and_keep_no_graph_of_the_steps():
     generator = torch.Generator().manual_seed(11)
     inputs = (torch.rand(5, 5, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
     weights = (torch.rand(4, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
-    adjoint = run_qfunc(user_circuit, 5, inputs, weights)
+    adjoint = run_qfunc(user_circuit, 5, inputs, weights, diff_method="adjoint")
     backprop = run_qfunc(user_circuit, 5, inputs, weights, diff_method="backprop")
     assert type(adjoint.grad_fn).__name__ == "_AdjointBackward"  # one node, not one per gate
     torch.testing.assert_close(adjoint, backprop, atol=1e-12, rtol=0)
@@ -207,5 +210,6 @@ def test_adjoint_gradients_equal_backprop_and_keep_no_graph_of_the_steps():
     for a, b in zip(torch.autograd.grad((adjoint * probe).sum(), [inputs, weights]),
                     torch.autograd.grad((backprop * probe).sum(), [inputs, weights]), strict=True):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    assert type(run_qfunc(user_circuit, 5, inputs, weights).grad_fn).__name__ != "_AdjointBackward"  # auto: small
     with pytest.raises(CircuitError, match="diff_method 'finite'"):
         run_qfunc(user_circuit, 5, inputs, weights, diff_method="finite")
