@@ -29,17 +29,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_head(env: dict) -> tuple[subprocess.CompletedProcess, int]:
+    """`ray start --head` on loopback; a port taken between choosing and binding it (by Ray's
+    own processes, which pick theirs at random) is retried with fresh ports, not a failure."""
+    for _ in range(3):
+        dashboard = free_port()
+        started = subprocess.run(
+            [*RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
+             '--resources={"QPU": 2}', "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+             f"--dashboard-port={dashboard}", "--disable-usage-stats"],
+            env=env, capture_output=True, text=True, timeout=120)
+        if started.returncode == 0 or "address already in use" not in started.stdout + started.stderr:
+            return started, dashboard
+        subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    return started, dashboard
+
+
 @pytest.fixture
 def loopback_cluster(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env.pop("RAY_ADDRESS", None)
-    dashboard = free_port()
-    started = subprocess.run(
-        [*RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
-         '--resources={"QPU": 2}', "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=120)
+    started, dashboard = start_head(env)
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield env, f"http://127.0.0.1:{dashboard}"
