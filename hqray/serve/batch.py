@@ -41,7 +41,7 @@ from hqray.cluster.resources import tier_actor_options
 from hqray.errors import ConfigError, DataError
 from hqray.ownership import claim_directory
 from hqray.serve.tables import ORDER, READ_ERROR, TableSource, check_table_columns, find_table_files
-from hqray.training import checkpoint_files, checkpoint_id, load_model, read_metadata
+from hqray.training import checkpoint_files, checkpoint_id, load_model
 
 __all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", "score_table"]
 
@@ -158,10 +158,9 @@ def batch_predict(checkpoint: str | os.PathLike, source, *, id_column: str | Non
         raise ConfigError(f"actors ({actors}) and batch_size ({batch_size}) must be at least 1")
     options = tier_actor_options(tier, actor_cpus)
     _check_tier_resources(tier, options, actors)
-    load_model(checkpoint, trust_code=trust_code)  # refuses here, before any job starts, what actors would
+    # Loaded here too, so what the actors would refuse (a bad or untrusted checkpoint) fails before any job.
+    features = list(load_model(checkpoint, trust_code=trust_code).feature_names_)
     files = checkpoint_files(checkpoint)
-    metadata = read_metadata(checkpoint)
-    features = list(metadata["feature_names"])
     if isinstance(source, ray.data.Dataset):
         dataset = source
         keep = [id_column] if id_column else []
