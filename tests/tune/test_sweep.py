@@ -360,7 +360,8 @@ def test_every_generation_and_qsvm_runs_as_a_tune_trial(ray_session, tmp_path):
     from hqray.models import list_generations
 
     generations = [g.id for g in list_generations() if g.id != "g7"] + ["qsvm"]  # g7: its own test above
-    study = StudyConfig(name="t_all", dataset={"name": "breast_cancer"}, generations=generations, folds=2,
+    study = StudyConfig(name="t_all", dataset={"name": "iris", "options": {"task": "binary"}},
+                        generations=generations, folds=2,
                         epochs=1, num_samples=1, scheduler="none", search_alg="random", metric="roc_auc",
                         baselines=["logreg"])
     result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0)
