@@ -391,7 +391,7 @@ def circuits() -> None:
     """Lists the registered circuits: embeddings and ansätze, their options and what they measure."""
     from hqray.quantum.circuits import list_circuits
 
-    table = Table(title="circuits (compose: Circuit(embedding=..., ansatz=..., reupload=...))")
+    table = Table(title="circuits (a model: --set circuit=NAME, circuit.embedding=..., circuit.reupload=true)")
     for column in ("name", "kind", "description", "options (default)", "weights", "measures"):
         table.add_column(column)
     for entry in list_circuits():

@@ -106,6 +106,16 @@ def test_dataset_options_and_config_overrides(tmp_path):
     assert len(metrics["class_names"]) == 3
 
 
+def test_set_circuit_names_a_registered_circuit(tmp_path):
+    completed = hqray("train", "-d", "iris", "-g", "g6", "--folds", "2", "--epochs", "2", "--no-baselines",
+                      "--set", "circuit=qcnn", "--set", "circuit.embedding=iqp", "--output", str(tmp_path))
+    assert completed.returncode == 0, completed.stderr
+    circuit = json.loads((tmp_path / "metrics.json").read_text())["config"]["circuit"]
+    assert (circuit["embedding"], circuit["ansatz"]) == ("iqp", "qcnn")
+    refused = hqray("train", "-d", "iris", "-g", "g6", "--set", "ansatz=qcnn", "--output", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "circuit.ansatz" in refused.stdout + refused.stderr
+
+
 def test_train_refuses_an_output_holding_the_users_files_unless_overwrite(tmp_path):
     (tmp_path / "paper.md").write_text("draft")
     arguments = ("train", "-d", "iris", "-g", "g0", "--folds", "2", "--epochs", "1", "--no-baselines",

@@ -7,10 +7,15 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from hqray.errors import ConfigError
+from hqray.quantum.circuits import CircuitChoice
 from hqray.validated import ValidatedModel, nested_message
 
 __all__ = ["HybridConfig", "METRIC_NAMES"]
 
+# Fields of HybridConfig before it held one circuit: named in the error that says where they went.
+_MOVED_INTO_CIRCUIT = {"embedding": "circuit.embedding", "embedding_options": "circuit.embedding_options",
+                       "ansatz": "circuit.ansatz", "ansatz_options": "circuit.ansatz_options",
+                       "reupload": "circuit.reupload", "embedding_rotation": "circuit.embedding_options.rotation"}
 METRIC_NAMES = ("loss", "accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
 
 
@@ -22,9 +27,14 @@ class HybridConfig(ValidatedModel):
 
     **Example**
 
-    >>> config = HybridConfig(n_qubits=4, ansatz="basic_entangler", learning_rate=0.01)
-    >>> config.use_quantum, config.n_qubits
-    (True, 4)
+    >>> config = HybridConfig(n_qubits=4, circuit="basic_entangler", learning_rate=0.01)
+    >>> config.use_quantum, config.circuit.ansatz
+    (True, 'basic_entangler')
+
+    Search spaces and ``--set`` reach inside the circuit with dotted keys:
+
+    >>> HybridConfig(**{"circuit": "iqp", "circuit.reupload": True}).circuit.label
+    'iqp+strongly_entangling+reupload'
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,12 +56,9 @@ class HybridConfig(ValidatedModel):
     # Quantum part.
     n_qubits: int = Field(4, ge=1, le=24)
     n_layers: int = Field(2, ge=1, le=50)
-    embedding: str = Field("angle", description="a registered embedding (hqray circuits): angle, amplitude, iqp")
-    embedding_options: dict[str, Any] = Field(default_factory=dict)
-    ansatz: str = Field("strongly_entangling", description="a registered ansatz (hqray circuits)")
-    ansatz_options: dict[str, Any] = Field(default_factory=dict)
-    embedding_rotation: Literal["X", "Y", "Z"] = "Y"
-    reupload: bool = False
+    circuit: CircuitChoice = Field(default_factory=CircuitChoice,
+                                   description="embedding + ansatz by registered name with options (hqray circuits); "
+                                               "a name alone sets that part: circuit=qcnn")
     quantum_device: str = Field("engine", description="'engine', 'lightning' or a PennyLane device")
     diff_method: str = "best"
     shots: int | None = Field(None, ge=1)
@@ -77,18 +84,40 @@ class HybridConfig(ValidatedModel):
                                              description="pick the decision threshold for this sensitivity")
     seed: int = Field(0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_dotted_keys(cls, values: Any) -> Any:
+        """``{"circuit.reupload": True}`` -> ``{"circuit": {..., "reupload": True}}`` (after ``circuit``)."""
+        if not isinstance(values, dict):
+            return values
+        moved = sorted(set(values) & set(_MOVED_INTO_CIRCUIT))
+        if moved:
+            raise ConfigError(f"{moved} belong to the circuit now: set circuit=<name> (e.g. circuit=qcnn) or "
+                              f"{[_MOVED_INTO_CIRCUIT[key] for key in moved]}")
+        values = dict(values)
+        for key in [key for key in values if isinstance(key, str) and "." in key]:
+            field, _, part = key.partition(".")
+            if field != "circuit" or part not in CircuitChoice.model_fields:
+                raise ConfigError(f"no option {key!r}; dotted keys reach the circuit's "
+                                  f"{['circuit.' + name for name in CircuitChoice.model_fields]}")
+            base = CircuitChoice.model_validate(values.get("circuit", CircuitChoice()))
+            values["circuit"] = CircuitChoice.model_validate({**base.model_dump(), part: values.pop(key)})
+        return values
+
+    @classmethod
+    def knows(cls, key: str) -> bool:
+        """Whether ``key`` can be set (a field, or ``circuit.<part>``), e.g. in a search space."""
+        field, dot, part = key.partition(".")
+        return key in cls.model_fields or (dot and field == "circuit" and part in CircuitChoice.model_fields)
+
     @model_validator(mode="after")
     def _check_circuit(self) -> HybridConfig:
         if self.use_quantum:
             from hqray.errors import CircuitError
-            from hqray.quantum.spec import CircuitSpec  # the registry validates names and options
+            from hqray.quantum.spec import CircuitSpec  # the registry validates options and widths
 
             try:
-                CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
-                            embedding_options=self.embedding_options, ansatz=self.ansatz,
-                            ansatz_options=self.ansatz_options, embedding_rotation=self.embedding_rotation,
-                            reupload=self.reupload)
+                CircuitSpec.from_choice(self.circuit, self.n_qubits, self.n_layers)
             except CircuitError as error:
                 raise ConfigError(nested_message(error, "CircuitSpec")) from None
         return self
-

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hqray.errors import ConfigError
+from hqray.errors import CircuitError, ConfigError
 from hqray.models.config import HybridConfig
 
 __all__ = ["Generation", "register_generation", "get_generation", "list_generations", "make_config"]
@@ -38,8 +38,7 @@ def register_generation(generation: Generation) -> Generation:
     """Adds a generation; its defaults must form a valid :class:`HybridConfig`."""
     if generation.id in _GENERATIONS:
         raise ConfigError(f"generation {generation.id!r} is registered twice")
-    unknown = set(generation.defaults) - set(HybridConfig.model_fields)
-    unknown |= set(generation.search_space) - set(HybridConfig.model_fields)
+    unknown = {key for key in [*generation.defaults, *generation.search_space] if not HybridConfig.knows(key)}
     if unknown:
         raise ConfigError(f"generation {generation.id!r} names unknown config fields {sorted(unknown)}")
     _GENERATIONS[generation.id] = generation
@@ -65,6 +64,28 @@ def list_generations() -> list[Generation]:
     return sorted(_GENERATIONS.values(), key=key)
 
 
+def layer_options(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` on top of ``base``; a circuit *name* over a base circuit sets only that part.
+
+    So ``--set circuit=iqp`` on g1 (ry_cnot) gives the IQP embedding with g1's ry_cnot ansatz,
+    while a full mapping (``circuit: {embedding: iqp, ansatz: qcnn}``) replaces the circuit.
+
+    >>> layer_options({"circuit": "ry_cnot"}, {"circuit": "iqp"})
+    {'circuit': 'ry_cnot', 'circuit.embedding': 'iqp'}
+    """
+    from hqray.quantum.circuits import get_circuit
+
+    values = dict(base)
+    for key, value in overrides.items():
+        if key == "circuit" and isinstance(value, str) and "circuit" in values:
+            try:
+                key = f"circuit.{get_circuit(value).kind}"
+            except CircuitError as error:
+                raise ConfigError(f"circuit: {error}") from None
+        values[key] = value
+    return values
+
+
 def make_config(generation_id: str = "g6", **overrides: Any) -> HybridConfig:
     """The generation's defaults, with ``overrides`` on top, validated.
 
@@ -76,7 +97,7 @@ def make_config(generation_id: str = "g6", **overrides: Any) -> HybridConfig:
     3
     """
     generation = get_generation(generation_id)
-    values = {**generation.defaults, **overrides, "generation": generation_id}
+    values = layer_options(generation.defaults, {**overrides, "generation": generation_id})
     try:
         return HybridConfig(**values)
     except ConfigError as error:
@@ -88,7 +109,7 @@ _COMMON_SPACE = {
     "batch_size": {"choice": [8, 16, 32]},
 }
 _QUANTUM_SPACE = {**_COMMON_SPACE, "n_layers": {"randint": [1, 5]}}
-_HYBRID = {"pre_net": True, "ansatz": "ry_cnot", "n_layers": 2}
+_HYBRID = {"pre_net": True, "circuit": "ry_cnot", "n_layers": 2}
 
 for _generation in [
     Generation("g0", "classical MLP",
@@ -118,8 +139,8 @@ for _generation in [
     Generation("g6", "entangling templates",
                "AngleEmbedding + StronglyEntanglingLayers (or BasicEntanglerLayers) on the "
                "PCA features, linear read-out.",
-               {"ansatz": "strongly_entangling", "n_layers": 2},
-               {**_QUANTUM_SPACE, "ansatz": {"choice": ["strongly_entangling", "basic_entangler"]}}),
+               {"circuit": "strongly_entangling", "n_layers": 2},
+               {**_QUANTUM_SPACE, "circuit": {"choice": ["strongly_entangling", "basic_entangler"]}}),
     # g7 is data like the others; its quantum layer (quantum_device="pool") is built by
     # hqray.cluster, which registers the "pool" backend, so studies can name g7 without Ray.
     Generation("g7", "pool-backed quantum layer",
@@ -140,8 +161,8 @@ for _generation in [
     Generation("g10", "one config",
                "Every option of g0-g9 on one HybridConfig; the search space spans the main ones.",
                {},
-               {**_QUANTUM_SPACE, "ansatz": {"choice": ["strongly_entangling", "basic_entangler", "ry_cnot"]},
-                "pre_net": {"choice": [True, False]}, "reupload": {"choice": [True, False]},
+               {**_QUANTUM_SPACE, "circuit": {"choice": ["strongly_entangling", "basic_entangler", "ry_cnot"]},
+                "pre_net": {"choice": [True, False]}, "circuit.reupload": {"choice": [True, False]},
                 "weight_decay": {"loguniform": [1e-5, 1e-2]}}),
 ]:
     register_generation(_generation)

@@ -105,14 +105,10 @@ def circuit_spec(config: HybridConfig) -> CircuitSpec:
     device = config.quantum_device
     if device == "lightning":
         device = "lightning.gpu" if _lightning_gpu_available() else "lightning.qubit"
-    circuit = {"n_qubits": config.n_qubits, "n_layers": config.n_layers, "embedding": config.embedding,
-               "embedding_options": config.embedding_options, "ansatz": config.ansatz,
-               "ansatz_options": config.ansatz_options, "embedding_rotation": config.embedding_rotation,
-               "reupload": config.reupload}
     if device == "engine" or device in QUANTUM_BACKENDS:
-        return CircuitSpec(**circuit)
-    return CircuitSpec(**circuit, strategy="device", device=device, diff_method=config.diff_method,
-                       shots=config.shots)
+        return CircuitSpec.from_choice(config.circuit, config.n_qubits, config.n_layers)
+    return CircuitSpec.from_choice(config.circuit, config.n_qubits, config.n_layers, strategy="device", device=device,
+                                   diff_method=config.diff_method, shots=config.shots)
 
 
 def _lightning_gpu_available() -> bool:

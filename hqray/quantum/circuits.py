@@ -44,7 +44,7 @@ class _Lazy:
 
 qml = _Lazy()
 
-__all__ = ["Circuit", "CircuitEntry", "register_circuit", "get_circuit", "list_circuits", "NoOptions",
+__all__ = ["Circuit", "CircuitChoice", "CircuitEntry", "register_circuit", "get_circuit", "list_circuits", "NoOptions",
            "circuit_imports_blocked"]
 
 
@@ -238,6 +238,72 @@ class Circuit(ValidatedModel):
             raise CircuitError(f"weights have shape {tuple(weights.shape)}; {self.ansatz!r} with "
                                f"{self.n_layers} layers on {self.n_qubits} qubits expects {self.weight_shape}")
         return run_qfunc(self.qfunc(), self.n_qubits, inputs, weights)
+
+
+class CircuitChoice(ValidatedModel):
+    """The circuit a model uses, as data: which embedding and ansatz, with their options.
+
+    Width and depth are the model's (``HybridConfig.n_qubits`` / ``n_layers``), so a search
+    can vary them independently of the circuit. A string is shorthand for one registered
+    name: an ansatz name replaces the ansatz, an embedding name the embedding, and
+    ``"package.module:name"`` names a user's own circuit (importing that module). Being data,
+    a choice travels to pool workers and into checkpoints.
+
+    **Example**
+
+    >>> CircuitChoice.model_validate("qcnn").ansatz
+    'qcnn'
+    >>> CircuitChoice.model_validate("iqp").label
+    'iqp+strongly_entangling'
+    >>> CircuitChoice(embedding="angle", embedding_options={"rotation": "X"}, reupload=True).label
+    'angle(rotation=X)+strongly_entangling+reupload'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    error_type = CircuitError
+
+    embedding: str = Field("angle", description="a registered embedding (hqray circuits)")
+    embedding_options: dict[str, Any] = Field(default_factory=dict)
+    ansatz: str = Field("strongly_entangling", description="a registered ansatz (hqray circuits)")
+    ansatz_options: dict[str, Any] = Field(default_factory=dict)
+    reupload: bool = Field(False, description="embed the inputs again before every ansatz layer")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        entry = get_circuit(value)
+        return {"ansatz": value} if entry.kind == "ansatz" else {"embedding": value}
+
+    @model_validator(mode="after")
+    def _check(self) -> CircuitChoice:
+        for name, kind in ((self.embedding, "embedding"), (self.ansatz, "ansatz")):
+            if get_circuit(name).kind != kind:
+                raise CircuitError(f"{name!r} is an {get_circuit(name).kind}, not an {kind}")
+        return self
+
+    def __hash__(self) -> int:
+        return hash(self.label)
+
+    def circuit(self, n_qubits: int, n_layers: int,
+                measurement: Literal["readout", "expval_z", "probs", "state"] = "readout") -> Circuit:
+        """This choice on ``n_qubits`` wires with ``n_layers`` layers (options validated there)."""
+        return Circuit(n_qubits=n_qubits, n_layers=n_layers, measurement=measurement, **self.model_dump())
+
+    @property
+    def has_readout_wires(self) -> bool:
+        """Whether the ansatz measures only some wires by default (``qcnn``, ``tree_tensor``)."""
+        return get_circuit(self.ansatz).readout is not None
+
+    @property
+    def label(self) -> str:
+        """Short, stable text for tables: ``embedding(options)+ansatz(options)[+reupload]``."""
+        def named(name: str, options: dict[str, Any]) -> str:
+            inside = ",".join(f"{key}={value}" for key, value in sorted(options.items()))
+            return f"{name}({inside})" if inside else name
+        text = f"{named(self.embedding, self.embedding_options)}+{named(self.ansatz, self.ansatz_options)}"
+        return text + ("+reupload" if self.reupload else "")
 
 
 # ---- embeddings -------------------------------------------------------------------------

@@ -92,6 +92,27 @@ class CircuitSpec(ValidatedModel):
                                    f"with the angle embedding only, not to {self.embedding!r} + {self.ansatz!r}")
         return self
 
+    @classmethod
+    def from_choice(cls, choice: Any, n_qubits: int, n_layers: int, **execution: Any) -> CircuitSpec:
+        """The spec of a model's :class:`~hqray.quantum.circuits.CircuitChoice` (or its name).
+
+        The angle embedding's ``rotation`` option becomes ``embedding_rotation``, so the
+        hand-written strategies still run it; an ansatz with readout wires (``qcnn``) is
+        measured on those wires unless ``execution`` names another measurement.
+
+        >>> CircuitSpec.from_choice("qcnn", n_qubits=4, n_layers=1).n_outputs
+        1
+        """
+        from hqray.quantum.circuits import CircuitChoice
+
+        choice = choice if isinstance(choice, CircuitChoice) else CircuitChoice.model_validate(choice)
+        embedding_options = dict(choice.embedding_options)
+        rotation = embedding_options.pop("rotation", "Y") if choice.embedding == "angle" else "Y"
+        execution.setdefault("measurement", "readout" if choice.has_readout_wires else "expval_z")
+        return cls(n_qubits=n_qubits, n_layers=n_layers, embedding=choice.embedding,
+                   embedding_options=embedding_options, embedding_rotation=rotation, ansatz=choice.ansatz,
+                   ansatz_options=choice.ansatz_options, reupload=choice.reupload, **execution)
+
     def __hash__(self) -> int:  # options are dicts: hash their sorted items (specs key caches)
         return hash(tuple((k, repr(v)) for k, v in sorted(self.__dict__.items())))
 

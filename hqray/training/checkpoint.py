@@ -30,7 +30,7 @@ __all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files",
            "FORMAT_VERSION"]
 
 FORMAT = "hqray-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the config holds one `circuit`; version 1 is read and upgraded
 FILES = ("weights.pt", "preprocessing.npz", "metadata.json")
 
 
@@ -99,10 +99,27 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {str(directory)!r}: format is {metadata.get('format')!r}, "
                               f"expected {FORMAT!r}")
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") not in (1, FORMAT_VERSION):
         raise CheckpointError(f"checkpoint {str(directory)!r}: format_version "
-                              f"{metadata.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
-    return metadata
+                              f"{metadata.get('format_version')!r} is not supported (expected 1 or {FORMAT_VERSION})")
+    return _upgraded(metadata)
+
+
+def _upgraded(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Version-1 metadata with its config's separate circuit fields folded into ``circuit``.
+
+    >>> _upgraded({"format_version": 1, "config": {"ansatz": "ry_cnot", "embedding_rotation": "X"}})["config"]
+    {'circuit': {'ansatz': 'ry_cnot', 'embedding_options': {'rotation': 'X'}}}
+    """
+    if metadata.get("format_version") != 1 or not isinstance(metadata.get("config"), dict):
+        return metadata
+    config = dict(metadata["config"])
+    circuit = {key: config.pop(key) for key in ("embedding", "embedding_options", "ansatz", "ansatz_options",
+                                                  "reupload") if key in config}
+    rotation = config.pop("embedding_rotation", "Y")
+    if rotation != "Y" and circuit.get("embedding", "angle") == "angle":
+        circuit["embedding_options"] = {**circuit.get("embedding_options", {}), "rotation": rotation}
+    return {**metadata, "format_version": FORMAT_VERSION, "config": {**config, "circuit": circuit}}
 
 
 def checkpoint_files(directory: str | Path) -> dict[str, bytes]:

@@ -167,9 +167,10 @@ class StudyConfig(ValidatedModel):
                 raise ConfigError(f"search_space.{generation}: not among the study's generations {self.generations}")
             if not space:
                 raise ConfigError(f"search_space.{generation}: empty search space; remove it to use the defaults")
-            allowed = QSVM_PARAMETERS if generation == "qsvm" else tuple(HybridConfig.model_fields)
             for parameter, domain in space.items():
-                if parameter not in allowed:
+                known = parameter in QSVM_PARAMETERS if generation == "qsvm" else HybridConfig.knows(parameter)
+                if not known:
+                    allowed = QSVM_PARAMETERS if generation == "qsvm" else (*HybridConfig.model_fields, "circuit.<part>")
                     raise ConfigError(f"search_space.{generation}.{parameter}: unknown parameter; "
                                       f"expected one of {sorted(allowed)}")
                 _check_domain(f"search_space.{generation}.{parameter}", domain)

@@ -38,12 +38,12 @@ def test_a_registered_circuit_round_trips_as_names_and_options(tmp_path):
     data = load_dataset("iris")
     circuit = {"embedding": "iqp", "embedding_options": {"n_repeats": 2}, "ansatz": "hardware_efficient",
                "ansatz_options": {"entangler": "linear"}}
-    clf = HybridClassifier("g6", epochs=10, options=circuit).fit(data.features, data.labels)
+    clf = HybridClassifier("g6", epochs=10, options={"circuit": circuit}).fit(data.features, data.labels)
     save_checkpoint(clf, tmp_path / "ckpt")
     metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
     assert {k: metadata["circuit_spec"][k] for k in circuit} == circuit  # the circuit as data, no code
     restored = load_model(tmp_path / "ckpt")
-    assert restored.config_.ansatz == "hardware_efficient"
+    assert restored.config_.circuit.model_dump() == {**circuit, "reupload": False}
     assert np.array_equal(restored.predict_proba(data.features), clf.predict_proba(data.features))
     assert (clf.predict(data.features) == data.labels).mean() > 0.6  # it learned through the compiler
 
@@ -66,7 +66,7 @@ import sys, numpy as np
 sys.path.insert(0, {root!r})
 import hqray
 data = hqray.load_dataset("iris")
-clf = hqray.HybridClassifier("g6", epochs=3, options={{"ansatz": "t_user_circuits:ladder"}})
+clf = hqray.HybridClassifier("g6", epochs=3, options={{"circuit": "t_user_circuits:ladder"}})
 clf.fit(data.features, data.labels)
 hqray.save_checkpoint(clf, {root!r} + "/ckpt")
 np.save({root!r} + "/probabilities.npy", clf.predict_proba(data.features))
@@ -161,3 +161,22 @@ def test_weights_that_do_not_fit_the_config(tmp_path, breast_cancer):
     (tmp_path / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(CheckpointError, match="weights do not fit the config"):
         load_model(tmp_path)
+
+
+def test_a_format_1_checkpoint_with_separate_circuit_fields_loads_unchanged(tmp_path):
+    """Checkpoints written before HybridConfig held one ``circuit`` keep loading."""
+    data = load_dataset("iris")
+    clf = HybridClassifier("g1", epochs=3, options={"circuit.embedding_options": {"rotation": "X"}})
+    clf.fit(data.features, data.labels)
+    save_checkpoint(clf, tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    config = metadata["config"]
+    config.pop("circuit")
+    # What version 1 wrote: the circuit's parts as separate fields.
+    config.update(embedding="angle", embedding_options={}, ansatz="ry_cnot", ansatz_options={},
+                  embedding_rotation="X", reupload=False)
+    path.write_text(json.dumps({**metadata, "format_version": 1}))
+    restored = load_model(tmp_path / "ckpt")
+    assert restored.config_.circuit == clf.config_.circuit
+    assert np.array_equal(restored.predict_proba(data.features), clf.predict_proba(data.features))

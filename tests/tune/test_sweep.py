@@ -23,7 +23,11 @@ from hqray.tune.trainable import FOLD_STATE_FILE
 STUDY = StudyConfig(name="t_sweep", dataset={"name": "iris", "options": {"task": "binary"}},
                     generations=["g0", "g6", "qsvm"], folds=3, epochs=3, num_samples=2, scheduler="none",
                     search_alg="random", max_concurrent_trials=2, seed=3,
-                    search_space={"qsvm": {"n_qubits": {"choice": [2]}}})
+                    search_space={"qsvm": {"n_qubits": {"choice": [2]}},
+                                  # circuits are searched like any option, parts by dotted key
+                                  "g6": {"learning_rate": {"loguniform": [0.005, 0.1]},
+                                         "circuit": {"choice": ["hardware_efficient"]},
+                                         "circuit.reupload": {"choice": [True]}}})
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,9 @@ def test_every_trial_of_every_generation_is_scored_on_every_fold_once(sweep):
     assert set(scored.values()) == {1}
     assert {trial for trial, _ in scored} == set(trials["trial_id"])
     # The sampled values reached the models: two trials of a generation differ.
-    assert trials[trials["generation"] == "g6"]["config.learning_rate"].nunique() == 2
+    g6 = trials[trials["generation"] == "g6"]
+    assert g6["config.learning_rate"].nunique() == 2
+    assert set(g6["config.circuit"]) == {"hardware_efficient"} and set(g6["config.circuit.reupload"]) == {True}
 
 
 def test_finished_trials_keep_only_their_last_checkpoint_and_a_scored_record(sweep):
