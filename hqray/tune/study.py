@@ -170,7 +170,8 @@ class StudyConfig(ValidatedModel):
             for parameter, domain in space.items():
                 known = parameter in QSVM_PARAMETERS if generation == "qsvm" else HybridConfig.knows(parameter)
                 if not known:
-                    allowed = QSVM_PARAMETERS if generation == "qsvm" else (*HybridConfig.model_fields, "circuit.<part>")
+                    allowed = (QSVM_PARAMETERS if generation == "qsvm"
+                               else (*HybridConfig.model_fields, "circuit.<part>"))
                     raise ConfigError(f"search_space.{generation}.{parameter}: unknown parameter; "
                                       f"expected one of {sorted(allowed)}")
                 _check_domain(f"search_space.{generation}.{parameter}", domain)
