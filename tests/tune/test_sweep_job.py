@@ -58,17 +58,13 @@ def loopback_cluster(tmp_path):
         subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluster, tmp_path):
-    env, dashboard = loopback_cluster
-    results = tmp_path / "results"
+def submit(env: dict, dashboard: str, working_dir: Path, *command: str) -> tuple[str, str]:
+    """Submits ``command`` as a Ray job, waits (up to 5 min) and returns its status and logs."""
     submitted = subprocess.run(
-        [*RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--no-wait", "--",
-         "python", "-m", "hqray", "sweep", "tune_spaces/quickstart.yaml", "--smoke-test",
-         "--results-dir", str(results)],
-        env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+        [*RAY, "job", "submit", "--address", dashboard, "--working-dir", str(working_dir), "--no-wait", "--",
+         *command], env=env, capture_output=True, text=True, timeout=180, cwd=working_dir)
     assert submitted.returncode == 0, submitted.stdout[-2000:] + submitted.stderr[-2000:]
     job_id = next(line.split("'")[1] for line in submitted.stdout.splitlines() if "submitted successfully" in line)
-
     deadline, status = time.monotonic() + 300, ""
     while time.monotonic() < deadline:
         status = subprocess.run([*RAY, "job", "status", "--address", dashboard, job_id], env=env,
@@ -78,6 +74,28 @@ def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluste
         time.sleep(2)
     logs = subprocess.run([*RAY, "job", "logs", "--address", dashboard, job_id], env=env,
                           capture_output=True, text=True, timeout=60).stdout
+    return status, logs
+
+
+USER_CIRCUITS = """
+import pennylane as qml
+import hqray
+
+@hqray.register_circuit("ladder", "ansatz", "RX then a CZ ladder", weight_shape=lambda n, layers, _: (layers, n))
+def ladder(weights, wires, options):
+    for layer in range(weights.shape[0]):
+        for index, wire in enumerate(wires):
+            qml.RX(weights[layer, index], wires=wire)
+        for a, b in zip(wires[:-1], wires[1:]):
+            qml.CZ(wires=[a, b])
+"""
+
+
+def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluster, tmp_path):
+    env, dashboard = loopback_cluster
+    results = tmp_path / "results"
+    status, logs = submit(env, dashboard, REPO, "python", "-m", "hqray", "sweep", "tune_spaces/quickstart.yaml",
+                          "--smoke-test", "--results-dir", str(results))
     assert "succeeded" in status and "failed" not in status, status + logs[-4000:]
 
     # The driver joined this cluster (not an embedded Ray) and found its QPUs.
@@ -97,3 +115,17 @@ def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluste
                          timeout=180, cwd=REPO)
     assert own.returncode == 0, own.stderr[-3000:]
     assert "STARTED_LOCALLY True 1.0" in own.stdout, own.stdout + own.stderr[-3000:]
+
+
+    # A user's circuit module travels in the job's working directory: the pool's workers
+    # (g7: circuits run on CircuitWorker actors) import it by name and train through it.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "t_job_circuits.py").write_text(USER_CIRCUITS)
+    status, logs = submit(env, dashboard, project, "python", "-m", "hqray", "train", "-d", "iris", "-g", "g7",
+                          "--set", "circuit=t_job_circuits:ladder", "--set", "pool_tiers=[cpu]", "--folds", "2",
+                          "--epochs", "1", "--no-baselines", "--output", str(tmp_path / "trained"))
+    assert "succeeded" in status and "failed" not in status, status + logs[-4000:]
+    metrics = json.loads((tmp_path / "trained" / "metrics.json").read_text())
+    assert metrics["config"]["circuit"]["ansatz"] == "t_job_circuits:ladder"
+    assert "cluster at 127.0.0.1" in logs, logs[-4000:]
