@@ -35,14 +35,16 @@ from hqray.errors import ConfigError
 from hqray.serve.config import ServeSettings
 from hqray.serve.schemas import RequestError, decode_json, error_body, parse_instances
 from hqray.training import load_model, read_metadata
+from hqray.training.checkpoint import checkpoint_config
 
 __all__ = ["build_app", "app_builder", "Gateway", "API_KEY_HEADER", "api_key_from_env", "running_http_options"]
 
 API_KEY_HEADER = "x-api-key"
 
 
-def _model_summary(name: str, checkpoint: str) -> dict:
+def _model_summary(name: str, checkpoint: str, trust_code: bool) -> dict:
     metadata = read_metadata(checkpoint)
+    checkpoint_config(checkpoint, metadata, trust_code)  # refused here, not in a replica that keeps restarting
     return {"name": name, "version": metadata.get("created", "unknown"), "generation": metadata["generation"],
             "feature_names": metadata["feature_names"], "classes": [str(c) for c in metadata["classes"]],
             "metrics": metadata.get("metrics", {}), "circuit_spec": metadata.get("circuit_spec"),
@@ -241,7 +243,8 @@ def build_app(checkpoints: dict[str, str], settings: ServeSettings, api_key: str
     """
     settings.check_binding(api_key, bound_host)
     paths = {name: str(Path(checkpoint).resolve()) for name, checkpoint in checkpoints.items()}
-    summaries = {name: _model_summary(name, path) for name, path in paths.items()}  # fails fast on bad paths
+    summaries = {name: _model_summary(name, path, settings.trust_code)  # fails fast on bad checkpoints
+                 for name, path in paths.items()}
     digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
     return Gateway.options(**settings.deployment_options()).bind(paths, summaries, settings.model_dump(), digest)
 

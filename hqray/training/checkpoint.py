@@ -27,7 +27,7 @@ from hqray.models import HybridConfig, HybridNet, circuit_spec
 from hqray.training.classifier import HybridClassifier
 
 __all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files", "checkpoint_id", "FORMAT",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "checkpoint_config"]
 
 FORMAT = "hqray-checkpoint"
 FORMAT_VERSION = 2  # 2: the config holds one `circuit`; version 1 is read and upgraded
@@ -140,6 +140,26 @@ def checkpoint_id(files: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
+def checkpoint_config(directory: str | Path, metadata: dict[str, Any], trust_code: bool = False) -> HybridConfig:
+    """The checkpoint's validated config; a circuit from a user's module needs ``trust_code``.
+
+    Raises:
+        CheckpointError: the config is invalid, or names a ``"package.module:name"``
+            circuit while ``trust_code`` is false (nothing is imported then).
+    """
+    from hqray.quantum.circuits import circuit_imports_blocked
+
+    refusal = ("loading the checkpoint would import and run that module; pass trust_code=True "
+               "(--trust-code on the command line) if you trust it")
+    try:
+        if trust_code:
+            return HybridConfig(**metadata["config"])
+        with circuit_imports_blocked(refusal):
+            return HybridConfig(**metadata["config"])
+    except (ConfigError, TypeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
+
+
 def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassifier:
     """Restores a fitted :class:`HybridClassifier` from a checkpoint directory.
 
@@ -148,20 +168,9 @@ def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassif
     A checkpoint whose circuit lives in a user's module (``"package.module:name"``) loads
     only with ``trust_code=True``, which imports (runs) that module.
     """
-    from hqray.quantum.circuits import circuit_imports_blocked
-
     directory = Path(directory)
     metadata = read_metadata(directory)
-    refusal = ("loading the checkpoint would import and run that module; pass trust_code=True "
-               "(--trust-code on the command line) if you trust it")
-    try:
-        if trust_code:
-            config = HybridConfig(**metadata["config"])
-        else:
-            with circuit_imports_blocked(refusal):
-                config = HybridConfig(**metadata["config"])
-    except (ConfigError, TypeError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
+    config = checkpoint_config(directory, metadata, trust_code)
     try:
         with np.load(directory / "preprocessing.npz", allow_pickle=False) as arrays:
             preprocessor = FoldPreprocessor.from_state_dict({k: arrays[k] for k in arrays.files},

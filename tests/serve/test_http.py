@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import ray
 
 import hqray.cluster
 from hqray.data import load_dataset
-from hqray.errors import ConfigError
+from hqray.errors import CheckpointError, ConfigError
 from hqray.serve import HqrayClient, ServeSettings, build_app
 from hqray.training import HybridClassifier, load_model, save_checkpoint
 
@@ -51,7 +54,15 @@ def heavy_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint, thresholded_checkpoint, heavy_checkpoint):
+def circuit_checkpoint(tmp_path_factory):
+    """A model on registered circuits the hand-written strategies do not run (IQP + QCNN)."""
+    data = load_dataset("iris", task="multiclass")
+    model = HybridClassifier("g6", epochs=3, options={"circuit": {"embedding": "iqp", "ansatz": "qcnn"}})
+    return save_checkpoint(model.fit(data.features, data.labels), tmp_path_factory.mktemp("ckpt") / "qcnn")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, thresholded_checkpoint, heavy_checkpoint, circuit_checkpoint):
     from ray import serve
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
@@ -69,7 +80,9 @@ def server(checkpoint, thresholded_checkpoint, heavy_checkpoint):
     heavy = ServeSettings(port=port, max_body_bytes=1_000_000, request_timeout_s=1.5, replica_cpus=0.25)
     iris = {"iris": str(checkpoint)}
     apps = {"main": build_app(iris, settings), "secure": build_app(iris, settings, api_key=API_KEY),
-            "tiny": build_app(iris, tiny), "g9": build_app({"cancer": str(thresholded_checkpoint)}, settings),
+            "tiny": build_app(iris, tiny),
+            # one app, two models: the thresholded g9 and one on registered circuits (IQP + QCNN)
+            "g9": build_app({"cancer": str(thresholded_checkpoint), "qcnn": str(circuit_checkpoint)}, settings),
             "patient": build_app(iris, patient), "slow": build_app(iris, slow), "qpu": build_app(iris, qpu),
             "autoscaled": build_app(iris, autoscaled),
             "heavy": build_app({"heavy": str(heavy_checkpoint)}, heavy)}
@@ -105,6 +118,13 @@ class TestPredictions:
         expected = load_model(checkpoint).predict_proba(rows)
         assert np.allclose(body["probabilities"], expected, atol=1e-6)
         assert body["predictions"] == [body["classes"][i] for i in expected.argmax(axis=1)]
+
+    def test_a_model_on_registered_circuits_answers_as_it_loads(self, server, circuit_checkpoint):
+        http, _ = server
+        rows = load_dataset("iris", task="multiclass").features[::15]
+        body = post(http, "/g9/v1/models/qcnn:predict", {"instances": rows.tolist()}).json()
+        expected = load_model(circuit_checkpoint).predict_proba(rows)
+        assert np.allclose(body["probabilities"], expected, atol=1e-6), body
 
     def test_predictions_follow_the_models_decision_threshold(self, server, thresholded_checkpoint):
         http, _ = server
@@ -249,6 +269,17 @@ class TestApiKey:
             time.sleep(0.5)
         assert all(rid in text for rid in request_ids), f"no access-log lines for {request_ids} under {logs}"
         assert API_KEY.encode() not in text and wrong_key.encode() not in text
+
+    def test_a_checkpoint_naming_a_users_module_is_refused_before_deploying_without_trust(self, checkpoint,
+                                                                                            tmp_path):
+        copy = tmp_path / "ckpt"
+        shutil.copytree(checkpoint, copy)
+        metadata = json.loads((copy / "metadata.json").read_text())
+        metadata["config"]["circuit"]["ansatz"] = "t_never_imported:ladder"
+        (copy / "metadata.json").write_text(json.dumps(metadata))
+        with pytest.raises(CheckpointError, match="trust_code=True") as refused:
+            build_app({"user": str(copy)}, ServeSettings())
+        assert "t_never_imported" in str(refused.value) and "t_never_imported" not in sys.modules
 
     def test_non_loopback_bind_requires_a_key(self, checkpoint):
         with pytest.raises(ConfigError, match="set an API key"):
