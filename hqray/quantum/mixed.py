@@ -1,0 +1,294 @@
+"""Batched density-matrix simulation of any circuit under a noise model, with exact shot noise.
+
+A circuit (any PennyLane quantum function, recorded as a tape) is decomposed into one- and
+two-qubit gates, as a device runs it, and each gate is followed by the channels its
+:class:`~hqray.quantum.noise.NoiseModel` implies. The batch's density matrices
+``(B, 2^n, 2^n)`` are held as a ``(B, 2, ..., 2)`` tensor of ``2n`` axes (rows, then
+columns) and every step is one superoperator on its wires' row and column axes:
+
+- a one-qubit gate and the channels after it are fused into one ``4 x 4`` superoperator
+  (``sum_k K_k U (.) U^dag K_k^dag``), and consecutive one-qubit steps on a wire into one;
+- a two-qubit gate is one ``16 x 16`` superoperator ``U (x) conj(U)``, its channels ``4 x 4``
+  ones per wire;
+- data-dependent gates carry a batch of superoperators, one per row.
+
+Measurements are what hardware reports: probabilities in the computational basis after the
+readout's confusion matrices, and Pauli-word expectation values from the distribution
+measured in the word's eigenbasis (X and Y factors rotated to Z), so readout errors act on
+them as on a device. With ``shots``, each measurement's outcome counts are drawn from its
+exact distribution, one multinomial per row (seeded): shot noise as a device's, without
+simulating shots one by one. Exact outputs are differentiable (torch autograd through the
+superoperators); sampled ones are estimates.
+
+**Example**
+
+>>> import pennylane as qml, torch
+>>> from hqray.quantum.noise import NoiseModel
+>>> def circuit(inputs, weights):
+...     qml.RY(inputs[..., 0], wires=0)
+...     qml.CNOT(wires=[0, 1])
+...     return qml.expval(qml.PauliZ(1))
+>>> noise = NoiseModel(depolarizing=0.1)  # after each gate, on each of its wires: <Z> shrinks by 1 - 4p/3
+>>> out = run_noisy(circuit, 2, torch.zeros(2, 1, dtype=torch.float64), torch.zeros(0), noise)
+>>> [round(v, 6) for v in out.squeeze(1).tolist()], round((1 - 0.4 / 3) ** 2, 6)
+([0.751111, 0.751111], 0.751111)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pennylane as qml
+import torch
+
+from hqray.errors import CircuitError
+from hqray.quantum.noise import NoiseModel, _gates
+
+__all__ = ["run_noisy", "run_noisy_tape", "noisy_steps", "DensityStep", "MAX_DENSITY_QUBITS"]
+
+MAX_DENSITY_QUBITS = 14  # 4^14 amplitudes (4 GB in complex128) per row: beyond, trajectories are the tool
+# Rows of density matrices held at once: chunks keep each step's temporaries under this.
+CHUNK_BYTES = 256 * 2**20
+_PAULI_ROTATIONS = {"PauliX": "H", "PauliY": "Y->Z", "PauliZ": None, "Identity": None}
+
+
+@dataclass
+class DensityStep:
+    """One superoperator on ``wires``: ``(4^k, 4^k)`` or a batch ``(B, 4^k, 4^k)``."""
+
+    wires: tuple[int, ...]
+    superoperator: torch.Tensor
+
+
+def _kron_conj(matrix: torch.Tensor) -> torch.Tensor:
+    """``U (x) conj(U)`` (batched): acts on vec(rho) indexed (rows..., columns...)."""
+    d = matrix.shape[-1]
+    product = matrix[..., :, None, :, None] * matrix.conj()[..., None, :, None, :]
+    return product.reshape(*matrix.shape[:-2], d * d, d * d)
+
+
+def _channel_superoperator(channels: Sequence, like: torch.Tensor) -> torch.Tensor:
+    """The channels (all on one wire, in order) as one ``4 x 4`` superoperator."""
+    total = torch.eye(4, dtype=like.dtype, device=like.device)
+    for channel in channels:
+        krauses = [torch.as_tensor(np.asarray(k), device=like.device).to(like.dtype)
+                   for k in channel.kraus_matrices()]
+        total = sum(_kron_conj(k) for k in krauses) @ total
+    return total
+
+
+def noisy_steps(operations: Sequence, noise: NoiseModel | None, like: torch.Tensor) -> list[DensityStep]:
+    """The operations (any, decomposed to one/two-qubit gates) and their channels as fused steps.
+
+    One-qubit gates and channels wait on their wire and are absorbed into the next two-qubit
+    step that touches it, so a circuit costs about one pass over the density matrices per
+    two-qubit gate; what is left at the end runs as one-qubit steps.
+    """
+    steps: list[DensityStep] = []
+    pending: dict[int, torch.Tensor] = {}  # wire -> one-qubit superoperator not yet applied
+
+    for op in _gates(operations):
+        wires = tuple(int(w) for w in op.wires)
+        if not wires:  # a global phase: no effect on a density matrix
+            continue
+        matrix = torch.as_tensor(qml.matrix(op, wire_order=op.wires), device=like.device).to(like.dtype)
+        channels = noise.gate_channels(op) if noise is not None else []
+        gate = _kron_conj(matrix)
+        if len(wires) == 1:
+            fused = _channel_superoperator(channels, like) @ gate
+            pending[wires[0]] = fused @ pending[wires[0]] if wires[0] in pending else fused
+            continue
+        before = [pending.pop(w, None) for w in wires]
+        after = [_channel_superoperator([c for c in channels if int(c.wires[0]) == w], like) for w in wires]
+        steps.append(DensityStep(wires, _fused_two_qubit(gate, before, after)))
+    steps.extend(DensityStep((wire,), pending[wire]) for wire in sorted(pending))
+    return steps
+
+
+def _fused_two_qubit(gate: torch.Tensor, before: list, after: list) -> torch.Tensor:
+    """``after (x) after  o  gate  o  before (x) before`` as one 16 x 16 superoperator.
+
+    Index order of a two-qubit superoperator: (row a, row b, column a, column b), out then in;
+    a one-qubit one: (row, column), out then in.
+    """
+    g = gate.reshape(*gate.shape[:-2], *[2] * 8)
+    for index, one in enumerate(before):
+        if one is not None:
+            p = one.reshape(*one.shape[:-2], 2, 2, 2, 2)
+            g = torch.einsum("...ABCDijkl,...ikmo->...ABCDmjol" if index == 0 else
+                             "...ABCDijkl,...jlnp->...ABCDinkp", g, p)
+    for index, one in enumerate(after):
+        c = one.reshape(*one.shape[:-2], 2, 2, 2, 2)
+        g = torch.einsum("...EGAC,...ABCDijkl->...EBGDijkl" if index == 0 else
+                         "...FHBD,...ABCDijkl->...AFCHijkl", c, g)
+    return g.reshape(*g.shape[:-8], 16, 16)
+
+
+def _apply_step(rho: torch.Tensor, step: DensityStep, n_wires: int) -> torch.Tensor:
+    """``rho`` (B, 2, ..., 2: rows then columns) after one superoperator on its wires."""
+    k = len(step.wires)
+    if k == 1:  # a view (B, left, 2, middle, 2, right): no copy before the product
+        wire, batch = step.wires[0], rho.shape[0]
+        view = rho.reshape(batch, 2**wire, 2, 2 ** (n_wires - 1), 2, 2 ** (n_wires - 1 - wire))
+        superoperator = step.superoperator.reshape(*step.superoperator.shape[:-2], 2, 2, 2, 2)
+        equation = "pqrs,blrmsn->blpmqn" if superoperator.ndim == 4 else "bpqrs,blrmsn->blpmqn"
+        return torch.einsum(equation, superoperator, view).reshape(rho.shape)
+    axes = [1 + w for w in step.wires] + [1 + n_wires + w for w in step.wires]
+    moved = rho.movedim(axes, list(range(1, 1 + 2 * k)))
+    shape = moved.shape
+    flat = step.superoperator @ moved.reshape(shape[0], 4**k, -1)
+    return flat.reshape(shape).movedim(list(range(1, 1 + 2 * k)), axes)
+
+
+def _initial(batch: int, n_wires: int, dtype, device) -> torch.Tensor:
+    """|0><0| on every row. State preparations run as the gates they decompose into, noisy
+    like any other gates, as a device would run them."""
+    rho = torch.zeros((batch, 4**n_wires), dtype=dtype, device=device)
+    rho[:, 0] = 1
+    return rho.reshape(batch, *[2] * (2 * n_wires))
+
+
+def _basis_distribution(rho: torch.Tensor, wires: list[int], rotations: dict[int, str], n_wires: int,
+                        confusion: np.ndarray | None) -> torch.Tensor:
+    """Outcome probabilities ``(B, 2^len(wires))`` of measuring ``wires`` (X/Y rotated to Z), readout included."""
+    batch = rho.shape[0]
+    if rotations:
+        steps = [DensityStep((w,), _kron_conj(torch.as_tensor(_ROTATION[r], device=rho.device).to(rho.dtype)))
+                 for w, r in rotations.items()]
+        for step in steps:
+            rho = _apply_step(rho, step, n_wires)
+    diagonal = torch.diagonal(rho.reshape(batch, 2**n_wires, 2**n_wires), dim1=1, dim2=2).real
+    probabilities = diagonal.reshape(batch, *[2] * n_wires)
+    others = [1 + w for w in range(n_wires) if w not in wires]
+    marginal = probabilities.sum(dim=others) if others else probabilities
+    order = sorted(wires)
+    marginal = marginal.permute(0, *[1 + order.index(w) for w in wires])
+    if confusion is not None:  # measured = M @ prepared, per wire
+        for axis, wire in enumerate(wires):
+            matrix = torch.as_tensor(confusion[wire], dtype=marginal.dtype, device=marginal.device)
+            marginal = torch.movedim(torch.tensordot(marginal, matrix, dims=([1 + axis], [1])), -1, 1 + axis)
+    return marginal.reshape(batch, -1)
+
+
+_ROTATION = {  # basis changes that map an X / Y eigenbasis measurement to a Z one
+    "H": np.array([[1, 1], [1, -1]]) / np.sqrt(2),
+    "Y->Z": np.array([[1, -1j], [1, 1j]]) / np.sqrt(2),  # H S^dag
+}
+
+
+def _pauli_word(observable) -> dict[int, str] | None:
+    """``{wire: Pauli name}`` of a Pauli word (a product of X, Y, Z, I), else None."""
+    word = observable.pauli_rep
+    if word is None or len(word) != 1:
+        return None
+    (term, coefficient), = word.items()
+    if abs(complex(coefficient) - 1) > 1e-12:
+        return None
+    names = {"X": "PauliX", "Y": "PauliY", "Z": "PauliZ", "I": "Identity"}
+    return {int(w): names[p] for w, p in term.items()}
+
+
+class _Sampler:
+    """Draws one multinomial per row from a distribution (``None`` shots: the exact distribution)."""
+
+    def __init__(self, shots: int | None, seed: int | None):
+        self.shots = shots
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, distribution: torch.Tensor) -> torch.Tensor:
+        if self.shots is None:
+            return distribution
+        p = distribution.detach().cpu().double().clamp(min=0).numpy()
+        p = p / p.sum(axis=1, keepdims=True)
+        counts = self.rng.multinomial(self.shots, p)
+        return torch.as_tensor(counts / self.shots, dtype=distribution.dtype, device=distribution.device)
+
+
+def _expval(observable, rho: torch.Tensor, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
+    from hqray.quantum.compiler import _is_sum
+
+    if _is_sum(observable):
+        coefficients, terms = observable.terms()
+        return sum(float(c) * _expval(t, rho, n_wires, confusion, sample) for c, t in zip(coefficients, terms,
+                                                                                            strict=True))
+    word = _pauli_word(observable)
+    if word is None:
+        raise CircuitError(f"a noisy device measures Pauli words (products of X, Y, Z) and their sums; "
+                           f"{observable!r} is not one (decompose it into Pauli words)")
+    measured = [w for w, name in word.items() if name != "Identity"]
+    if not measured:
+        return torch.ones(rho.shape[0], dtype=rho.real.dtype, device=rho.device)
+    rotations = {w: ("H" if word[w] == "PauliX" else "Y->Z") for w in measured if word[w] != "PauliZ"}
+    distribution = sample(_basis_distribution(rho, measured, rotations, n_wires, confusion))
+    signs = torch.tensor([(-1) ** bin(index).count("1") for index in range(2 ** len(measured))],
+                         dtype=distribution.dtype, device=distribution.device)
+    return distribution @ signs
+
+
+def _measure(measurements: Sequence, rho: torch.Tensor, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
+    from hqray.quantum.compiler import _measurement_kind
+
+    outputs = []
+    for measurement in measurements:
+        kind = _measurement_kind(measurement)
+        if kind == "expval":
+            outputs.append(_expval(measurement.obs, rho, n_wires, confusion, sample)[:, None])
+        elif kind == "probs":
+            wires = [int(w) for w in measurement.wires] or list(range(n_wires))
+            outputs.append(sample(_basis_distribution(rho, wires, {}, n_wires, confusion)))
+        else:
+            raise CircuitError(f"measurement {measurement!r}: a noisy device reports expval of Pauli words "
+                               "and probs, not the state")
+    if not outputs:
+        raise CircuitError("the circuit measures nothing; return qml.expval or qml.probs")
+    return torch.cat(outputs, dim=1)
+
+
+def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise: NoiseModel | None,
+                   shots: int | None = None, seed: int | None = None, dtype: torch.dtype = torch.complex128,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """Runs a recorded (broadcast) tape on ``batch`` density matrices; returns ``(batch, outputs)``."""
+    from hqray.quantum.compiler import _check_wires
+
+    if n_wires > MAX_DENSITY_QUBITS:
+        raise CircuitError(f"{n_wires} qubits: a density matrix holds 4^n amplitudes per row; at most "
+                           f"{MAX_DENSITY_QUBITS} qubits run this way")
+    _check_wires(tape, n_wires)
+    like = torch.zeros((), dtype=dtype, device=device)
+    rho = _initial(batch, n_wires, dtype, device)
+    steps = noisy_steps(tape.operations, noise, like)
+    for step in steps:
+        rho = _apply_step(rho, step, n_wires)
+    confusion = noise.readout_matrices(n_wires) if noise is not None and _has_readout_error(noise) else None
+    return _measure(tape.measurements, rho, n_wires, confusion, _Sampler(shots, seed))
+
+
+def _has_readout_error(noise: NoiseModel) -> bool:
+    matrices = noise.readout_matrices(1 if noise.device() is None else len(noise.device().qubits))
+    return bool(np.any(matrices[:, 1, 0] > 0) or np.any(matrices[:, 0, 1] > 0))
+
+
+def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,
+              noise: NoiseModel | None, shots: int | None = None, seed: int | None = None) -> torch.Tensor:
+    """``qfunc(inputs, weights)`` under ``noise`` on every row of ``inputs``: ``(B, outputs)``.
+
+    Rows run in chunks so that each step's density matrices stay under :data:`CHUNK_BYTES`;
+    with ``shots``, each chunk draws from its own stream of the seeded generator.
+    """
+    from hqray.quantum.compiler import record_tape
+
+    if inputs.ndim != 2:
+        raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
+    dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
+    per_row = 4**n_wires * torch.zeros((), dtype=dtype).element_size() * 2  # a step reads one, writes one
+    chunk = max(1, CHUNK_BYTES // per_row)
+    seeds = np.random.SeedSequence(seed).spawn((inputs.shape[0] + chunk - 1) // chunk)
+    outputs = []
+    for index, start in enumerate(range(0, inputs.shape[0], chunk)):
+        rows = inputs[start:start + chunk]
+        tape = record_tape(qfunc, rows, weights)
+        stream = None if shots is None else int(seeds[index].generate_state(1)[0])
+        outputs.append(run_noisy_tape(tape, n_wires, rows.shape[0], noise, shots, stream, dtype, inputs.device))
+    return torch.cat(outputs)
