@@ -184,11 +184,11 @@ def _tiers_table(config, resources: dict[str, float]) -> Table:
     from hqray.cluster import planned_workers
 
     tiers = Table(title=f"pool tiers (fallback order {' -> '.join(config.fallback_order)})")
-    for column in ("tier", "resource", "backend", "workers", "note"):
+    for column in ("tier", "resource", "backend", "results", "workers", "note"):
         tiers.add_column(column)
     for name, (slots, notice) in planned_workers(config, resources).items():
         tier = config.tiers[name]
-        tiers.add_row(name, tier.resource, tier.backend, str(slots), notice or "")
+        tiers.add_row(name, tier.resource, tier.backend, tier.execution, str(slots), notice or "")
     return tiers
 
 

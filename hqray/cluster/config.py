@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hqray.config_files import read_yaml_mapping
 from hqray.errors import ConfigError
 from hqray.quantum import CircuitSpec
+from hqray.quantum.noise import NoiseModel
 from hqray.validated import ValidatedModel
 
 __all__ = ["TierConfig", "PoolConfig", "default_tiers"]
@@ -24,10 +25,15 @@ class TierConfig(BaseModel):
 
     Attributes:
         resource: the Ray resource a worker holds: ``QPU`` (custom), ``GPU`` or ``CPU``.
-        backend: ``"engine"`` (hqray's exact engine) or a PennyLane device name.
-        strategy: engine strategy (``auto``, ``folded``, ``statevector``).
-        shots: finite shots (PennyLane backends); ``None`` is exact.
-        depolarizing: depolarizing noise per layer (needs ``default.mixed``).
+        backend: ``"engine"`` (hqray's engine: exact, or with ``noise`` / ``shots`` its
+            batched density-matrix strategy) or a PennyLane device name (a plugin device
+            runs with its own options).
+        strategy: engine strategy (``auto``, ``folded``, ``statevector``, ``compiled``,
+            ``density_matrix``).
+        shots: finite shots, drawn from each row's exact outcome distribution; ``None`` is exact.
+        noise: a noise model (``{calibration: ibm_manila}`` or explicit channels such as
+            ``{depolarizing: 0.01, readout_error: 0.02}``), after every gate; engine only.
+        seed: seed of the shot sampler (``None``: fresh randomness per shard).
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
         max_shard_rows: most rows in one shard sent to a worker.
@@ -41,41 +47,60 @@ class TierConfig(BaseModel):
 
     resource: Literal["QPU", "GPU", "CPU"]
     backend: str = "engine"
-    strategy: Literal["auto", "folded", "statevector"] = "auto"
+    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix"] = "auto"
     shots: int | None = Field(None, ge=1)
-    depolarizing: float = Field(0.0, ge=0.0, le=1.0)
+    noise: NoiseModel | None = None
+    seed: int | None = Field(None, ge=0)
     workers_per_unit: float = Field(1.0, gt=0.0, le=64.0)
     max_workers: int | None = Field(None, ge=1)
     max_shard_rows: int = Field(262144, ge=1)
     max_shard_state_mb: float = Field(256.0, gt=0.0)
     timeout_s: float = Field(60.0, gt=0.0)
 
+    @model_validator(mode="after")
+    def _noise_on_the_engine(self) -> TierConfig:
+        if self.noise is not None and self.backend != "engine":
+            raise ValueError(f"noise runs on hqray's engine (backend 'engine'); the device {self.backend!r} "
+                             "takes its own noise as a device option")
+        return self
+
     @property
     def exact(self) -> bool:
-        return self.shots is None and self.depolarizing == 0.0
+        return self.shots is None and self.noise is None
+
+    @property
+    def execution(self) -> str:
+        """What this tier's results are: ``exact``, or its shots and noise (for status tables).
+
+        >>> default_tiers()["qpu"].execution
+        '1024 shots; noise: depolarizing 0.01, readout_error 0.02'
+        """
+        parts = ([f"{self.shots} shots"] if self.shots else []) + (
+            [f"noise: {self.noise.summary}"] if self.noise else [])
+        return "; ".join(parts) or "exact"
 
     def state_bytes_per_row(self, n_qubits: int, double: bool) -> int:
         """Memory of one row's quantum state on this tier: 2^n amplitudes, or 4^n for a
-        density matrix (noise needs a mixed-state simulator)."""
-        density_matrix = self.backend == "default.mixed" or self.depolarizing > 0
+        density matrix (noise and shots run on the engine's density-matrix strategy)."""
+        density_matrix = self.backend == "default.mixed" or (self.backend == "engine" and not self.exact)
         return (4 if density_matrix else 2) ** n_qubits * (16 if double else 8)
 
     def worker_spec(self, spec: CircuitSpec) -> CircuitSpec:
         """The spec as this tier runs it (its backend, shots and noise)."""
         if self.backend == "engine":
-            if not self.exact:
-                raise ConfigError("shots/depolarizing need a PennyLane backend, not 'engine'")
-            return spec.model_copy(update={"strategy": self.strategy})
+            return CircuitSpec(**{**spec.model_dump(), "strategy": self.strategy, "shots": self.shots,
+                                  "noise": self.noise, "seed": self.seed})
         diff_method = "parameter-shift" if self.shots else "best"
         return CircuitSpec(**{**spec.model_dump(), "strategy": "device", "device": self.backend,
-                              "shots": self.shots, "depolarizing": self.depolarizing,
-                              "diff_method": diff_method})
+                              "shots": self.shots, "diff_method": diff_method})
 
 
 def default_tiers() -> dict[str, TierConfig]:
-    """QPU: a hardware-like simulator (1024 shots, 1% depolarizing noise); GPU, CPU: exact."""
+    """QPU: a hardware-like simulator (1024 shots; 1% depolarizing after every gate, 2% readout
+    error); GPU, CPU: exact."""
     return {
-        "qpu": TierConfig(resource="QPU", backend="default.mixed", shots=1024, depolarizing=0.01,
+        "qpu": TierConfig(resource="QPU", backend="engine", shots=1024,
+                          noise=NoiseModel(depolarizing=0.01, readout_error=0.02),
                           max_shard_rows=512, timeout_s=120.0),
         "gpu": TierConfig(resource="GPU", backend="engine"),
         "cpu": TierConfig(resource="CPU", backend="engine"),

@@ -17,8 +17,9 @@ readout's confusion matrices, and Pauli-word expectation values from the distrib
 measured in the word's eigenbasis (X and Y factors rotated to Z), so readout errors act on
 them as on a device. With ``shots``, each measurement's outcome counts are drawn from its
 exact distribution, one multinomial per row (seeded): shot noise as a device's, without
-simulating shots one by one. Exact outputs are differentiable (torch autograd through the
-superoperators); sampled ones are estimates.
+simulating shots one by one. Outputs are differentiable (torch autograd through the
+superoperators); with shots, the gradient is the exact noisy expectation's, the value the
+sampled estimate.
 
 **Example**
 
@@ -203,7 +204,10 @@ class _Sampler:
         p = distribution.detach().cpu().double().clamp(min=0).numpy()
         p = p / p.sum(axis=1, keepdims=True)
         counts = self.rng.multinomial(self.shots, p)
-        return torch.as_tensor(counts / self.shots, dtype=distribution.dtype, device=distribution.device)
+        sampled = torch.as_tensor(counts / self.shots, dtype=distribution.dtype, device=distribution.device)
+        # The estimate's value with the exact distribution's gradient: every output is linear in
+        # the distribution, so gradients are those of the exact noisy expectation.
+        return sampled + (distribution - distribution.detach()) if distribution.requires_grad else sampled
 
 
 def _expval(observable, rho: torch.Tensor, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:

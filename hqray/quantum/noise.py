@@ -135,6 +135,19 @@ class NoiseModel(ValidatedModel):
             self.device()  # the file exists and is valid
         return self
 
+    @property
+    def summary(self) -> str:
+        """One line for tables: the calibration's name, or the non-zero channels.
+
+        >>> NoiseModel(depolarizing=0.01, readout_error=0.02).summary
+        'depolarizing 0.01, readout_error 0.02'
+        """
+        if self.calibration is not None:
+            return f"calibration {self.calibration}"
+        channels = {"depolarizing": self.depolarizing, "amplitude_damping": self.amplitude_damping,
+                    "phase_damping": self.phase_damping, "readout_error": self.readout_error}
+        return ", ".join(f"{name} {value:g}" for name, value in channels.items() if value) or "none"
+
     def device(self) -> DeviceCalibration | None:
         if self.calibration is None:
             return None

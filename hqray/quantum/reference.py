@@ -39,17 +39,10 @@ def apply_circuit(spec: CircuitSpec, inputs, weights) -> None:
                     qml.RY(weights[layer, wire], wires=wire)
                 for control, target in spec.entangler_pairs(layer):
                     qml.CNOT(wires=[control, target])
-        if spec.depolarizing > 0:
-            for wire in wires:
-                qml.DepolarizingChannel(spec.depolarizing, wires=wire)
 
     if spec.reupload:
         for layer in range(spec.n_layers):
             embed()
-            layer_block(layer, layer + 1)
-    elif spec.depolarizing > 0:
-        embed()
-        for layer in range(spec.n_layers):
             layer_block(layer, layer + 1)
     else:
         embed()

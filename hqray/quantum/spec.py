@@ -11,12 +11,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from hqray.errors import CircuitError
+from hqray.quantum.noise import NoiseModel
 from hqray.validated import ValidatedModel, nested_message
 
 __all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES", "FAST_ANSATZE"]
 
 MAX_QUBITS = 30
-STRATEGY_NAMES = ("auto", "folded", "statevector", "compiled", "device")
+STRATEGY_NAMES = ("auto", "folded", "statevector", "compiled", "density_matrix", "device")
 # The ansätze the hand-written folded and statevector strategies run (with the angle
 # embedding); every other registered circuit runs through the tape compiler.
 FAST_ANSATZE = ("strongly_entangling", "basic_entangler", "ry_cnot")
@@ -43,8 +44,11 @@ class CircuitSpec(ValidatedModel):
         strategy: execution strategy, ``"auto"`` picks by cost (see ``hqray.quantum.plan``).
         device: PennyLane device used by the ``device`` strategy.
         diff_method: PennyLane differentiation method of the ``device`` strategy.
-        shots: finite shots (``device`` strategy only); ``None`` is exact.
-        depolarizing: depolarizing probability after every gate layer (``default.mixed``).
+        shots: finite shots, drawn from each row's exact outcome distribution (the
+            ``density_matrix`` strategy); ``None`` is exact.
+        noise: a :class:`~hqray.quantum.noise.NoiseModel` (a device calibration or uniform
+            channels) applied after every gate; runs on the ``density_matrix`` strategy.
+        seed: seed of the shot sampler (``None``: fresh randomness on every call).
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
 
     **Example**
@@ -66,30 +70,24 @@ class CircuitSpec(ValidatedModel):
     n_layers: int = Field(2, ge=1, le=100)
     reupload: bool = False
     measurement: Literal["expval_z", "readout", "probs", "state"] = "expval_z"
-    strategy: Literal["auto", "folded", "statevector", "compiled", "device"] = "auto"
+    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix", "device"] = "auto"
     device: str = "default.qubit"
     diff_method: str = "best"
     shots: int | None = Field(None, ge=1)
-    depolarizing: float = Field(0.0, ge=0.0, le=1.0)
+    noise: NoiseModel | None = None
+    seed: int | None = Field(None, ge=0)
     precision: Literal["single", "double"] = "single"
 
 
     @model_validator(mode="after")
     def _check_consistency(self) -> CircuitSpec:
-        if self.depolarizing > 0 and self.device != "default.mixed":
-            raise CircuitError(
-                f"depolarizing={self.depolarizing} needs device 'default.mixed', got {self.device!r}"
-            )
-        if self.measurement == "state" and (self.shots is not None or self.depolarizing > 0):
-            raise CircuitError("measurement 'state' needs an exact, noiseless circuit")
+        if self.measurement == "state" and not self.exact:
+            raise CircuitError("measurement 'state' needs an exact, noiseless circuit (no shots, no noise)")
         if not self.hand_written:
             try:  # validates names, kinds, options and re-uploading against the registry
                 self.to_circuit()
             except CircuitError as error:
                 raise CircuitError(nested_message(error, "Circuit")) from None
-            if self.depolarizing > 0:
-                raise CircuitError(f"depolarizing noise is applied to the built-in ansätze {list(FAST_ANSATZE)} "
-                                   f"with the angle embedding only, not to {self.embedding!r} + {self.ansatz!r}")
         return self
 
     @classmethod
@@ -155,7 +153,7 @@ class CircuitSpec(ValidatedModel):
     @property
     def exact(self) -> bool:
         """True when outputs are exact expectation values (no shots, no noise)."""
-        return self.shots is None and self.depolarizing == 0.0
+        return self.shots is None and self.noise is None
 
     def entangler_ranges(self) -> list[int]:
         """CNOT range per layer of StronglyEntanglingLayers (PennyLane's default)."""

@@ -18,7 +18,7 @@ from hqray.quantum.adjoint import Circuit, layer_blocks, simulate
 from hqray.quantum.spec import FAST_ANSATZE, CircuitSpec
 
 __all__ = ["ExecutionStrategy", "register_strategy", "strategy_registry", "FoldedStrategy",
-           "StateVectorStrategy", "CompiledStrategy", "DeviceStrategy"]
+           "StateVectorStrategy", "CompiledStrategy", "DensityMatrixStrategy", "DeviceStrategy"]
 
 # Cost model, in seconds for forward + backward, calibrated on a 2-core x86 CPU
 # (benchmarks/RESULTS.md). Only the ratios between strategies matter for planning.
@@ -62,10 +62,14 @@ def _exact_fast_path_reason(spec: CircuitSpec) -> str | None:
     if not spec.hand_written:
         return (f"it runs the angle embedding with {list(FAST_ANSATZE)} only, not {spec.embedding!r} + "
                 f"{spec.ansatz!r}{' (readout)' if spec.measurement == 'readout' else ''}")
+    return _inexact_reason(spec)
+
+
+def _inexact_reason(spec: CircuitSpec) -> str | None:
     if spec.shots is not None:
-        return f"shots={spec.shots} need a sampling device"
-    if spec.depolarizing > 0:
-        return "noise needs the density-matrix device"
+        return f"shots={spec.shots} are drawn by the density_matrix strategy"
+    if spec.noise is not None:
+        return "noise runs on the density_matrix strategy"
     return None
 
 
@@ -204,11 +208,7 @@ class CompiledStrategy(ExecutionStrategy):
     name = "compiled"
 
     def unsupported(self, spec: CircuitSpec) -> str | None:
-        if spec.shots is not None:
-            return f"shots={spec.shots} need a sampling device"
-        if spec.depolarizing > 0:
-            return "noise needs the density-matrix device"
-        return _compiler_rejects(spec)
+        return _inexact_reason(spec) or _compiler_rejects(spec)
 
     def cost(self, spec: CircuitSpec, batch: int) -> float:
         gates_per_circuit = spec.n_layers * spec.n_qubits * 4 + spec.n_qubits
@@ -246,6 +246,37 @@ def _compiler_rejects(spec: CircuitSpec) -> str | None:
 
 
 @register_strategy
+class DensityMatrixStrategy(ExecutionStrategy):
+    """Any circuit under the spec's noise model, with shots drawn from each row's exact outcome
+    distribution (:mod:`hqray.quantum.mixed`): the simulated QPU. Exact outputs are
+    differentiable; with shots, gradients are those of the exact noisy expectation (what
+    parameter-shift estimates, without its shot noise)."""
+
+    name = "density_matrix"
+
+    def unsupported(self, spec: CircuitSpec) -> str | None:
+        from hqray.quantum.mixed import MAX_DENSITY_QUBITS
+
+        if spec.exact:
+            return "an exact circuit (no noise, no shots) runs on a state vector"
+        if spec.n_qubits > MAX_DENSITY_QUBITS:
+            return f"{spec.n_qubits} qubits: density matrices run up to {MAX_DENSITY_QUBITS}"
+        return _compiler_rejects(spec)
+
+    def cost(self, spec: CircuitSpec, batch: int) -> float:
+        two_qubit_steps = spec.n_layers * spec.n_qubits + spec.n_qubits
+        return (SECONDS_PER_OP * 10 * two_qubit_steps
+                + SECONDS_PER_AMPLITUDE_PASS * 8 * batch * 4**spec.n_qubits * two_qubit_steps)
+
+    def run(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        from hqray.quantum.mixed import run_noisy
+
+        circuit = spec.to_circuit()
+        outputs = run_noisy(circuit.qfunc(), spec.n_qubits, inputs, weights, spec.noise, spec.shots, spec.seed)
+        return outputs.to(inputs.dtype)
+
+
+@register_strategy
 class DeviceStrategy(ExecutionStrategy):
     """A PennyLane device (``spec.device``), for shots, noise, lightning and hardware plugins.
 
@@ -256,6 +287,8 @@ class DeviceStrategy(ExecutionStrategy):
     name = "device"
 
     def unsupported(self, spec: CircuitSpec) -> str | None:
+        if spec.noise is not None:
+            return "hqray's noise models run on the density_matrix strategy (a plugin device's own noise is its option)"
         return None
 
     def cost(self, spec: CircuitSpec, batch: int) -> float:

@@ -15,6 +15,7 @@ from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connec
 from hqray.cluster.transport import PREFIX, SHM_DIRECTORY
 from hqray.errors import CircuitError, ConfigError
 from hqray.quantum import CircuitSpec, execute
+from hqray.quantum.noise import NoiseModel
 
 SPEC = CircuitSpec(n_qubits=4, n_layers=2)
 
@@ -84,6 +85,25 @@ class TestCorrectness:
         expected = execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
         assert outputs.shape == (400, 1) and stats["shards"] >= 4
         assert np.allclose(outputs, expected, atol=1e-5)
+
+    def test_a_calibrated_qpu_tier_runs_the_density_matrix_engine_with_shots(self):
+        spec = CircuitSpec(n_qubits=4, ansatz="hardware_efficient", ansatz_options={"entangler": "linear"},
+                           precision="double")
+        noise = NoiseModel(calibration="ibm_manila")
+        rng = np.random.default_rng(6)
+        inputs = rng.uniform(0, 3, size=(300, 4))
+        weights = rng.uniform(0, 6, size=spec.weight_shape)
+        exact_noisy = execute(spec.model_copy(update={"noise": noise}), torch.from_numpy(inputs),
+                              torch.from_numpy(weights)).numpy()
+        for shots, tolerance in ((None, 1e-9), (2000, 5 * 1 / np.sqrt(2000))):  # 5 sigma of a <Z> estimate
+            tiers = {"qpu": TierConfig(resource="QPU", noise=noise, shots=shots, max_shard_rows=100)}
+            with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu"], min_shard_rows=50)) as pool:
+                outputs = pool.run(spec, inputs, weights)
+                stats = pool.stats()["qpu"]
+            assert stats["rows"] == 300 and stats["shards"] >= 3
+            assert np.abs(outputs - exact_noisy).max() < tolerance, shots
+        noiseless = execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
+        assert np.abs(exact_noisy - noiseless).mean() > 0.01  # the calibration's noise is there
 
     def test_shards_are_capped_by_statevector_memory(self):
         inputs, weights = data(3000)

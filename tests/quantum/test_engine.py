@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hqray.errors import CircuitError
 from hqray.quantum import CircuitSpec, FallbackWarning, execute, plan
+from hqray.quantum.noise import NoiseModel
 from hqray.quantum.reference import build_qnode, stack_outputs
 
 FAST = ("folded", "statevector")
@@ -127,10 +128,12 @@ class TestPlanning:
     def test_many_qubits_use_the_state_vector(self):
         assert plan(CircuitSpec(n_qubits=12), 256).strategy == "statevector"
 
-    def test_shots_and_noise_need_a_device(self):
-        assert plan(CircuitSpec(n_qubits=2, shots=100), 10).strategy == "device"
-        noisy = CircuitSpec(n_qubits=2, device="default.mixed", depolarizing=0.1)
-        assert plan(noisy, 10).rejected["folded"].startswith("noise")
+    def test_shots_and_noise_run_on_the_density_matrix_strategy(self):
+        assert plan(CircuitSpec(n_qubits=2, shots=100), 10).strategy == "density_matrix"
+        noisy = CircuitSpec(n_qubits=2, noise=NoiseModel(depolarizing=0.1))
+        chosen = plan(noisy, 10)
+        assert chosen.strategy == "density_matrix" and chosen.rejected["folded"].startswith("noise")
+        assert "density_matrix" in chosen.rejected["device"]
 
     def test_explicit_strategy_falls_back_with_a_warning(self):
         spec = CircuitSpec(n_qubits=3, reupload=True, precision="double")
@@ -158,21 +161,16 @@ class TestDevices:
 
     def test_depolarizing_noise_shrinks_expectations(self):
         exact = CircuitSpec(n_qubits=2, n_layers=1, ansatz="ry_cnot", precision="double")
-        noisy = exact.model_copy(update={"device": "default.mixed", "depolarizing": 0.2})
+        noisy = exact.model_copy(update={"noise": NoiseModel(depolarizing=0.2)})
         inputs = torch.zeros(2, 2, dtype=torch.float64)
         weights = torch.zeros(exact.weight_shape, dtype=torch.float64)
         assert torch.allclose(execute(exact, inputs, weights), torch.ones(2, 2, dtype=torch.float64))
-        # PennyLane's single-qubit depolarizing channel maps <Z> to (1 - 4p/3) <Z>: after one
-        # layer, exactly that; a wrong channel or probability fails.
-        shrink = 1 - 4 * 0.2 / 3
-        assert torch.allclose(execute(noisy, inputs, weights), torch.full((2, 2), shrink, dtype=torch.float64),
-                              atol=1e-10)
-        # Two layers: the first wire shrinks twice; the CNOT carries the first wire's error
-        # onto the second (<Z1> becomes <Z0 Z1>), which shrinks three times.
-        deeper = noisy.model_copy(update={"n_layers": 2})
-        expected = torch.tensor([[shrink**2, shrink**3]] * 2, dtype=torch.float64)
-        assert torch.allclose(execute(deeper, inputs, torch.zeros(deeper.weight_shape, dtype=torch.float64)),
-                              expected, atol=1e-10)
+        # PennyLane's single-qubit depolarizing channel maps <Z> to (1 - 4p/3) <Z>, after every
+        # gate on each of its wires. Wire 0: embedding RY, ansatz RY, CNOT: three times. Wire 1:
+        # twice before the CNOT, which makes <Z1> the old <Z0 Z1> (s^2 s^2), then once more.
+        s = 1 - 4 * 0.2 / 3
+        expected = torch.tensor([[s**3, s**5]] * 2, dtype=torch.float64)
+        assert torch.allclose(execute(noisy, inputs, weights), expected, atol=1e-10)
 
     def test_finite_shots_estimate_within_sampling_error(self):
         spec = CircuitSpec(n_qubits=2, n_layers=1, shots=4000, precision="double")
@@ -213,9 +211,15 @@ class TestBadSpecsAndInputs:
         with pytest.raises(CircuitError, match="empty"):
             execute(spec, torch.zeros(0, 2), torch.zeros(spec.weight_shape))
 
-    def test_noise_needs_mixed_device(self):
-        with pytest.raises(CircuitError, match="needs device 'default.mixed'"):
-            CircuitSpec(depolarizing=0.1)
+    def test_a_noisy_circuit_reports_measurements_not_the_state(self):
+        with pytest.raises(CircuitError, match="'state' needs an exact, noiseless circuit"):
+            CircuitSpec(noise={"depolarizing": 0.1}, measurement="state")
+
+    def test_noise_does_not_run_on_a_plugin_device(self):
+        spec = CircuitSpec(n_qubits=2, noise={"depolarizing": 0.1}, strategy="device")
+        inputs, weights = random_case(spec)
+        with pytest.raises(CircuitError, match="no strategy can run this spec.*noise models run on the density"):
+            execute(spec, inputs, weights)
 
 
 @pytest.mark.gpu
