@@ -471,6 +471,18 @@ def bench_pool(
     _write_json(json_path, results)
 
 
+@bench_app.command("noisy")
+def bench_noisy(
+    json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+    qubits: list[int] = typer.Option([4, 8], "--qubits", help="circuit sizes"),
+    batch: int = typer.Option(256, help="rows per batch"),
+) -> None:
+    """The QPU tier's density-matrix engine vs default.mixed (and qiskit-aer where installed)."""
+    from hqray.benchmarks.noisy import run_noisy_benchmark
+
+    _write_json(json_path, run_noisy_benchmark(qubits=tuple(qubits), batch=batch, log=console.print))
+
+
 @bench_app.command("predict")
 def bench_predict(
     json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),

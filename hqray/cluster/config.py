@@ -26,13 +26,18 @@ class TierConfig(BaseModel):
     Attributes:
         resource: the Ray resource a worker holds: ``QPU`` (custom), ``GPU`` or ``CPU``.
         backend: ``"engine"`` (hqray's engine: exact, or with ``noise`` / ``shots`` its
-            batched density-matrix strategy) or a PennyLane device name (a plugin device
-            runs with its own options).
+            batched density-matrix strategy) or a PennyLane device name
+            (``hqray.quantum.backends``: ``qiskit.aer``, ``braket.local.qubit``, ...).
+        device_options: the device's keyword arguments, as data.
+        device_options_env: device options read from environment variables on the worker
+            (``{"token": "IBMQ_TOKEN"}``): credentials by variable name only.
         strategy: engine strategy (``auto``, ``folded``, ``statevector``, ``compiled``,
             ``density_matrix``).
         shots: finite shots, drawn from each row's exact outcome distribution; ``None`` is exact.
         noise: a noise model (``{calibration: ibm_manila}`` or explicit channels such as
-            ``{depolarizing: 0.01, readout_error: 0.02}``), after every gate; engine only.
+            ``{depolarizing: 0.01, readout_error: 0.02}``), after every gate: on the engine,
+            or on a device backend that takes it (default.mixed, braket.local.qubit as
+            channels; qiskit.aer as an aer noise model).
         seed: seed of the shot sampler (``None``: fresh randomness per shard).
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
@@ -47,6 +52,8 @@ class TierConfig(BaseModel):
 
     resource: Literal["QPU", "GPU", "CPU"]
     backend: str = "engine"
+    device_options: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    device_options_env: dict[str, str] = Field(default_factory=dict)
     strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix"] = "auto"
     shots: int | None = Field(None, ge=1)
     noise: NoiseModel | None = None
@@ -59,9 +66,15 @@ class TierConfig(BaseModel):
 
     @model_validator(mode="after")
     def _noise_on_the_engine(self) -> TierConfig:
-        if self.noise is not None and self.backend != "engine":
-            raise ValueError(f"noise runs on hqray's engine (backend 'engine'); the device {self.backend!r} "
-                             "takes its own noise as a device option")
+        from hqray.quantum.backends import get_backend, list_backends
+
+        if self.noise is not None and self.backend != "engine" and get_backend(self.backend).noise == "none":
+            raise ValueError(f"backend {self.backend!r} takes no hqray noise model; 'engine' and "
+                             f"{[b.name for b in list_backends() if b.noise != 'none']} do")
+        if self.noise is not None and self.shots is None and get_backend(self.backend).noise_needs_shots:
+            raise ValueError(f"backend {self.backend!r} simulates noise by sampling only: set shots")
+        if self.backend == "engine" and (self.device_options or self.device_options_env):
+            raise ValueError("device_options are for a PennyLane device backend, not 'engine'")
         return self
 
     @property
@@ -75,14 +88,17 @@ class TierConfig(BaseModel):
         >>> default_tiers()["qpu"].execution
         '1024 shots; noise: depolarizing 0.01, readout_error 0.02'
         """
-        parts = ([f"{self.shots} shots"] if self.shots else []) + (
+        parts = ([f"options {sorted({**self.device_options, **self.device_options_env})}"]
+                 if self.device_options or self.device_options_env else [])
+        parts += ([f"{self.shots} shots"] if self.shots else []) + (
             [f"noise: {self.noise.summary}"] if self.noise else [])
         return "; ".join(parts) or "exact"
 
     def state_bytes_per_row(self, n_qubits: int, double: bool) -> int:
         """Memory of one row's quantum state on this tier: 2^n amplitudes, or 4^n for a
         density matrix (noise and shots run on the engine's density-matrix strategy)."""
-        density_matrix = self.backend == "default.mixed" or (self.backend == "engine" and not self.exact)
+        density_matrix = self.backend == "default.mixed" or (self.noise is not None) or (
+            self.backend == "engine" and self.shots is not None)
         return (4 if density_matrix else 2) ** n_qubits * (16 if double else 8)
 
     def worker_spec(self, spec: CircuitSpec) -> CircuitSpec:
@@ -92,7 +108,9 @@ class TierConfig(BaseModel):
                                   "noise": self.noise, "seed": self.seed})
         diff_method = "parameter-shift" if self.shots else "best"
         return CircuitSpec(**{**spec.model_dump(), "strategy": "device", "device": self.backend,
-                              "shots": self.shots, "diff_method": diff_method})
+                              "shots": self.shots, "noise": self.noise, "seed": self.seed,
+                              "device_options": self.device_options,
+                              "device_options_env": self.device_options_env, "diff_method": diff_method})
 
 
 def default_tiers() -> dict[str, TierConfig]:

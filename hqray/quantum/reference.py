@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from hqray.errors import CircuitError
 from hqray.quantum.spec import CircuitSpec
 
 __all__ = ["build_qnode", "apply_circuit", "overlap_qnode"]
@@ -54,14 +53,17 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
     """A torch-interface QNode ``f(inputs, weights)`` returning ``(B, n_outputs)`` or ``(n_outputs,)``."""
     import pennylane as qml
 
+    from hqray.quantum.backends import create_device, noise_wrapper
+
     name = device_name or spec.device
-    try:
-        # A registered circuit may measure mid-circuit: default.qubit then needs wires of its own
-        # for the deferred measurements (a state is only well ordered on fixed wires).
-        free = name == "default.qubit" and not spec.hand_written and spec.measurement != "state"
-        device = qml.device(name) if free else qml.device(name, wires=spec.n_qubits)
-    except Exception as error:
-        raise CircuitError(f"PennyLane device {name!r} could not be created: {error}") from error
+    target = spec if name == spec.device else spec.model_copy(update={"device": name})
+    # A registered circuit may measure mid-circuit: default.qubit then needs wires of its own
+    # for the deferred measurements (a state is only well ordered on fixed wires).
+    if name == "default.qubit" and not spec.hand_written and spec.measurement != "state" and not spec.device_options:
+        device = qml.device(name)
+    else:
+        device = create_device(target)
+    queue = noise_wrapper(target, lambda inputs, weights: apply_circuit(spec, inputs, weights))
 
     method = diff_method or spec.diff_method
     if spec.shots and method in ("best", "backprop", "adjoint"):
@@ -69,7 +71,7 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
 
     @qml.qnode(device, interface="torch", diff_method=method)
     def circuit(inputs, weights):
-        apply_circuit(spec, inputs, weights)
+        queue(inputs, weights)
         if spec.measurement in ("expval_z", "readout"):
             wires = spec.to_circuit().readout_wires() if spec.measurement == "readout" else range(spec.n_qubits)
             return [qml.expval(qml.PauliZ(wire)) for wire in wires]
@@ -77,8 +79,9 @@ def build_qnode(spec: CircuitSpec, device_name: str | None = None, diff_method: 
             return qml.probs(wires=range(spec.n_qubits))
         return qml.state()
 
-    # Shots belong to the QNode (set_shots), not the device, since PennyLane 0.43.
-    return qml.set_shots(circuit, shots=spec.shots) if spec.shots else circuit
+    # Shots belong to the QNode (set_shots), not the device, since PennyLane 0.43; None is
+    # analytic even on devices that sample by default (qiskit.aer: 1024).
+    return qml.set_shots(circuit, shots=spec.shots)
 
 
 def overlap_qnode(spec: CircuitSpec, weights):

@@ -42,7 +42,10 @@ class CircuitSpec(ValidatedModel):
             ansatz's readout wires, e.g. one for ``qcnn``), ``"probs"`` (2^n probabilities)
             or ``"state"`` (the complex state vector; not differentiable on every strategy).
         strategy: execution strategy, ``"auto"`` picks by cost (see ``hqray.quantum.plan``).
-        device: PennyLane device used by the ``device`` strategy.
+        device: PennyLane device used by the ``device`` strategy (``hqray.quantum.backends``).
+        device_options: its keyword arguments, as data (``{"method": "statevector"}``).
+        device_options_env: options read from environment variables where the device is
+            created (``{"token": "IBMQ_TOKEN"}``): credentials never travel in a spec.
         diff_method: PennyLane differentiation method of the ``device`` strategy.
         shots: finite shots, drawn from each row's exact outcome distribution (the
             ``density_matrix`` strategy); ``None`` is exact.
@@ -72,6 +75,8 @@ class CircuitSpec(ValidatedModel):
     measurement: Literal["expval_z", "readout", "probs", "state"] = "expval_z"
     strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix", "device"] = "auto"
     device: str = "default.qubit"
+    device_options: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    device_options_env: dict[str, str] = Field(default_factory=dict)
     diff_method: str = "best"
     shots: int | None = Field(None, ge=1)
     noise: NoiseModel | None = None

@@ -287,8 +287,11 @@ class DeviceStrategy(ExecutionStrategy):
     name = "device"
 
     def unsupported(self, spec: CircuitSpec) -> str | None:
-        if spec.noise is not None:
-            return "hqray's noise models run on the density_matrix strategy (a plugin device's own noise is its option)"
+        from hqray.quantum.backends import get_backend, list_backends
+
+        if spec.noise is not None and get_backend(spec.device).noise == "none":
+            return (f"device {spec.device!r} takes no hqray noise model; the density_matrix strategy or the "
+                    f"devices {[b.name for b in list_backends() if b.noise != 'none']} do")
         return None
 
     def cost(self, spec: CircuitSpec, batch: int) -> float:
@@ -306,4 +309,22 @@ class DeviceStrategy(ExecutionStrategy):
             raise
         except Exception as error:
             raise CircuitError(f"device {spec.device!r} failed to run the circuit: {error}") from error
-        return stack_outputs(spec, result).to(inputs.dtype if spec.measurement != "state" else result.dtype)
+        outputs = stack_outputs(spec, result)
+        if spec.measurement == "state":
+            return outputs
+        return _with_readout_errors(spec, outputs.to(inputs.dtype))
+
+
+def _with_readout_errors(spec: CircuitSpec, outputs: torch.Tensor) -> torch.Tensor:
+    """What a readout with the noise model's confusion matrices reports (devices measure exactly)."""
+    if spec.noise is None:
+        return outputs
+    confusion = torch.as_tensor(spec.noise.readout_matrices(spec.n_qubits), dtype=outputs.dtype)
+    if spec.measurement == "probs":
+        tensor = outputs.reshape(outputs.shape[0], *[2] * spec.n_qubits)
+        for wire in range(spec.n_qubits):
+            tensor = torch.movedim(torch.tensordot(tensor, confusion[wire], dims=([1 + wire], [1])), -1, 1 + wire)
+        return tensor.reshape(outputs.shape)
+    wires = spec.to_circuit().readout_wires() if spec.measurement == "readout" else list(range(spec.n_qubits))
+    p01, p10 = confusion[wires, 1, 0], confusion[wires, 0, 1]
+    return outputs * (1 - p01 - p10) + (p10 - p01)

@@ -105,6 +105,26 @@ class TestCorrectness:
         noiseless = execute(spec, torch.from_numpy(inputs), torch.from_numpy(weights)).numpy()
         assert np.abs(exact_noisy - noiseless).mean() > 0.01  # the calibration's noise is there
 
+    @pytest.mark.parametrize("backend", ["qiskit.aer", "braket.local.qubit"])
+    def test_a_plugin_device_tier_runs_jobs_with_its_noise_and_shots(self, backend):
+        pytest.importorskip("qiskit_aer" if backend == "qiskit.aer" else "braket.pennylane_plugin",
+                            reason="the plugins extra is not installed (pip install 'hqray[plugins]')")
+        spec = CircuitSpec(n_qubits=3, n_layers=1, precision="double")
+        noise = NoiseModel(depolarizing=0.01, readout_error=0.02)
+        rng = np.random.default_rng(7)
+        inputs = rng.uniform(0, 3, size=(24, 3))
+        weights = rng.uniform(0, 6, size=spec.weight_shape)
+        exact = execute(spec.model_copy(update={"noise": noise}), torch.from_numpy(inputs),
+                        torch.from_numpy(weights)).numpy()
+        tiers = {"qpu": TierConfig(resource="QPU", backend=backend, noise=noise, shots=4000, max_shard_rows=8)}
+        with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu"], min_shard_rows=8)) as pool:
+            outputs = pool.run(spec, inputs, weights)
+            stats = pool.stats()["qpu"]
+        assert stats["rows"] == 24 and stats["shards"] == 3 and stats["failures"] == 0
+        # Sampled (4000 shots): within 5 sigma, plus aer's channel placement after its own basis gates.
+        allowed = 5 / np.sqrt(4000) + (0.1 if backend == "qiskit.aer" else 0.0)
+        assert 0 < np.abs(outputs - exact).max() < allowed
+
     def test_shards_are_capped_by_statevector_memory(self):
         inputs, weights = data(3000)
         # 4 qubits: 16 amplitudes of 8 bytes a row, so 64 KiB holds 512 rows.
