@@ -17,7 +17,35 @@ from hqray.quantum import CircuitSpec
 from hqray.quantum.noise import NoiseModel
 from hqray.validated import ValidatedModel
 
-__all__ = ["TierConfig", "PoolConfig", "default_tiers"]
+__all__ = ["TierConfig", "PoolConfig", "QpuEmulation", "default_tiers"]
+
+
+class QpuEmulation(BaseModel):
+    """How an emulated QPU behaves as a scheduler sees hardware: per-job latency, a queue
+    of limited depth, limits on circuits and shots per job, and transient job failures.
+
+    A job is one shard: one circuit per row. The pool sizes shards to these limits (many
+    rows per job when latency dominates) and retries failed jobs like any failed shard.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_latency_s: float = Field(0.0, ge=0.0, le=3600.0, description="queueing + execution overhead of each job")
+    queue_depth: int = Field(4, ge=1, description="jobs the device holds at once (running or queued)")
+    max_circuits_per_job: int = Field(300, ge=1, description="circuits (rows) one job may carry")
+    max_shots: int = Field(100_000, ge=1, description="most shots a job may ask for")
+    failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="probability that a job fails transiently")
+    seed: int | None = Field(None, ge=0, description="seed of the failure draws (None: fresh)")
+
+    @property
+    def summary(self) -> str:
+        """One line for status tables.
+
+        >>> QpuEmulation(job_latency_s=2, failure_rate=0.05).summary
+        'latency 2 s/job, queue 4, <= 300 circuits and 100000 shots/job, 5% transient failures'
+        """
+        return (f"latency {self.job_latency_s:g} s/job, queue {self.queue_depth}, <= {self.max_circuits_per_job} "
+                f"circuits and {self.max_shots} shots/job, {self.failure_rate:.0%} transient failures")
 
 
 class TierConfig(BaseModel):
@@ -39,6 +67,10 @@ class TierConfig(BaseModel):
             or on a device backend that takes it (default.mixed, braket.local.qubit as
             channels; qiskit.aer as an aer noise model).
         seed: seed of the shot sampler (``None``: fresh randomness per shard).
+        emulation: an emulated QPU's latency, queue, limits and failures
+            (:class:`QpuEmulation`), wrapping whichever backend the tier runs.
+        diff_method: ``"best"`` (exact gradients of the simulation) or ``"parameter-shift"``
+            (the shifted circuits of a shard run as one job, sampled, as on hardware).
         workers_per_unit: workers per unit of the resource (2 means half a unit each).
         max_workers: cap on the tier's workers (``None``: as many as the resource allows).
         max_shard_rows: most rows in one shard sent to a worker.
@@ -58,6 +90,8 @@ class TierConfig(BaseModel):
     shots: int | None = Field(None, ge=1)
     noise: NoiseModel | None = None
     seed: int | None = Field(None, ge=0)
+    emulation: QpuEmulation | None = None
+    diff_method: Literal["best", "parameter-shift"] = "best"
     workers_per_unit: float = Field(1.0, gt=0.0, le=64.0)
     max_workers: int | None = Field(None, ge=1)
     max_shard_rows: int = Field(262144, ge=1)
@@ -73,6 +107,8 @@ class TierConfig(BaseModel):
                              f"{[b.name for b in list_backends() if b.noise != 'none']} do")
         if self.noise is not None and self.shots is None and get_backend(self.backend).noise_needs_shots:
             raise ValueError(f"backend {self.backend!r} simulates noise by sampling only: set shots")
+        if self.emulation is not None and self.shots is not None and self.shots > self.emulation.max_shots:
+            raise ValueError(f"shots={self.shots} exceed the emulated QPU's max_shots={self.emulation.max_shots}")
         if self.backend == "engine" and (self.device_options or self.device_options_env):
             raise ValueError("device_options are for a PennyLane device backend, not 'engine'")
         return self
@@ -86,12 +122,14 @@ class TierConfig(BaseModel):
         """What this tier's results are: ``exact``, or its shots and noise (for status tables).
 
         >>> default_tiers()["qpu"].execution
-        '1024 shots; noise: depolarizing 0.01, readout_error 0.02'
+        '1024 shots; noise: depolarizing 0.01, readout_error 0.02; parameter-shift gradients'
         """
         parts = ([f"options {sorted({**self.device_options, **self.device_options_env})}"]
                  if self.device_options or self.device_options_env else [])
         parts += ([f"{self.shots} shots"] if self.shots else []) + (
             [f"noise: {self.noise.summary}"] if self.noise else [])
+        parts += ["parameter-shift gradients"] if self.diff_method == "parameter-shift" else []
+        parts += [f"emulated QPU: {self.emulation.summary}"] if self.emulation else []
         return "; ".join(parts) or "exact"
 
     def state_bytes_per_row(self, n_qubits: int, double: bool) -> int:
@@ -105,8 +143,8 @@ class TierConfig(BaseModel):
         """The spec as this tier runs it (its backend, shots and noise)."""
         if self.backend == "engine":
             return CircuitSpec(**{**spec.model_dump(), "strategy": self.strategy, "shots": self.shots,
-                                  "noise": self.noise, "seed": self.seed})
-        diff_method = "parameter-shift" if self.shots else "best"
+                                  "noise": self.noise, "seed": self.seed, "diff_method": self.diff_method})
+        diff_method = "parameter-shift" if self.shots else self.diff_method
         return CircuitSpec(**{**spec.model_dump(), "strategy": "device", "device": self.backend,
                               "shots": self.shots, "noise": self.noise, "seed": self.seed,
                               "device_options": self.device_options,
@@ -115,9 +153,9 @@ class TierConfig(BaseModel):
 
 def default_tiers() -> dict[str, TierConfig]:
     """QPU: a hardware-like simulator (1024 shots; 1% depolarizing after every gate, 2% readout
-    error); GPU, CPU: exact."""
+    error; parameter-shift gradients); GPU, CPU: exact."""
     return {
-        "qpu": TierConfig(resource="QPU", backend="engine", shots=1024,
+        "qpu": TierConfig(resource="QPU", backend="engine", shots=1024, diff_method="parameter-shift",
                           noise=NoiseModel(depolarizing=0.01, readout_error=0.02),
                           max_shard_rows=512, timeout_s=120.0),
         "gpu": TierConfig(resource="GPU", backend="engine"),

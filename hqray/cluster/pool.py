@@ -381,9 +381,15 @@ class QuantumPool:
         if unit == "tiles":  # a tile is already sized for memory; balance is what matters
             return max(1, min(balanced, 4))
         rate = tier.items_per_second.get(unit)
-        wanted = self.config.min_shard_rows * 4 if rate is None else int(rate * self.config.target_shard_seconds)
+        emulation = tier.config.emulation
+        # A job's latency is paid once however many rows it carries: make it at most a fifth
+        # of the job's time (the measured rate is compute only, latency excluded).
+        seconds = max(self.config.target_shard_seconds, 4 * emulation.job_latency_s if emulation else 0.0)
+        wanted = self.config.min_shard_rows * 4 if rate is None else int(rate * seconds)
         wanted = max(self.config.min_shard_rows, wanted)
-        return max(1, min(tier.config.max_shard_rows, self._memory_rows(tier, n_qubits, double), balanced, wanted))
+        limit = emulation.max_circuits_per_job if emulation else tier.config.max_shard_rows
+        return max(1, min(tier.config.max_shard_rows, limit, self._memory_rows(tier, n_qubits, double), balanced,
+                          wanted))
 
     @staticmethod
     def _memory_rows(tier: _Tier, n_qubits: int, double: bool) -> int:
@@ -512,6 +518,8 @@ class QuantumPool:
         order = [name for name in self.config.fallback_order if name in self._tiers and name in fits]
         policy = SchedulerPolicy(retries=self.config.retries, max_worker_losses=self.config.max_worker_losses,
                                  max_inflight=self.config.max_inflight_shards,
+                                 tier_queue_depth={name: tier.config.emulation.queue_depth
+                                                   for name, tier in self._tiers.items() if tier.config.emulation},
                                  timeout_s={name: tier.config.timeout_s for name, tier in self._tiers.items()})
         scheduler = ShardScheduler(n_items, order, policy, self.counters, unit)
         owners: dict[Any, _Worker] = {}  # this job's calls -> the worker running them

@@ -91,6 +91,7 @@ class SchedulerPolicy:
     max_worker_losses: int = 20
     max_inflight: int = 16
     timeout_s: Mapping[str, float] = field(default_factory=dict)  # per tier
+    tier_queue_depth: Mapping[str, int] = field(default_factory=dict)  # most calls out on a tier (emulated QPUs)
 
 
 @dataclass
@@ -181,7 +182,9 @@ class ShardScheduler:
             if shard is None:
                 continue  # it failed for good: no tier left
             tier = self.order[shard.position]
-            slot = self._pick_worker(shard, tier, queued.get(tier, {}))
+            depth = self.policy.tier_queue_depth.get(tier)
+            full = depth is not None and sum(queued.get(tier, {}).values()) >= depth
+            slot = None if full else self._pick_worker(shard, tier, queued.get(tier, {}))
             if slot is None:
                 self._retry.appendleft(shard)  # no room on its tier now: wait for a result
                 break

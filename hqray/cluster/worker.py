@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from functools import lru_cache
 
@@ -21,6 +22,10 @@ __all__ = ["CircuitWorker"]
 
 
 @lru_cache(maxsize=64)
+class QpuJobError(RuntimeError):
+    """An emulated QPU job failed (transiently, or over a limit): the pool retries the shard."""
+
+
 def _compiled(spec_json: str, tier_json: str) -> CircuitSpec:
     """The tier's version of a spec, parsed once per worker (specs travel as JSON)."""
     tier = TierConfig.model_validate_json(tier_json)
@@ -46,6 +51,8 @@ class CircuitWorker:
         torch.set_num_threads(max(1, threads))
         self.heap_retained = retain_heap_memory()
         self._injected_delays: list[float] = []
+        self._emulation = TierConfig.model_validate_json(tier_json).emulation
+        self._failures = random.Random(self._emulation.seed if self._emulation else None)
 
     def info(self) -> dict:
         context = ray.get_runtime_context()
@@ -61,6 +68,19 @@ class CircuitWorker:
         if self._injected_delays:
             time.sleep(self._injected_delays.pop(0))
 
+    def _run_as_qpu_job(self, circuits: int) -> None:
+        """An emulated QPU's job: refused beyond its circuit limit, waits its latency (before
+        the compute the pool measures), and fails transiently at its failure rate."""
+        emulation = self._emulation
+        if emulation is None:
+            return
+        if circuits > emulation.max_circuits_per_job:
+            raise QpuJobError(f"a job of {circuits} circuits exceeds the device's limit of "
+                              f"{emulation.max_circuits_per_job}")
+        time.sleep(emulation.job_latency_s)
+        if self._failures.random() < emulation.failure_rate:
+            raise QpuJobError(f"transient QPU job failure (emulated rate {emulation.failure_rate:g})")
+
     def forward(self, spec_json: str, inputs: np.ndarray | SharedLayout, start: int, stop: int,
                 weights: np.ndarray, write_shared: bool = False) -> tuple[np.ndarray | None, float]:
         """Outputs of rows ``start:stop`` and the seconds spent computing them.
@@ -69,6 +89,7 @@ class CircuitWorker:
         ``write_shared`` the outputs go into the layout's ``outputs`` and None is returned.
         """
         self._pause_if_injected()
+        self._run_as_qpu_job(stop - start)
         began = time.perf_counter()
         spec = _compiled(spec_json, self.tier_json)
         shared = attach(inputs) if isinstance(inputs, SharedLayout) else None
@@ -106,6 +127,7 @@ class CircuitWorker:
         ``write_shared`` the outputs and input gradients go into it and come back as None.
         """
         self._pause_if_injected()
+        self._run_as_qpu_job(stop - start)
         began = time.perf_counter()
         spec = _compiled(spec_json, self.tier_json)
         shared = attach(inputs) if isinstance(inputs, SharedLayout) else None

@@ -37,6 +37,7 @@ sampled estimate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -80,8 +81,19 @@ def _channel_superoperator(channels: Sequence, like: torch.Tensor) -> torch.Tens
     return total
 
 
+def _matrix(op, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(qml.matrix(op, wire_order=op.wires), device=like.device).to(like.dtype)
+
+
 def noisy_steps(operations: Sequence, noise: NoiseModel | None, like: torch.Tensor) -> list[DensityStep]:
-    """The operations (any, decomposed to one/two-qubit gates) and their channels as fused steps.
+    """The operations (any, decomposed to one/two-qubit gates) and their channels as fused steps."""
+    gates = _gates(operations)
+    return _steps(gates, [_matrix(op, like) for op in gates], noise, like)
+
+
+def _steps(gates: Sequence, matrices: Sequence[torch.Tensor], noise: NoiseModel | None,
+           like: torch.Tensor) -> list[DensityStep]:
+    """Device gates with their (possibly batched) matrices, and their channels, as fused steps.
 
     One-qubit gates and channels wait on their wire and are absorbed into the next two-qubit
     step that touches it, so a circuit costs about one pass over the density matrices per
@@ -90,11 +102,10 @@ def noisy_steps(operations: Sequence, noise: NoiseModel | None, like: torch.Tens
     steps: list[DensityStep] = []
     pending: dict[int, torch.Tensor] = {}  # wire -> one-qubit superoperator not yet applied
 
-    for op in _gates(operations):
+    for op, matrix in zip(gates, matrices, strict=True):
         wires = tuple(int(w) for w in op.wires)
         if not wires:  # a global phase: no effect on a density matrix
             continue
-        matrix = torch.as_tensor(qml.matrix(op, wire_order=op.wires), device=like.device).to(like.dtype)
         channels = noise.gate_channels(op) if noise is not None else []
         gate = _kron_conj(matrix)
         if len(wires) == 1:
@@ -252,21 +263,93 @@ def _measure(measurements: Sequence, rho: torch.Tensor, n_wires: int, confusion,
 
 def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise: NoiseModel | None,
                    shots: int | None = None, seed: int | None = None, dtype: torch.dtype = torch.complex128,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """Runs a recorded (broadcast) tape on ``batch`` density matrices; returns ``(batch, outputs)``."""
+                   device: torch.device | str = "cpu", diff_method: str = "exact") -> torch.Tensor:
+    """Runs a recorded (broadcast) tape on ``batch`` density matrices; returns ``(batch, outputs)``.
+
+    ``diff_method="exact"`` differentiates the density matrices (torch autograd);
+    ``"parameter-shift"`` runs the circuit and, for every trainable gate parameter, its two
+    shifted versions, all rows of all of them as one batch (one job, as hardware takes it),
+    each sampled with the spec's shots, and differentiates by the two-term shift rule.
+    """
     from hqray.quantum.compiler import _check_wires
 
     if n_wires > MAX_DENSITY_QUBITS:
         raise CircuitError(f"{n_wires} qubits: a density matrix holds 4^n amplitudes per row; at most "
                            f"{MAX_DENSITY_QUBITS} qubits run this way")
+    if diff_method not in ("exact", "parameter-shift"):
+        raise CircuitError(f"diff_method {diff_method!r}: expected 'exact' or 'parameter-shift'")
     _check_wires(tape, n_wires)
     like = torch.zeros((), dtype=dtype, device=device)
-    rho = _initial(batch, n_wires, dtype, device)
-    steps = noisy_steps(tape.operations, noise, like)
-    for step in steps:
-        rho = _apply_step(rho, step, n_wires)
     confusion = noise.readout_matrices(n_wires) if noise is not None and _has_readout_error(noise) else None
-    return _measure(tape.measurements, rho, n_wires, confusion, _Sampler(shots, seed))
+    sampler = _Sampler(shots, seed)
+    gates = _gates(tape.operations)
+    if diff_method == "parameter-shift" and torch.is_grad_enabled():
+        return _parameter_shift(gates, tape.measurements, n_wires, batch, noise, confusion, sampler, like)
+    rho = _initial(batch, n_wires, dtype, device)
+    for step in _steps(gates, [_matrix(op, like) for op in gates], noise, like):
+        rho = _apply_step(rho, step, n_wires)
+    return _measure(tape.measurements, rho, n_wires, confusion, sampler)
+
+
+# Gates whose every parameter enters as exp(-i theta P / 2) with P a Pauli word (up to a global
+# phase): d<O>/d theta = (<O>(theta + pi/2) - <O>(theta - pi/2)) / 2, exactly, noise included.
+TWO_TERM_GATES = {"RX", "RY", "RZ", "PhaseShift", "U1", "Rot", "U2", "U3", "IsingXX", "IsingYY", "IsingZZ",
+                  "MultiRZ", "PauliRot"}
+
+
+def _parameter_shift(gates: Sequence, measurements: Sequence, n_wires: int, batch: int, noise, confusion,
+                     sampler: _Sampler, like: torch.Tensor) -> torch.Tensor:
+    trainable = [(k, i) for k, op in enumerate(gates) for i, p in enumerate(op.data)
+                 if torch.is_tensor(p) and p.requires_grad]
+    unshiftable = sorted({gates[k].name for k, _ in trainable if gates[k].name not in TWO_TERM_GATES})
+    if unshiftable:
+        raise CircuitError(f"parameter-shift needs gates with a two-term shift rule ({sorted(TWO_TERM_GATES)}); "
+                           f"the circuit trains {unshiftable}")
+    variants = 1 + 2 * len(trainable)
+    with torch.no_grad():
+        matrices = [_variant_matrices(op, k, trainable, batch, variants, like) for k, op in enumerate(gates)]
+        rho = _initial(batch * variants, n_wires, like.dtype, like.device)
+        for step in _steps(gates, matrices, noise, like):
+            rho = _apply_step(rho, step, n_wires)
+        outputs = _measure(measurements, rho, n_wires, confusion, sampler).reshape(variants, batch, -1)
+    derivatives = [(outputs[1 + 2 * j] - outputs[2 + 2 * j]) / 2 for j in range(len(trainable))]
+    params = [gates[k].data[i] for k, i in trainable]
+    return _ShiftGradient.apply(derivatives, outputs[0], *params)
+
+
+def _variant_matrices(op, index: int, trainable: list[tuple[int, int]], batch: int, variants: int,
+                      like: torch.Tensor) -> torch.Tensor:
+    """The op's matrix for every variant's rows: shifted where a variant shifts one of its parameters."""
+    base = _matrix(op, like)
+    shifts = [(j, i) for j, (k, i) in enumerate(trainable) if k == index]
+    if not shifts:
+        return base if base.ndim == 2 else base.repeat(variants, 1, 1)
+    d = base.shape[-1]
+    per_variant = [base.expand(batch, d, d)] * variants
+    for j, i in shifts:
+        for sign, slot in ((1, 1 + 2 * j), (-1, 2 + 2 * j)):
+            data = [p.detach() if torch.is_tensor(p) else p for p in op.data]
+            data[i] = data[i] + sign * math.pi / 2
+            per_variant[slot] = _matrix(qml.ops.functions.bind_new_parameters(op, data), like).expand(batch, d, d)
+    return torch.cat(per_variant)
+
+
+class _ShiftGradient(torch.autograd.Function):
+    """The sampled value forward; backward, each gate parameter's shift-rule derivative,
+    which torch carries on to the inputs and weights the parameter came from."""
+
+    @staticmethod
+    def forward(ctx, derivatives, value, *params):
+        ctx.derivatives, ctx.shapes = derivatives, [(p.shape, p.dtype) for p in params]
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = []
+        for derivative, (shape, dtype) in zip(ctx.derivatives, ctx.shapes, strict=True):
+            per_row = (grad * derivative).sum(dim=-1)
+            grads.append((per_row if per_row.shape == shape else per_row.sum().reshape(shape)).to(dtype))
+        return (None, None, *grads)
 
 
 def _has_readout_error(noise: NoiseModel) -> bool:
@@ -275,7 +358,8 @@ def _has_readout_error(noise: NoiseModel) -> bool:
 
 
 def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,
-              noise: NoiseModel | None, shots: int | None = None, seed: int | None = None) -> torch.Tensor:
+              noise: NoiseModel | None, shots: int | None = None, seed: int | None = None,
+              diff_method: str = "exact") -> torch.Tensor:
     """``qfunc(inputs, weights)`` under ``noise`` on every row of ``inputs``: ``(B, outputs)``.
 
     Rows run in chunks so that each step's density matrices stay under :data:`CHUNK_BYTES`;
@@ -287,6 +371,9 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
     dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
     per_row = 4**n_wires * torch.zeros((), dtype=dtype).element_size() * 2  # a step reads one, writes one
+    if diff_method == "parameter-shift" and torch.is_grad_enabled():  # every row runs 1 + 2P times
+        gates = _gates(record_tape(qfunc, inputs[:1], weights).operations)
+        per_row *= 1 + 2 * sum(1 for op in gates for p in op.data if torch.is_tensor(p) and p.requires_grad)
     chunk = max(1, CHUNK_BYTES // per_row)
     seeds = np.random.SeedSequence(seed).spawn((inputs.shape[0] + chunk - 1) // chunk)
     outputs = []
@@ -294,5 +381,6 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
         rows = inputs[start:start + chunk]
         tape = record_tape(qfunc, rows, weights)
         stream = None if shots is None else int(seeds[index].generate_state(1)[0])
-        outputs.append(run_noisy_tape(tape, n_wires, rows.shape[0], noise, shots, stream, dtype, inputs.device))
+        outputs.append(run_noisy_tape(tape, n_wires, rows.shape[0], noise, shots, stream, dtype, inputs.device,
+                                      diff_method))
     return torch.cat(outputs)

@@ -248,9 +248,10 @@ def _compiler_rejects(spec: CircuitSpec) -> str | None:
 @register_strategy
 class DensityMatrixStrategy(ExecutionStrategy):
     """Any circuit under the spec's noise model, with shots drawn from each row's exact outcome
-    distribution (:mod:`hqray.quantum.mixed`): the simulated QPU. Exact outputs are
-    differentiable; with shots, gradients are those of the exact noisy expectation (what
-    parameter-shift estimates, without its shot noise)."""
+    distribution (:mod:`hqray.quantum.mixed`): the simulated QPU. Gradients: exact ones of
+    the (noisy) expectation by default, even with shots; with ``diff_method="parameter-shift"``
+    the shifted circuits of the whole batch run as one job, sampled like the circuit, as
+    hardware computes them."""
 
     name = "density_matrix"
 
@@ -272,7 +273,9 @@ class DensityMatrixStrategy(ExecutionStrategy):
         from hqray.quantum.mixed import run_noisy
 
         circuit = spec.to_circuit()
-        outputs = run_noisy(circuit.qfunc(), spec.n_qubits, inputs, weights, spec.noise, spec.shots, spec.seed)
+        method = "parameter-shift" if spec.diff_method == "parameter-shift" else "exact"
+        outputs = run_noisy(circuit.qfunc(), spec.n_qubits, inputs, weights, spec.noise, spec.shots, spec.seed,
+                            method)
         return outputs.to(inputs.dtype)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
-from hqray.cluster import PoolConfig, default_tiers, planned_workers
+from hqray.cluster import PoolConfig, TierConfig, default_tiers, planned_workers
+from hqray.errors import ConfigError
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
 
@@ -65,3 +68,26 @@ def test_shard_memory_counts_density_matrices_on_noisy_tiers():
     assert tiers["cpu"].state_bytes_per_row(4, double=False) == 16 * 8
     assert tiers["cpu"].state_bytes_per_row(4, double=True) == 16 * 16
     assert tiers["qpu"].state_bytes_per_row(4, double=False) == 256 * 8
+
+
+@pytest.mark.parametrize(("tier", "said"), [
+    ({"resource": "QPU", "shots": 20_000, "emulation": {"max_shots": 8192}},
+     "shots=20000 exceed the emulated QPU's max_shots=8192"),
+    ({"resource": "QPU", "backend": "lightning.qubit", "noise": {"depolarizing": 0.01}},
+     "backend 'lightning.qubit' takes no hqray noise model"),
+    ({"resource": "QPU", "backend": "qiskit.aer", "noise": {"depolarizing": 0.01}},
+     "backend 'qiskit.aer' simulates noise by sampling only: set shots"),
+    ({"resource": "CPU", "device_options": {"method": "statevector"}},
+     "device_options are for a PennyLane device backend, not 'engine'"),
+    ({"resource": "QPU", "emulation": {"failure_rate": 1.5}}, "failure_rate"),
+])
+def test_tier_settings_that_cannot_work_are_refused_naming_them(tier, said):
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        PoolConfig(tiers={"t": tier}, fallback_order=["t"])
+
+
+def test_status_shows_each_tiers_shots_noise_and_qpu_limits():
+    tier = TierConfig(resource="QPU", shots=1000, noise={"calibration": "ibm_manila"},
+                      emulation={"job_latency_s": 2, "max_circuits_per_job": 100})
+    assert tier.execution == ("1000 shots; noise: calibration ibm_manila; emulated QPU: latency 2 s/job, queue 4, "
+                              "<= 100 circuits and 100000 shots/job, 0% transient failures")

@@ -12,6 +12,7 @@ import ray
 import torch
 
 from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connect, kill_worker_on_progress
+from hqray.cluster.config import QpuEmulation
 from hqray.cluster.transport import PREFIX, SHM_DIRECTORY
 from hqray.errors import CircuitError, ConfigError
 from hqray.quantum import CircuitSpec, execute
@@ -124,6 +125,29 @@ class TestCorrectness:
         # Sampled (4000 shots): within 5 sigma, plus aer's channel placement after its own basis gates.
         allowed = 5 / np.sqrt(4000) + (0.1 if backend == "qiskit.aer" else 0.0)
         assert 0 < np.abs(outputs - exact).max() < allowed
+
+    def test_an_emulated_qpu_gets_jobs_within_its_limits_and_its_transient_failures_are_retried(self):
+        emulation = QpuEmulation(job_latency_s=0.1, queue_depth=1, max_circuits_per_job=40, failure_rate=0.3, seed=1)
+        tiers = {"qpu": TierConfig(resource="QPU", emulation=emulation)}
+        inputs, weights = data(400)
+        # A job over 40 circuits would fail on every attempt (the worker refuses it) and end
+        # the run with PoolError: success means every job respected the limit.
+        with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu"], retries=30, min_shard_rows=8)) as pool:
+            outputs = pool.run(SPEC, inputs, weights)
+            stats = pool.stats()["qpu"]
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        assert stats["rows"] == 400 and stats["shards"] >= 10 and stats["retries"] > 0 and stats["duplicates"] == 0
+
+    def test_a_qpu_whose_jobs_keep_failing_falls_back_to_the_next_tier(self):
+        tiers = {"qpu": TierConfig(resource="QPU", emulation=QpuEmulation(failure_rate=1.0)),
+                 "cpu": TierConfig(resource="CPU")}
+        inputs, weights = data(300)
+        with QuantumPool(PoolConfig(tiers=tiers, fallback_order=["qpu", "cpu"], retries=1)) as pool:
+            outputs = pool.run(SPEC, inputs, weights)
+            stats = pool.stats()
+        assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
+        assert stats["qpu"]["failures"] > 0 and stats["qpu"]["rows"] == 0
+        assert stats["cpu"]["fallbacks"] > 0 and stats["cpu"]["rows"] == 300
 
     def test_shards_are_capped_by_statevector_memory(self):
         inputs, weights = data(3000)

@@ -78,6 +78,13 @@ def test_backpressure_and_worker_queue_depth():
     assert len(keys) == 2  # two calls queued on the one worker, no more
 
 
+def test_an_emulated_qpus_queue_depth_caps_the_calls_out_on_its_tier():
+    sched = scheduler(100, order=("qpu",), tier_queue_depth={"qpu": 1})
+    assert len(place(sched, {"qpu": {0: 0, 1: 0}}, size=10)) == 1  # two workers, one job at a time
+    assert not place(sched, {"qpu": {0: 1, 1: 0}}, size=10)  # the device is busy: nothing more goes out
+    assert len(place(sched, {"qpu": {0: 0, 1: 0}}, size=10)) == 1
+
+
 def test_timeouts_count_from_the_start_and_late_results_are_discarded():
     sched = scheduler(10, timeout_s={"cpu": 5.0})
     first, second = place(sched, {"cpu": {0: 0}}, size=5)

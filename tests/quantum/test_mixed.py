@@ -138,3 +138,45 @@ def test_what_a_noisy_device_cannot_do_is_a_clear_error(qfunc, n_wires, said):
     noise = NoiseModel(calibration="ibm_manila") if "coupler" in said else None
     with pytest.raises(CircuitError, match=said):
         run_noisy(qfunc, n_wires, torch.zeros(1, 1, dtype=torch.float64), torch.zeros(0), noise)
+
+
+@pytest.mark.parametrize(("embedding", "ansatz"), [("angle", "strongly_entangling"), ("iqp", "hardware_efficient")])
+def test_parameter_shift_gradients_equal_the_exact_ones_noise_included(embedding, ansatz):
+    circuit = Circuit(n_qubits=3, embedding=embedding, ansatz=ansatz, n_layers=2, measurement="expval_z")
+    noise = NoiseModel(depolarizing=0.02, amplitude_damping=0.01, readout_error=0.03)
+    generator = torch.Generator().manual_seed(5)
+    inputs = torch.rand(4, 3, dtype=torch.float64, generator=generator).requires_grad_()
+    weights = torch.rand(circuit.weight_shape, dtype=torch.float64, generator=generator).requires_grad_()
+    cotangent = torch.randn(4, 3, dtype=torch.float64, generator=generator)
+    gradients = {}
+    for method in ("exact", "parameter-shift"):
+        outputs = run_noisy(circuit.qfunc(), 3, inputs, weights, noise, diff_method=method)
+        gradients[method] = torch.autograd.grad((outputs * cotangent).sum(), (inputs, weights))
+    for exact, shifted in zip(gradients["exact"], gradients["parameter-shift"], strict=True):
+        assert torch.allclose(exact, shifted, atol=1e-10)
+
+
+def test_parameter_shift_with_shots_samples_every_shifted_circuit():
+    circuit = Circuit(n_qubits=2, embedding="angle", ansatz="ry_cnot", n_layers=1, measurement="expval_z")
+    inputs = torch.full((200, 2), 0.7, dtype=torch.float64)
+    weights = torch.tensor([[0.4, 1.1]], dtype=torch.float64, requires_grad=True)
+
+    def weight_gradient(shots, seed):
+        outputs = run_noisy(circuit.qfunc(), 2, inputs, weights, UNIFORM, shots=shots, seed=seed,
+                            diff_method="parameter-shift")
+        return torch.autograd.grad(outputs.sum(), weights)[0]
+    exact = weight_gradient(None, None)
+    first, second = weight_gradient(500, 1), weight_gradient(500, 2)
+    assert not torch.equal(first, second)  # shot noise in the shifted circuits too
+    # 200 rows x 2 outputs, each derivative a difference of two 500-shot estimates / 2.
+    assert torch.allclose(first, exact, atol=5 * np.sqrt(400 * 2 / 500) / 2)
+
+
+def test_parameter_shift_refuses_a_trained_gate_without_a_two_term_rule():
+    def qfunc(inputs, weights):
+        qml.RY(inputs[..., 0], wires=0)
+        qml.CRX(weights[0], wires=[0, 1])
+        return qml.expval(qml.PauliZ(1))
+    weights = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(CircuitError, match=r"two-term shift rule .* the circuit trains \['CRX'\]"):
+        run_noisy(qfunc, 2, torch.zeros(2, 1, dtype=torch.float64), weights, None, diff_method="parameter-shift")
