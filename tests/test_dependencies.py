@@ -70,7 +70,8 @@ def test_every_third_party_import_comes_with_the_core_install():
         assert distributions, f"module {module!r} (imported by {sorted(files)}) is not installed at all"
         if module in OPTIONAL:
             extra, gates = OPTIONAL[module]
-            assert files <= gates, f"{module!r} (the {extra} extra) is imported outside {sorted(gates)}: {sorted(files)}"
+            assert files <= gates, f"{module!r} (the {extra} extra) is imported outside {sorted(gates)}: " \
+                                   f"{sorted(files)}"
             assert distributions & installed_closure("hqray", (extra,)), f"the {extra} extra lacks {module!r}"
             continue
         if not distributions & provided:
