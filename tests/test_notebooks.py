@@ -11,7 +11,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "serving.ipynb", "sweep_analysis.ipynb"])
+# The two that start Ray Tune and Ray Serve take about a minute together: `pytest -m slow`
+# runs them (README, "Tests"); the quickstart notebook runs by default.
+@pytest.mark.parametrize("name", ["quickstart.ipynb", pytest.param("serving.ipynb", marks=pytest.mark.slow),
+                                  pytest.param("sweep_analysis.ipynb", marks=pytest.mark.slow)])
 def test_notebook_executes(name, tmp_path):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
