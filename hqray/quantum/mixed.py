@@ -162,17 +162,29 @@ def _initial(batch: int, n_wires: int, dtype, device) -> torch.Tensor:
     return rho.reshape(batch, *[2] * (2 * n_wires))
 
 
-def _basis_distribution(rho: torch.Tensor, wires: list[int], rotations: dict[int, str], n_wires: int,
+class DensityMatrices:
+    """The batch's density matrices, measured in a basis: the diagonal after basis rotations."""
+
+    def __init__(self, rho: torch.Tensor, n_wires: int):
+        self.rho, self.n_wires = rho, n_wires
+        self.batch, self.real_dtype, self.device = rho.shape[0], rho.real.dtype, rho.device
+
+    def probabilities(self, rotations: dict[int, str]) -> torch.Tensor:
+        """Computational-basis probabilities ``(B, 2^n)`` after rotating ``{wire: rotation}``."""
+        rho, n = self.rho, self.n_wires
+        for wire, rotation in rotations.items():
+            matrix = torch.as_tensor(ROTATIONS[rotation], device=rho.device).to(rho.dtype)
+            rho = _apply_step(rho, DensityStep((wire,), _kron_conj(matrix)), n)
+        return torch.diagonal(rho.reshape(rho.shape[0], 2**n, 2**n), dim1=1, dim2=2).real
+
+
+def _basis_distribution(state, wires: list[int], rotations: dict[int, str], n_wires: int,
                         confusion: np.ndarray | None) -> torch.Tensor:
-    """Outcome probabilities ``(B, 2^len(wires))`` of measuring ``wires`` (X/Y rotated to Z), readout included."""
-    batch = rho.shape[0]
-    if rotations:
-        steps = [DensityStep((w,), _kron_conj(torch.as_tensor(_ROTATION[r], device=rho.device).to(rho.dtype)))
-                 for w, r in rotations.items()]
-        for step in steps:
-            rho = _apply_step(rho, step, n_wires)
-    diagonal = torch.diagonal(rho.reshape(batch, 2**n_wires, 2**n_wires), dim1=1, dim2=2).real
-    probabilities = diagonal.reshape(batch, *[2] * n_wires)
+    """Outcome probabilities ``(B, 2^len(wires))`` of measuring ``wires`` (X/Y rotated to Z), readout
+    included; ``state`` is anything with ``probabilities(rotations)`` (density matrices, trajectories)."""
+    full = state.probabilities(rotations)
+    batch = full.shape[0]
+    probabilities = full.reshape(batch, *[2] * n_wires)
     others = [1 + w for w in range(n_wires) if w not in wires]
     marginal = probabilities.sum(dim=others) if others else probabilities
     order = sorted(wires)
@@ -184,7 +196,7 @@ def _basis_distribution(rho: torch.Tensor, wires: list[int], rotations: dict[int
     return marginal.reshape(batch, -1)
 
 
-_ROTATION = {  # basis changes that map an X / Y eigenbasis measurement to a Z one
+ROTATIONS = {  # basis changes that map an X / Y eigenbasis measurement to a Z one
     "H": np.array([[1, 1], [1, -1]]) / np.sqrt(2),
     "Y->Z": np.array([[1, -1j], [1, 1j]]) / np.sqrt(2),  # H S^dag
 }
@@ -221,7 +233,7 @@ class _Sampler:
         return sampled + (distribution - distribution.detach()) if distribution.requires_grad else sampled
 
 
-def _expval(observable, rho: torch.Tensor, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
+def _expval(observable, rho, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
     from hqray.quantum.compiler import _is_sum
 
     if _is_sum(observable):
@@ -234,7 +246,7 @@ def _expval(observable, rho: torch.Tensor, n_wires: int, confusion, sample: _Sam
                            f"{observable!r} is not one (decompose it into Pauli words)")
     measured = [w for w, name in word.items() if name != "Identity"]
     if not measured:
-        return torch.ones(rho.shape[0], dtype=rho.real.dtype, device=rho.device)
+        return torch.ones(rho.batch, dtype=rho.real_dtype, device=rho.device)
     rotations = {w: ("H" if word[w] == "PauliX" else "Y->Z") for w in measured if word[w] != "PauliZ"}
     distribution = sample(_basis_distribution(rho, measured, rotations, n_wires, confusion))
     signs = torch.tensor([(-1) ** bin(index).count("1") for index in range(2 ** len(measured))],
@@ -242,7 +254,8 @@ def _expval(observable, rho: torch.Tensor, n_wires: int, confusion, sample: _Sam
     return distribution @ signs
 
 
-def _measure(measurements: Sequence, rho: torch.Tensor, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
+def _measure(measurements: Sequence, rho, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:
+    """Every measurement of ``rho`` (anything with ``probabilities(rotations)``), sampled by ``sample``."""
     from hqray.quantum.compiler import _measurement_kind
 
     outputs = []
@@ -288,7 +301,7 @@ def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise
     rho = _initial(batch, n_wires, dtype, device)
     for step in _steps(gates, [_matrix(op, like) for op in gates], noise, like):
         rho = _apply_step(rho, step, n_wires)
-    return _measure(tape.measurements, rho, n_wires, confusion, sampler)
+    return _measure(tape.measurements, DensityMatrices(rho, n_wires), n_wires, confusion, sampler)
 
 
 # Gates whose every parameter enters as exp(-i theta P / 2) with P a Pauli word (up to a global
@@ -311,7 +324,8 @@ def _parameter_shift(gates: Sequence, measurements: Sequence, n_wires: int, batc
         rho = _initial(batch * variants, n_wires, like.dtype, like.device)
         for step in _steps(gates, matrices, noise, like):
             rho = _apply_step(rho, step, n_wires)
-        outputs = _measure(measurements, rho, n_wires, confusion, sampler).reshape(variants, batch, -1)
+        outputs = _measure(measurements, DensityMatrices(rho, n_wires), n_wires, confusion,
+                           sampler).reshape(variants, batch, -1)
     derivatives = [(outputs[1 + 2 * j] - outputs[2 + 2 * j]) / 2 for j in range(len(trainable))]
     params = [gates[k].data[i] for k, i in trainable]
     return _ShiftGradient.apply(derivatives, outputs[0], *params)
