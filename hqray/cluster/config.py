@@ -60,7 +60,7 @@ class TierConfig(BaseModel):
         device_options_env: device options read from environment variables on the worker
             (``{"token": "IBMQ_TOKEN"}``): credentials by variable name only.
         strategy: engine strategy (``auto``, ``folded``, ``statevector``, ``compiled``,
-            ``density_matrix``).
+            ``density_matrix``, ``trajectories``).
         shots: finite shots, drawn from each row's exact outcome distribution; ``None`` is exact.
         noise: a noise model (``{calibration: ibm_manila}`` or explicit channels such as
             ``{depolarizing: 0.01, readout_error: 0.02}``), after every gate: on the engine,
@@ -86,7 +86,7 @@ class TierConfig(BaseModel):
     backend: str = "engine"
     device_options: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     device_options_env: dict[str, str] = Field(default_factory=dict)
-    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix"] = "auto"
+    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix", "trajectories"] = "auto"
     shots: int | None = Field(None, ge=1)
     noise: NoiseModel | None = None
     seed: int | None = Field(None, ge=0)

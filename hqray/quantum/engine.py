@@ -61,6 +61,8 @@ def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
         fast = {name: cost for name, cost in costs.items() if name != "device"}
         if len(fast) > 1:  # the compiler is the general path: hand-written strategies run their circuits
             fast.pop("compiled", None)
+        if "density_matrix" in fast:  # exact, with gradients: trajectories only where it cannot run
+            fast.pop("trajectories", None)
         chosen = min(fast, key=fast.get) if fast else "device"
         if chosen == "device" and spec.exact and "compiled" in rejected:  # never a silent difference
             warnings.warn(f"the compiler cannot run this circuit ({rejected['compiled']}); using PennyLane's "

@@ -17,7 +17,7 @@ from hqray.validated import ValidatedModel, nested_message
 __all__ = ["CircuitSpec", "MAX_QUBITS", "STRATEGY_NAMES", "FAST_ANSATZE"]
 
 MAX_QUBITS = 30
-STRATEGY_NAMES = ("auto", "folded", "statevector", "compiled", "density_matrix", "device")
+STRATEGY_NAMES = ("auto", "folded", "statevector", "compiled", "density_matrix", "trajectories", "device")
 # The ansätze the hand-written folded and statevector strategies run (with the angle
 # embedding); every other registered circuit runs through the tape compiler.
 FAST_ANSATZE = ("strongly_entangling", "basic_entangler", "ry_cnot")
@@ -52,6 +52,8 @@ class CircuitSpec(ValidatedModel):
         noise: a :class:`~hqray.quantum.noise.NoiseModel` (a device calibration or uniform
             channels) applied after every gate; runs on the ``density_matrix`` strategy.
         seed: seed of the shot sampler (``None``: fresh randomness on every call).
+        trajectories: state vectors per row on the ``trajectories`` strategy (noisy circuits
+            wider than density matrices allow; estimates, no gradients).
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
 
     **Example**
@@ -73,7 +75,8 @@ class CircuitSpec(ValidatedModel):
     n_layers: int = Field(2, ge=1, le=100)
     reupload: bool = False
     measurement: Literal["expval_z", "readout", "probs", "state"] = "expval_z"
-    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix", "device"] = "auto"
+    strategy: Literal["auto", "folded", "statevector", "compiled", "density_matrix", "trajectories",
+                      "device"] = "auto"
     device: str = "default.qubit"
     device_options: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     device_options_env: dict[str, str] = Field(default_factory=dict)
@@ -81,6 +84,7 @@ class CircuitSpec(ValidatedModel):
     shots: int | None = Field(None, ge=1)
     noise: NoiseModel | None = None
     seed: int | None = Field(None, ge=0)
+    trajectories: int = Field(256, ge=1, le=1_000_000)
     precision: Literal["single", "double"] = "single"
 
 

@@ -18,7 +18,7 @@ from hqray.quantum.adjoint import Circuit, layer_blocks, simulate
 from hqray.quantum.spec import FAST_ANSATZE, CircuitSpec
 
 __all__ = ["ExecutionStrategy", "register_strategy", "strategy_registry", "FoldedStrategy",
-           "StateVectorStrategy", "CompiledStrategy", "DensityMatrixStrategy", "DeviceStrategy"]
+           "StateVectorStrategy", "CompiledStrategy", "DensityMatrixStrategy", "TrajectoryStrategy", "DeviceStrategy"]
 
 # Cost model, in seconds for forward + backward, calibrated on a 2-core x86 CPU
 # (benchmarks/RESULTS.md). Only the ratios between strategies matter for planning.
@@ -277,6 +277,39 @@ class DensityMatrixStrategy(ExecutionStrategy):
         outputs = run_noisy(circuit.qfunc(), spec.n_qubits, inputs, weights, spec.noise, spec.shots, spec.seed,
                             method)
         return outputs.to(inputs.dtype)
+
+
+@register_strategy
+class TrajectoryStrategy(ExecutionStrategy):
+    """Noisy circuits wider than density matrices allow (:mod:`hqray.quantum.trajectories`):
+    ``spec.trajectories`` state vectors per row, channels as sampled Kraus branches. Outputs
+    are unbiased estimates without gradients; the planner takes it only where the
+    density-matrix strategy cannot run."""
+
+    name = "trajectories"
+
+    def unsupported(self, spec: CircuitSpec) -> str | None:
+        from hqray.quantum.trajectories import MAX_TRAJECTORY_QUBITS
+
+        if spec.exact:
+            return "an exact circuit (no noise, no shots) runs on a state vector"
+        if spec.n_qubits > MAX_TRAJECTORY_QUBITS:
+            return f"{spec.n_qubits} qubits: trajectories run up to {MAX_TRAJECTORY_QUBITS}"
+        return _compiler_rejects(spec)
+
+    def cost(self, spec: CircuitSpec, batch: int) -> float:
+        gates_per_circuit = spec.n_layers * spec.n_qubits * 4 + spec.n_qubits
+        return (SECONDS_PER_OP * 20 * gates_per_circuit
+                + SECONDS_PER_AMPLITUDE_PASS * 6 * batch * spec.trajectories * 2**spec.n_qubits * gates_per_circuit)
+
+    def run(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        from hqray.quantum.trajectories import run_trajectories
+
+        if torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad):
+            raise CircuitError("the trajectories strategy gives estimates without gradients; train on the "
+                               "density_matrix strategy (up to 14 qubits)")
+        return run_trajectories(spec.to_circuit().qfunc(), spec.n_qubits, inputs, weights, spec.noise,
+                                spec.trajectories, spec.shots, spec.seed)
 
 
 @register_strategy
