@@ -31,7 +31,14 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from hqray.cluster.config import PoolConfig, TierConfig
 from hqray.cluster.resources import planned_workers
-from hqray.cluster.scheduler import COUNTER_NAMES, PoolCounters, SchedulerPolicy, Shard, ShardScheduler
+from hqray.cluster.scheduler import (
+    COUNTER_NAMES,
+    PoolCounters,
+    SchedulerPolicy,
+    Shard,
+    ShardScheduler,
+    wanted_shard_items,
+)
 from hqray.cluster.transport import SharedArena, plan_layout
 from hqray.cluster.worker import CircuitWorker
 from hqray.errors import CircuitError, ConfigError, HqrayError
@@ -380,13 +387,9 @@ class QuantumPool:
         balanced = math.ceil(n_rows / max(1, len(tier.workers)))
         if unit == "tiles":  # a tile is already sized for memory; balance is what matters
             return max(1, min(balanced, 4))
-        rate = tier.items_per_second.get(unit)
         emulation = tier.config.emulation
-        # A job's latency is paid once however many rows it carries: make it at most a fifth
-        # of the job's time (the measured rate is compute only, latency excluded).
-        seconds = max(self.config.target_shard_seconds, 4 * emulation.job_latency_s if emulation else 0.0)
-        wanted = self.config.min_shard_rows * 4 if rate is None else int(rate * seconds)
-        wanted = max(self.config.min_shard_rows, wanted)
+        wanted = wanted_shard_items(tier.items_per_second.get(unit), self.config.target_shard_seconds,
+                                    emulation.job_latency_s if emulation else 0.0, self.config.min_shard_rows)
         limit = emulation.max_circuits_per_job if emulation else tier.config.max_shard_rows
         return max(1, min(tier.config.max_shard_rows, limit, self._memory_rows(tier, n_qubits, double), balanced,
                           wanted))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Shard", "ShardScheduler", "SchedulerPolicy", "PoolCounters", "WORKER_QUEUE_DEPTH"]
+__all__ = ["Shard", "ShardScheduler", "SchedulerPolicy", "PoolCounters", "WORKER_QUEUE_DEPTH", "wanted_shard_items"]
 
 WORKER_QUEUE_DEPTH = 2  # calls queued on one worker: the next shard is ready when the current one ends
 COUNTER_NAMES = ("shards", "rows", "tiles", "retries", "fallbacks", "failures", "timeouts", "duplicates",
@@ -81,6 +81,19 @@ class Shard:
     @property
     def items(self) -> int:
         return self.stop - self.start
+
+
+def wanted_shard_items(rate: float | None, target_seconds: float, job_latency_s: float, min_items: int) -> int:
+    """Items for a shard of about ``target_seconds`` of compute at the measured ``rate``
+    (compute only, items/s; ``None`` before the first result: ``4 * min_items``). A tier with
+    per-job latency gets jobs at least ``4 * latency`` long, so latency is at most a fifth.
+
+    >>> wanted_shard_items(1000.0, 0.5, 0.0, 64), wanted_shard_items(1000.0, 0.5, 2.0, 64)
+    (500, 8000)
+    """
+    if rate is None:
+        return 4 * min_items
+    return max(min_items, int(rate * max(target_seconds, 4 * job_latency_s)))
 
 
 @dataclass(frozen=True)

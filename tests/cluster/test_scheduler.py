@@ -111,3 +111,13 @@ def test_every_item_is_written_exactly_once():
 def test_unknown_counter_names_are_refused():
     with pytest.raises(KeyError, match="unknown pool counter 'retry'"):
         PoolCounters().add("cpu", "retry")
+
+
+def test_jobs_grow_when_a_qpus_latency_dominates():
+    from hqray.cluster.scheduler import wanted_shard_items
+
+    assert wanted_shard_items(None, 0.5, 2.0, 64) == 256  # no measurement yet
+    assert wanted_shard_items(1000.0, 0.5, 0.0, 64) == 500  # about half a second of compute
+    # 2 s of latency per job: a job of 8 s of compute, so latency is a fifth of it.
+    assert wanted_shard_items(1000.0, 0.5, 2.0, 64) == 8000
+    assert wanted_shard_items(10.0, 0.5, 0.0, 64) == 64  # never below min_shard_rows
