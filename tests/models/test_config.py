@@ -49,13 +49,5 @@ def test_a_readout_ansatz_feeds_only_its_readout_wire_to_the_post_net():
     torch.manual_seed(0)
     model = HybridNet(make_config("g6", circuit="qcnn", n_qubits=4), n_features=4, n_classes=2)
     assert model.post.weight.shape == (2, 1)  # qcnn pools 4 wires down to one
-    inputs, labels = torch.randn(16, 4), (torch.arange(16) % 2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    losses = []
-    for _ in range(5):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
-    assert losses[-1] < losses[0]
+    torch.nn.functional.cross_entropy(model(torch.randn(8, 4)), torch.arange(8) % 2).backward()
+    assert model.quantum.weights.grad.abs().sum() > 0  # the loss reaches the circuit through that wire

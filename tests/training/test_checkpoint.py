@@ -14,6 +14,7 @@ import torch
 from hqray.data import load_dataset
 from hqray.errors import CheckpointError
 from hqray.training import HybridClassifier, load_model, save_checkpoint
+from tests.user_circuits import LADDER_MODULE
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +49,6 @@ def test_a_registered_circuit_round_trips_as_names_and_options(tmp_path):
     assert (clf.predict(data.features) == data.labels).mean() > 0.6  # it learned through the compiler
 
 
-USER_MODULE = """
-import pennylane as qml
-import hqray
-
-@hqray.register_circuit("ladder", "ansatz", "a user's ladder", weight_shape=lambda n, layers, _: (layers, n))
-def ladder(w, wires, options):
-    for layer in range(w.shape[0]):
-        for index, wire in enumerate(wires):
-            qml.RX(w[layer, index], wires=wire)
-        for a, b in zip(wires[:-1], wires[1:]):
-            qml.CZ(wires=[a, b])
-"""
-
 TRAIN = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})
@@ -89,7 +77,7 @@ print("LOADED WITH TRUST")
 
 
 def test_a_circuit_from_a_users_module_loads_only_with_trust(tmp_path):
-    (tmp_path / "t_user_circuits.py").write_text(USER_MODULE)
+    (tmp_path / "t_user_circuits.py").write_text(LADDER_MODULE)
     run = [sys.executable, "-c"]
     trained = subprocess.run([*run, TRAIN.format(root=str(tmp_path))], capture_output=True, text=True, timeout=300)
     assert trained.returncode == 0, trained.stderr

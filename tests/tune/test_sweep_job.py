@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.user_circuits import LADDER_MODULE
+
 REPO = Path(__file__).resolve().parents[2]
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 
@@ -77,20 +79,6 @@ def submit(env: dict, dashboard: str, working_dir: Path, *command: str) -> tuple
     return status, logs
 
 
-USER_CIRCUITS = """
-import pennylane as qml
-import hqray
-
-@hqray.register_circuit("ladder", "ansatz", "RX then a CZ ladder", weight_shape=lambda n, layers, _: (layers, n))
-def ladder(weights, wires, options):
-    for layer in range(weights.shape[0]):
-        for index, wire in enumerate(wires):
-            qml.RX(weights[layer, index], wires=wire)
-        for a, b in zip(wires[:-1], wires[1:]):
-            qml.CZ(wires=[a, b])
-"""
-
-
 def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluster, tmp_path):
     env, dashboard = loopback_cluster
     results = tmp_path / "results"
@@ -121,7 +109,7 @@ def test_ray_job_submit_runs_a_smoke_study_on_a_loopback_cluster(loopback_cluste
     # (g7: circuits run on CircuitWorker actors) import it by name and train through it.
     project = tmp_path / "project"
     project.mkdir()
-    (project / "t_job_circuits.py").write_text(USER_CIRCUITS)
+    (project / "t_job_circuits.py").write_text(LADDER_MODULE)
     status, logs = submit(env, dashboard, project, "python", "-m", "hqray", "train", "-d", "iris", "-g", "g7",
                           "--set", "circuit=t_job_circuits:ladder", "--set", "pool_tiers=[cpu]", "--folds", "2",
                           "--epochs", "1", "--no-baselines", "--output", str(tmp_path / "trained"))
