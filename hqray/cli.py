@@ -414,23 +414,28 @@ def _weight_formula(entry) -> str:
 
 
 @app.command()
-def generations() -> None:
-    """Lists the model generations."""
-    from hqray.models import list_generations
+def families() -> None:
+    """Lists every model family a study can compare: generations and estimator families."""
+    from hqray.training.families import list_families
 
-    table = Table(title="generations")
-    for column in ("id", "title", "what it adds", "defaults"):
+    table = Table(title="model families (study files list them under `generations:`)")
+    for column in ("name", "kind", "title", "what it is", "settings", "default search"):
         table.add_column(column)
-    for generation in list_generations():
-        table.add_row(generation.id, generation.title, generation.description,
-                      ", ".join(f"{k}={v}" for k, v in generation.defaults.items()) or "-")
-    from hqray.tune.study import QSVM_PARAMETERS, QSVM_SEARCH_SPACE
-
-    table.add_row("qsvm", "quantum-kernel SVM",
-                  "an SVC on a fidelity or projected quantum kernel (Gram matrices in tiles); "
-                  f"options: {', '.join(QSVM_PARAMETERS)}",
-                  "search " + ", ".join(f"{k}={v}" for k, v in QSVM_SEARCH_SPACE.items()))
+    for family in list_families():
+        if family.options is None:  # a generation: HybridConfig fields, its own defaults shown
+            settings = ", ".join(f"{k}={v}" for k, v in family.defaults.items()) or "-"
+            settings += " (HybridConfig: hqray train --set KEY=VALUE)"
+        else:
+            settings = ", ".join(f"{k}={v!r}" for k, v in family.validate({}).items())
+        search = ", ".join(f"{k}={v}" for k, v in family.search_space.items()) or "-"
+        table.add_row(family.name, family.kind, family.title, family.description, settings, search)
     console.print(table)
+
+
+@app.command()
+def generations() -> None:
+    """Lists the model families (same as `hqray families`)."""
+    families()
 
 
 def _write_json(path: Path | None, data) -> None:

@@ -152,8 +152,10 @@ def test_bad_input_exits_2_with_a_named_error(args, message, tmp_path):
 def test_datasets_and_generations_listings():
     datasets = hqray("datasets")
     assert datasets.returncode == 0 and "genomics" in datasets.stdout and "individuals_per_populat" in datasets.stdout
-    generations = hqray("generations")
-    assert generations.returncode == 0 and "g10" in generations.stdout and "qsvm" in generations.stdout
+    families = hqray("families")
+    assert families.returncode == 0
+    for name in ("g10", "qsvm", "iqp_kernel", "projected_kernel", "variational", "kernel", "classical"):
+        assert name in families.stdout, name
 
 
 HEAVY_MODULES = ("torch", "ray", "pennylane", "sklearn", "matplotlib")
@@ -175,7 +177,7 @@ def heavy_imports_after(*args: str, cwd=None) -> tuple[int, list[str], str]:
 
 @pytest.mark.parametrize("args", [
     ["--help"], ["train", "--help"], ["sweep", "--help"], ["serve", "--help"], ["bench", "engine", "--help"],
-    ["predict", "--help"], ["generations"], ["datasets"], ["circuits"],
+    ["predict", "--help"], ["generations"], ["families"], ["datasets"], ["circuits"],
 ])
 def test_help_and_listings_start_without_torch_ray_or_pennylane(args):
     code, heavy, _ = heavy_imports_after(*args)

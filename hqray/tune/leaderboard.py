@@ -25,7 +25,7 @@ BASELINE_PREFIX = "baseline:"
 MAIN_PARAMETERS = ("learning_rate", "n_layers", "batch_size", "n_qubits", "hidden_units", "C", "weight_decay")
 
 
-KINDS = ("hybrid", "quantum kernel", "classical", "baseline")
+KINDS = ("variational", "kernel", "classical", "baseline")  # a family's kind, or a baseline
 
 
 def build_leaderboard(trials: pd.DataFrame, baselines: dict[str, dict[str, Any]], metric: str, mode: str,
@@ -33,7 +33,8 @@ def build_leaderboard(trials: pd.DataFrame, baselines: dict[str, dict[str, Any]]
                       baseline_seconds: float) -> pd.DataFrame:
     """One row per generation (its best finished trial) and per baseline, best first.
 
-    ``kinds`` maps each generation to ``"hybrid"``, ``"quantum kernel"`` or ``"classical"``.
+    ``kinds`` maps each model family to its kind: ``"variational"``, ``"kernel"`` (quantum)
+    or ``"classical"``.
 
     Generations without a finished trial are listed with their trial count and no scores.
     """
@@ -101,7 +102,7 @@ def leaderboard_markdown(board: pd.DataFrame, study_name: str, metric: str, mode
 def comparison(board: pd.DataFrame, metric: str, mode: str) -> list[str]:
     """Sentences comparing the best quantum model with the best classical one, honestly."""
     scored = board[board[metric].notna()]
-    quantum = scored[scored["kind"].isin(["hybrid", "quantum kernel"])]
+    quantum = scored[scored["kind"].isin(["variational", "kernel"])]
     classical = scored[scored["kind"].isin(["classical", "baseline"])]
     if quantum.empty or classical.empty:
         return ["No quantum/classical comparison: one side has no finished result."]
@@ -126,7 +127,7 @@ def save_sweep_plots(trials: pd.DataFrame, board: pd.DataFrame, metric: str, dir
     written = []
     scored = board[board[metric].notna()]
     figure, axis = plt.subplots(figsize=(max(5.0, 0.9 * len(scored) + 2.5), 4.5))
-    colors = {"hybrid": "tab:purple", "quantum kernel": "tab:red", "classical": "tab:blue", "baseline": "tab:gray"}
+    colors = {"variational": "tab:purple", "kernel": "tab:red", "classical": "tab:blue", "baseline": "tab:gray"}
     axis.bar(scored["model"], scored[metric], yerr=scored[f"{metric}_std"].fillna(0.0), capsize=4,
              color=[colors.get(kind, "tab:green") for kind in scored["kind"]])
     axis.set_ylabel(f"{metric}\nmean ± std over folds")

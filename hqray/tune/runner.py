@@ -29,6 +29,7 @@ from hqray.errors import ConfigError
 from hqray.models import make_config
 from hqray.ownership import claim_directory, remove_owned
 from hqray.training import HybridClassifier, fold_splits, run_baselines, save_checkpoint
+from hqray.training.families import get_family
 from hqray.training.metrics import SCALAR_METRICS
 from hqray.training.tracking import require_mlflow
 from hqray.training.workflow import json_safe
@@ -130,18 +131,12 @@ def _prepare_storage(study: StudyConfig, storage_path: str, resume: bool) -> str
     return storage_path
 
 
-def _kind(generation: str) -> str:
-    if generation == "qsvm":
-        return "quantum kernel"
-    return "hybrid" if make_config(generation).use_quantum else "classical"
-
-
 def _trial_resources(study: StudyConfig, generation: str, cluster_resources: dict[str, float]):
     resources = {"CPU": study.resources_per_trial.cpu}
     if study.resources_per_trial.gpu:
         resources["GPU"] = study.resources_per_trial.gpu
     qpu = study.resources_per_trial.qpu
-    if _kind(generation) != "classical":
+    if get_family(generation).is_quantum:
         has_qpu = cluster_resources.get("QPU", 0.0) > 0
         if qpu is None:
             qpu = DEFAULT_QPU_PER_TRIAL if has_qpu else 0.0
@@ -177,7 +172,7 @@ def _tune_config(study: StudyConfig, generation: str, time_budget_s: float | Non
         # generator enforces the limit itself.
         search_alg = BasicVariantGenerator(random_state=study.seed, max_concurrent=study.max_concurrent_trials)
     scheduler = None
-    if study.scheduler == "asha" and generation != "qsvm":
+    if study.scheduler == "asha" and get_family(generation).trains_by_epoch:
         from ray.tune.schedulers import ASHAScheduler
 
         max_t = _max_epochs(study, generation)  # one report per epoch; the last carries the final scores
@@ -213,9 +208,14 @@ def _trial_rows(generation: str, grid) -> list[dict[str, Any]]:
     return rows
 
 
+def _refittable(model: str) -> bool:
+    """Whether a leaderboard row's model has a checkpoint format (the generations do)."""
+    return not model.startswith("baseline:") and get_family(model).trains_by_epoch
+
+
 def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, directory: Path) -> tuple[Path | None, str]:
     """Refits the best servable generation on every row; returns the checkpoint and a note."""
-    candidates = board[(board["kind"].isin(["hybrid", "classical"])) & board[study.metric].notna()]
+    candidates = board[board["model"].map(_refittable) & board[study.metric].notna()]
     if candidates.empty:
         return None, "No finished generation trial: no best checkpoint written."
     best = candidates.iloc[0]
@@ -230,7 +230,7 @@ def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, direc
     # cluster resources that later sweeps (or other jobs) need.
     close_shared_pools()
     note = f"`best/` holds `{best['model']}` (its best trial's config) refitted on all {dataset.n_samples} rows."
-    if board.iloc[0]["kind"] in ("quantum kernel", "baseline"):
+    if not _refittable(board.iloc[0]["model"]):
         note += (f" The top row `{board.iloc[0]['model']}` is not a hybrid-network checkpoint, so `best/` holds "
                  "the best generation instead.")
     return path, note
@@ -352,7 +352,8 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     info = connect(address=address, num_cpus=num_cpus)
     settings = TrialSettings(folds=study.folds, seed=study.seed, metric=study.metric, epochs=study.epochs,
-                             storage=storage_path)
+                             storage=storage_path,
+                             families={name: get_family(name) for name in study.generations})
     (directory / "study.json").write_text(json.dumps({**study.model_dump(), "smoke_test": smoke_test,
                                                       "rows": dataset.n_samples}, indent=2))
 
@@ -438,7 +439,7 @@ def _write_results(study: StudyConfig, dataset: Dataset, splits, rows: list[dict
     baselines = run_baselines(dataset, splits, study.baselines, study.seed)
     baseline_seconds = time.monotonic() - baselines_started
 
-    kinds = {generation: _kind(generation) for generation in study.generations}
+    kinds = {generation: get_family(generation).kind for generation in study.generations}
     board = build_leaderboard(trials, baselines, study.metric, study.mode, seconds, kinds, baseline_seconds)
     best_path, best_note = _refit_best(study, dataset, board, directory)
     notes = [*notes, best_note,

@@ -1,8 +1,9 @@
 """Study files: what a sweep compares, validated before Ray starts.
 
-A study names a dataset, the generations to compare (and ``qsvm``, the quantum-kernel SVM),
-per-generation search spaces that override the generations' defaults, folds, the metric,
-and the sweep's budget and resources. Every error names the field and the allowed values.
+A study names a dataset, the model families to compare (generations such as ``g6`` and
+estimator families such as ``qsvm``, :mod:`hqray.training.families`), search spaces that
+override each family's defaults, folds, the metric, and the sweep's budget and resources.
+Every error names the field and the allowed values.
 """
 
 from __future__ import annotations
@@ -16,44 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hqray.config_files import read_yaml_mapping
 from hqray.data.registry import dataset_entry, parse_dataset_options
 from hqray.errors import ConfigError, format_validation_error
-from hqray.models import HybridConfig, get_generation, make_config
+from hqray.training.families import get_family
 from hqray.validated import ValidatedModel
 
-__all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "QSVM_PARAMETERS", "QSVM_SEARCH_SPACE",
-           "DOMAIN_KINDS"]
+__all__ = ["StudyConfig", "DatasetSpec", "Resources", "load_study", "DOMAIN_KINDS"]
 
 DOMAIN_KINDS = ("uniform", "loguniform", "choice", "randint", "grid")
 MAX_NUM_SAMPLES = 10_000  # trials per generation: beyond this a study is a typo, not a plan
 
 
-class QsvmParameters(BaseModel):
-    """The searchable arguments of the quantum-kernel SVM (``QuantumKernelSVC``), for validation."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    n_qubits: int = Field(4, ge=1, le=20)
-    n_layers: int = Field(2, ge=1)
-    embedding: str = "angle"
-    ansatz: str = "strongly_entangling"
-    reupload: bool = True
-    kernel: Literal["fidelity", "projected"] = "fidelity"
-    gamma: float = Field(1.0, gt=0)
-    C: float = Field(1.0, gt=0)
-    shots: int | None = Field(None, ge=1)
-
-
-    @model_validator(mode="after")
-    def _check_circuit(self) -> QsvmParameters:
-        from hqray.quantum.spec import CircuitSpec  # names and kinds against the circuit registry
-
-        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding, ansatz=self.ansatz,
-                    reupload=self.reupload, measurement="state")
-        return self
-
-
-QSVM_PARAMETERS = tuple(QsvmParameters.model_fields)
-# The quantum-kernel SVM's default search space (QuantumKernelSVC arguments).
-QSVM_SEARCH_SPACE = {"C": {"loguniform": [0.1, 100.0]}, "n_layers": {"randint": [1, 4]}}
 STUDY_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
 
 
@@ -101,14 +73,12 @@ def _candidates(domain: dict[str, list]) -> list[Any]:
 
 
 def _check_values(generation: str, parameter: str, domain: dict[str, list], epochs: int | None) -> None:
-    """Every value a trial could draw is a valid setting of the generation (or of the SVM),
-    checked before Ray starts: ``n_qubits: {choice: [99]}`` fails here, naming it."""
+    """Every value a trial could draw is a valid setting of the family, checked before Ray
+    starts: ``n_qubits: {choice: [99]}`` fails here, naming it."""
+    family = get_family(generation)
     for value in _candidates(domain):
         try:
-            if generation == "qsvm":
-                QsvmParameters(**{parameter: value})
-            else:
-                make_config(generation, **({"epochs": epochs} if epochs else {}), **{parameter: value})
+            family.validate({**({"epochs": epochs} if epochs and family.trains_by_epoch else {}), parameter: value})
         except (ConfigError, ValidationError) as error:
             reason = format_validation_error(error) if isinstance(error, ValidationError) else str(error)
             raise ConfigError(f"search_space.{generation}.{parameter}: value {value!r} is not a valid setting "
@@ -158,8 +128,7 @@ class StudyConfig(ValidatedModel):
         dataset_entry(self.dataset.name)  # unknown dataset: ConfigError naming the known ones
         parse_dataset_options(self.dataset.name, self.dataset.options)
         for generation in self.generations:
-            if generation != "qsvm":
-                get_generation(generation)  # unknown generation: ConfigError naming the known ones
+            get_family(generation)  # unknown name: ConfigError naming the known ones
         if len(set(self.generations)) != len(self.generations):
             raise ConfigError(f"study generations repeat an entry: {self.generations}")
         for generation, space in self.search_space.items():
@@ -168,12 +137,10 @@ class StudyConfig(ValidatedModel):
             if not space:
                 raise ConfigError(f"search_space.{generation}: empty search space; remove it to use the defaults")
             for parameter, domain in space.items():
-                known = parameter in QSVM_PARAMETERS if generation == "qsvm" else HybridConfig.knows(parameter)
-                if not known:
-                    allowed = (QSVM_PARAMETERS if generation == "qsvm"
-                               else (*HybridConfig.model_fields, "circuit.<part>"))
+                family = get_family(generation)
+                if not family.knows(parameter):
                     raise ConfigError(f"search_space.{generation}.{parameter}: unknown parameter; "
-                                      f"expected one of {sorted(allowed)}")
+                                      f"expected one of {sorted(family.parameters())}")
                 _check_domain(f"search_space.{generation}.{parameter}", domain)
         if self.search_alg == "optuna":
             for generation in self.generations:
@@ -182,15 +149,15 @@ class StudyConfig(ValidatedModel):
                     raise ConfigError(f"search_space.{generation}.{grids[0]}: grid domains need search_alg "
                                       "'random' or 'grid' (Optuna samples; use 'choice')")
         for generation in self.generations:
-            if generation != "qsvm" and not self.space_for(generation):
+            if get_family(generation).trains_by_epoch and not self.space_for(generation):
                 raise ConfigError(f"generation {generation!r} has an empty search space")
             for parameter, domain in self.space_for(generation).items():
                 _check_values(generation, parameter, domain, self.epochs)
         return self
 
     def space_for(self, generation: str) -> dict[str, dict[str, list]]:
-        """The generation's default search space with the study's overrides on top."""
-        defaults = dict(QSVM_SEARCH_SPACE if generation == "qsvm" else get_generation(generation).search_space)
+        """The family's default search space with the study's overrides on top."""
+        defaults = dict(get_family(generation).search_space)
         return {**defaults, **self.search_space.get(generation, {})}
 
 

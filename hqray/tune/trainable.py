@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from ray import tune
 from hqray.cluster import close_shared_pools
 from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
-from hqray.training import LockstepFolds, QuantumKernelSVC, fold_splits, summarize
+from hqray.training import LockstepFolds, fold_splits, summarize
 from hqray.training.cv import score_fold
+from hqray.training.families import ModelFamily, get_family
 from hqray.tune.scoring import ScoringRecords
 
 __all__ = ["TrialSettings", "train_folds", "trial_config", "FOLD_STATE_FILE"]
@@ -50,6 +51,13 @@ class TrialSettings:
     metric: str
     epochs: int | None = None
     storage: str | None = None  # the study's Tune storage (path or URI) holding the scoring records
+    # The study's families as the driver resolved them: they travel to the trials with the
+    # settings, so a family registered in the driver's script (not importable by a worker)
+    # trains there too.
+    families: dict[str, ModelFamily] = field(default_factory=dict)
+
+    def family(self, name: str) -> ModelFamily:
+        return self.families[name] if name in self.families else get_family(name)
 
 
 def _mean_std(records: list[dict[str, float]], prefix: str) -> dict[str, float]:
@@ -130,11 +138,13 @@ def _report_with_state(metrics: dict[str, Any], state: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def _train_qsvm(params: dict[str, Any], dataset: Dataset, settings: TrialSettings) -> None:
+def _train_estimator(family: ModelFamily, params: dict[str, Any], dataset: Dataset,
+                     settings: TrialSettings) -> None:
+    """An estimator family's trial: one fit per fold, scored once (nothing to report per epoch)."""
     options = {k: v for k, v in params.items() if k != "generation"}
     folds = []
     for train_index, test_index in fold_splits(dataset.labels, settings.folds, settings.seed, dataset.class_names):
-        model = QuantumKernelSVC(**options, seed=settings.seed)
+        model = family.build(options, settings.seed)
         model.fit(dataset.features[train_index], dataset.labels[train_index])
         probabilities = np.zeros((test_index.size, dataset.n_classes))
         probabilities[:, model.classes_] = model.predict_proba(dataset.features[test_index])
@@ -156,12 +166,13 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     try:
         records = _records(settings)
         scored = records.scored(tune.get_context().get_trial_id()) if records is not None else None
+        family = settings.family(params["generation"])
         if scored is not None:  # scored before an interruption: report it, never score again
-            _report_final(scored["final"], with_state=params["generation"] != "qsvm")
-        elif params["generation"] == "qsvm":
-            _train_qsvm(params, dataset, settings)
-        else:
+            _report_final(scored["final"], with_state=family.trains_by_epoch)
+        elif family.trains_by_epoch:
             _train_hybrid(params, dataset, settings)
+        else:
+            _train_estimator(family, params, dataset, settings)
     finally:
         # A pool generation (g7) started CircuitWorkers and their placement groups from this
         # trial; placement groups outlive the trial's process, so release them explicitly.

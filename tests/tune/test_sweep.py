@@ -116,7 +116,7 @@ def test_the_leaderboard_row_is_the_generations_best_trial(sweep):
 
 def test_best_checkpoint_is_the_best_generation_refitted_and_loads_without_pickle(sweep):
     model = load_model(sweep.best_checkpoint)
-    best_generation = sweep.leaderboard[sweep.leaderboard["kind"].isin(["hybrid", "classical"])].iloc[0]["model"]
+    best_generation = sweep.leaderboard[sweep.leaderboard["kind"].isin(["variational", "classical"])].iloc[0]["model"]
     assert model.config_.generation == best_generation
     data = load_dataset("iris", task="binary")
     probabilities = model.predict_proba(data.features)
@@ -271,7 +271,7 @@ def _board(hybrid: float, baseline: float) -> pd.DataFrame:
     trials = pd.DataFrame([{"generation": "g6", "trial_id": "a", "status": "finished", "balanced_accuracy": hybrid,
                             "balanced_accuracy_std": 0.01, "config.n_layers": 2}])
     baselines = {"svc": {"mean": {"balanced_accuracy": baseline}, "std": {"balanced_accuracy": 0.02}}}
-    return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": "hybrid"}, 0.5)
+    return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": "variational"}, 0.5)
 
 
 def test_when_the_classical_model_wins_the_leaderboard_says_so():
@@ -362,18 +362,40 @@ def test_g7_trials_run_their_quantum_layer_on_the_pool(ray_session, tmp_path):
         (group["bundles"], group["state"], group.get("stats")) for group in ray.util.placement_group_table().values()]
 
 
-def test_every_generation_and_qsvm_runs_as_a_tune_trial(ray_session, tmp_path):
-    from hqray.models import list_generations
+# A family as a user's script defines it: functions and options of a module no worker can
+# import (as ``__main__`` is), so it reaches the trials with the study's settings.
+USER_FAMILY_SCRIPT = """
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.linear_model import LogisticRegression
+from hqray.training.families import ModelFamily, register_family
 
-    generations = [g.id for g in list_generations() if g.id != "g7"] + ["qsvm"]  # g7: its own test above
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    C: float = Field(1.0, gt=0)
+
+register_family(ModelFamily(name="t_user_logreg", kind="classical", title="logistic regression",
+                            description="a user's family", options=Options,
+                            search_space={"C": {"loguniform": [0.1, 10.0]}},
+                            estimator=lambda settings, seed: LogisticRegression(C=settings["C"], random_state=seed)))
+"""
+
+
+def test_every_generation_and_family_runs_as_a_tune_trial(ray_session, tmp_path):
+    from hqray.training.families import list_families
+
+    exec(compile(USER_FAMILY_SCRIPT, "t_user_script.py", "exec"), {"__name__": "t_user_script"})
+    names = [family.name for family in list_families() if family.name != "g7"]  # g7: its own test above
+    assert {"qsvm", "iqp_kernel", "projected_kernel", "t_user_logreg"} <= set(names)
     study = StudyConfig(name="t_all", dataset={"name": "iris", "options": {"task": "binary"}},
-                        generations=generations, folds=2,
+                        generations=names, folds=2, search_space={"qsvm": {"n_qubits": {"choice": [2]}}},
                         epochs=1, num_samples=1, scheduler="none", search_alg="random", metric="roc_auc",
                         baselines=["logreg"])
     result = run_study(study, results_dir=tmp_path, smoke_test=True, verbose=0)
     statuses = dict(zip(result.trials["generation"], result.trials["status"], strict=True))
-    assert statuses == {generation: "finished" for generation in generations}, result.trials["error"].tolist()
+    assert statuses == {name: "finished" for name in names}, result.trials["error"].tolist()
     assert result.trials["roc_auc"].between(0.0, 1.0).all()
+    kinds = result.leaderboard.set_index("model")["kind"]
+    assert (kinds["iqp_kernel"], kinds["t_user_logreg"], kinds["g6"]) == ("kernel", "classical", "variational")
 
 
 def test_a_trial_scored_exactly_the_studys_folds(sweep):
