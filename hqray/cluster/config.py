@@ -122,7 +122,7 @@ class TierConfig(BaseModel):
         """What this tier's results are: ``exact``, or its shots and noise (for status tables).
 
         >>> default_tiers()["qpu"].execution
-        '1024 shots; noise: depolarizing 0.01, readout_error 0.02; parameter-shift gradients'
+        '1024 shots; noise: calibration ibm_nairobi; parameter-shift gradients'
         """
         parts = ([f"options {sorted({**self.device_options, **self.device_options_env})}"]
                  if self.device_options or self.device_options_env else [])
@@ -152,11 +152,12 @@ class TierConfig(BaseModel):
 
 
 def default_tiers() -> dict[str, TierConfig]:
-    """QPU: a hardware-like simulator (1024 shots; 1% depolarizing after every gate, 2% readout
-    error; parameter-shift gradients); GPU, CPU: exact."""
+    """QPU: a hardware-like simulator (1024 shots; the noise of the shipped ibm_nairobi
+    calibration, 7 qubits, gates between uncoupled qubits routed; parameter-shift
+    gradients); GPU, CPU: exact."""
     return {
         "qpu": TierConfig(resource="QPU", backend="engine", shots=1024, diff_method="parameter-shift",
-                          noise=NoiseModel(depolarizing=0.01, readout_error=0.02),
+                          noise=NoiseModel(calibration="ibm_nairobi"),
                           max_shard_rows=512, timeout_s=120.0),
         "gpu": TierConfig(resource="GPU", backend="engine"),
         "cpu": TierConfig(resource="CPU", backend="engine"),

@@ -29,7 +29,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -103,6 +103,34 @@ class DeviceCalibration(ValidatedModel):
         except ConfigError as error:
             raise ConfigError(f"calibration {str(path)!r}: {error}") from None
 
+    def route(self, a: int, b: int) -> list[CouplerCalibration]:
+        """The couplers of a shortest path from qubit ``a`` to ``b`` (breadth-first search).
+
+        >>> [c.qubits for c in DeviceCalibration.from_file(CALIBRATIONS / "ibm_manila.json").route(0, 3)]
+        [(0, 1), (1, 2), (2, 3)]
+        """
+        parents: dict[int, tuple[int, CouplerCalibration]] = {}
+        frontier, seen = [a], {a}
+        while frontier and b not in seen:
+            following = []
+            for qubit in frontier:
+                for coupler in self.couplers:
+                    if qubit in coupler.qubits:
+                        other = coupler.qubits[1] if coupler.qubits[0] == qubit else coupler.qubits[0]
+                        if other not in seen:
+                            seen.add(other)
+                            parents[other] = (qubit, coupler)
+                            following.append(other)
+            frontier = following
+        if b not in seen:
+            raise CircuitError(f"{self.name} has no path between qubits {a} and {b}; its coupling map is "
+                               f"{[list(c.qubits) for c in self.couplers]}")
+        path, qubit = [], b
+        while qubit != a:
+            qubit, coupler = parents[qubit]
+            path.append(coupler)
+        return path[::-1]
+
     def coupler(self, a: int, b: int) -> CouplerCalibration:
         for coupler in self.couplers:
             if coupler.qubits in ((a, b), (b, a)):
@@ -125,6 +153,9 @@ class NoiseModel(ValidatedModel):
     amplitude_damping: float = Field(0.0, ge=0, le=1)
     phase_damping: float = Field(0.0, ge=0, le=1)
     readout_error: float = Field(0.0, ge=0, le=1, description="symmetric bit-flip probability at readout")
+    routing: Literal["swap", "none"] = Field(
+        "swap", description="a two-qubit gate between uncoupled qubits: 'swap' gives it the noise of the "
+                            "SWAP chain a transpiler would insert; 'none' refuses it, as a device without routing")
 
     @model_validator(mode="after")
     def _one_source(self) -> NoiseModel:
@@ -143,7 +174,7 @@ class NoiseModel(ValidatedModel):
         'depolarizing 0.01, readout_error 0.02'
         """
         if self.calibration is not None:
-            return f"calibration {self.calibration}"
+            return f"calibration {self.calibration}" + (", no routing" if self.routing == "none" else "")
         channels = {"depolarizing": self.depolarizing, "amplitude_damping": self.amplitude_damping,
                     "phase_damping": self.phase_damping, "readout_error": self.readout_error}
         return ", ".join(f"{name} {value:g}" for name, value in channels.items() if value) or "none"
@@ -168,11 +199,27 @@ class NoiseModel(ValidatedModel):
             qubit = device.qubits[wires[0]]
             return _calibrated_channels(qubit, 1.5 * qubit.gate_error, qubit.gate_time_ns, wires[0], qml)
         if len(wires) == 2:
-            coupler = device.coupler(*wires)
-            per_wire = 1.5 * coupler.gate_error / 2
+            error, duration = self._two_qubit_cost(device, *wires)
             return [channel for w in wires for channel in
-                    _calibrated_channels(device.qubits[w], per_wire, coupler.gate_time_ns, w, qml)]
+                    _calibrated_channels(device.qubits[w], 1.5 * error / 2, duration, w, qml)]
         raise CircuitError(f"{device.name} runs one- and two-qubit gates; decompose {op.name} on {wires} first")
+
+    def _two_qubit_cost(self, device: DeviceCalibration, a: int, b: int) -> tuple[float, float]:
+        """Error and duration (ns) of a two-qubit gate on ``a, b``: its coupler's, or with
+        ``routing="swap"`` those of the CXs a transpiler runs for it on a shortest path of
+        ``d`` couplers: ``d - 1`` SWAPs of 3 CXs each, then the gate (transpilers keep the new
+        layout instead of swapping back). The noise lands on the gate's own wires and the
+        state is not permuted: an approximation of routing, not a transpiler."""
+        if self.routing == "none" or any(c.qubits in ((a, b), (b, a)) for c in device.couplers):
+            coupler = device.coupler(a, b)
+            return coupler.gate_error, coupler.gate_time_ns
+        path = device.route(a, b)
+        success, duration = 1.0, 0.0
+        for index, coupler in enumerate(path):
+            repeats = 1 if index == len(path) - 1 else 3  # the last coupler runs the gate itself
+            success *= (1.0 - coupler.gate_error) ** repeats
+            duration += repeats * coupler.gate_time_ns
+        return min(1.0 - success, 0.9375), duration
 
     def readout_matrices(self, n_wires: int) -> np.ndarray:
         """Per wire, the confusion matrix ``M[measured, prepared]``: ``(n_wires, 2, 2)``."""

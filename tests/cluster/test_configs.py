@@ -47,6 +47,9 @@ def test_pool_yaml_loads_and_plans_workers():
     plan = planned_workers(config, {"CPU": 2.0, "QPU": 4.0})
     assert plan["qpu"][0] == 4 and plan["cpu"][0] == 2
     assert plan["gpu"][0] == 0 and "skipped" in plan["gpu"][1]
+    # The shipped QPU tier and the default one carry a device's calibration, not uniform noise.
+    for qpu in (config.tiers["qpu"], PoolConfig().tiers["qpu"]):
+        assert qpu.noise.calibration == "ibm_nairobi" and qpu.noise.routing == "swap" and qpu.shots == 1024
 
 
 def test_serve_config_points_at_the_app_builder():

@@ -135,7 +135,7 @@ def test_shot_noise_on_an_expectation_has_the_binomial_spread():
     (lambda x, w: qml.expval(qml.PauliZ(0)), MAX_DENSITY_QUBITS + 1, "at most 14 qubits"),
 ])
 def test_what_a_noisy_device_cannot_do_is_a_clear_error(qfunc, n_wires, said):
-    noise = NoiseModel(calibration="ibm_manila") if "coupler" in said else None
+    noise = NoiseModel(calibration="ibm_manila", routing="none") if "coupler" in said else None
     with pytest.raises(CircuitError, match=said):
         run_noisy(qfunc, n_wires, torch.zeros(1, 1, dtype=torch.float64), torch.zeros(0), noise)
 

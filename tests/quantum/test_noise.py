@@ -41,7 +41,14 @@ def test_gate_channels_follow_the_calibration():
     two = model.gate_channels(qml.CNOT(wires=[1, 2]))
     assert [c.wires.tolist() for c in two if c.name == "DepolarizingChannel"] == [[1], [2]]
     with pytest.raises(CircuitError, match=r"no coupler between qubits 0 and 4; its coupling map is \[\[0, 1\]"):
-        model.gate_channels(qml.CNOT(wires=[0, 4]))
+        NoiseModel(calibration="ibm_manila", routing="none").gate_channels(qml.CNOT(wires=[0, 4]))
+    # Routed (the default): manila is a chain, so 0 -> 4 takes 3 SWAPs (9 CXs) and the gate.
+    path = model.device().route(0, 4)
+    assert [c.qubits for c in path] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    error = 1 - np.prod([(1 - c.gate_error) ** 3 for c in path[:-1]]) * (1 - path[-1].gate_error)
+    routed = model.gate_channels(qml.CNOT(wires=[0, 4]))
+    assert [c.parameters[0] for c in routed if c.name == "DepolarizingChannel"] == pytest.approx([0.75 * error] * 2)
+    assert error > 9 * min(c.gate_error for c in path)  # worse than any one coupler's gate
     assert thermal_parameters(qubit, 0.0) == (0.0, 0.0)
 
 
@@ -100,5 +107,5 @@ def test_a_calibrated_device_runs_a_registered_circuit_close_to_its_noiseless_va
     assert 1e-4 < difference.max() < 0.05  # a few-percent effect of 1e-3 gate errors and ~100 us T1
     ring = Circuit(n_qubits=5, ansatz="hardware_efficient")  # CX 4 -> 0: not on manila's chain
     with pytest.raises(CircuitError, match="no coupler between qubits 4 and 0"):
-        qml.QNode(with_noise(ring.qfunc(), NoiseModel(calibration="ibm_manila")),
+        qml.QNode(with_noise(ring.qfunc(), NoiseModel(calibration="ibm_manila", routing="none")),
                   qml.device("default.mixed", wires=5))(torch.zeros(1, 5), torch.zeros(ring.weight_shape))
