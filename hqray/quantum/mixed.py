@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pennylane as qml
@@ -73,10 +74,17 @@ def _kron_conj(matrix: torch.Tensor) -> torch.Tensor:
 
 def _channel_superoperator(channels: Sequence, like: torch.Tensor) -> torch.Tensor:
     """The channels (all on one wire, in order) as one ``4 x 4`` superoperator."""
-    total = torch.eye(4, dtype=like.dtype, device=like.device)
-    for channel in channels:
-        krauses = [torch.as_tensor(np.asarray(k), device=like.device).to(like.dtype)
-                   for k in channel.kraus_matrices()]
+    key = tuple((type(channel), tuple(float(p) for p in channel.parameters)) for channel in channels)
+    return _cached_superoperator(key, like.dtype, str(like.device))
+
+
+@lru_cache(maxsize=4096)
+def _cached_superoperator(key: tuple, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """A noise model's channels repeat for every gate of every call: built once (a few per device)."""
+    total = torch.eye(4, dtype=dtype, device=device)
+    for kind, parameters in key:
+        krauses = [torch.as_tensor(np.asarray(k), device=device).to(dtype)
+                   for k in kind.compute_kraus_matrices(*parameters)]
         total = sum(_kron_conj(k) for k in krauses) @ total
     return total
 
@@ -182,6 +190,9 @@ def _basis_distribution(state, wires: list[int], rotations: dict[int, str], n_wi
                         confusion: np.ndarray | None) -> torch.Tensor:
     """Outcome probabilities ``(B, 2^len(wires))`` of measuring ``wires`` (X/Y rotated to Z), readout
     included; ``state`` is anything with ``probabilities(rotations)`` (density matrices, trajectories)."""
+    if hasattr(state, "marginal"):  # states that know marginals without the full distribution
+        marginal = state.marginal(wires, rotations)
+        return _with_readout(marginal, wires, confusion)
     full = state.probabilities(rotations)
     batch = full.shape[0]
     probabilities = full.reshape(batch, *[2] * n_wires)
@@ -189,10 +200,18 @@ def _basis_distribution(state, wires: list[int], rotations: dict[int, str], n_wi
     marginal = probabilities.sum(dim=others) if others else probabilities
     order = sorted(wires)
     marginal = marginal.permute(0, *[1 + order.index(w) for w in wires])
-    if confusion is not None:  # measured = M @ prepared, per wire
-        for axis, wire in enumerate(wires):
-            matrix = torch.as_tensor(confusion[wire], dtype=marginal.dtype, device=marginal.device)
-            marginal = torch.movedim(torch.tensordot(marginal, matrix, dims=([1 + axis], [1])), -1, 1 + axis)
+    return _with_readout(marginal.reshape(batch, -1), wires, confusion)
+
+
+def _with_readout(marginal: torch.Tensor, wires: list[int], confusion: np.ndarray | None) -> torch.Tensor:
+    """``(B, 2^m)`` outcome probabilities of ``wires`` after each wire's readout confusion."""
+    if confusion is None:
+        return marginal
+    batch = marginal.shape[0]
+    marginal = marginal.reshape(batch, *[2] * len(wires))
+    for axis, wire in enumerate(wires):  # measured = M @ prepared, per wire
+        matrix = torch.as_tensor(confusion[wire], dtype=marginal.dtype, device=marginal.device)
+        marginal = torch.movedim(torch.tensordot(marginal, matrix, dims=([1 + axis], [1])), -1, 1 + axis)
     return marginal.reshape(batch, -1)
 
 
@@ -285,6 +304,7 @@ def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise
     each sampled with the spec's shots, and differentiates by the two-term shift rule.
     """
     from hqray.quantum.compiler import _check_wires
+    from hqray.quantum.heisenberg import run_heisenberg
 
     if n_wires > MAX_DENSITY_QUBITS:
         raise CircuitError(f"{n_wires} qubits: a density matrix holds 4^n amplitudes per row; at most "
@@ -298,10 +318,15 @@ def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise
     gates = _gates(tape.operations)
     if diff_method == "parameter-shift" and torch.is_grad_enabled():
         return _parameter_shift(gates, tape.measurements, n_wires, batch, noise, confusion, sampler, like)
-    rho = _initial(batch, n_wires, dtype, device)
-    for step in _steps(gates, [_matrix(op, like) for op in gates], noise, like):
-        rho = _apply_step(rho, step, n_wires)
-    return _measure(tape.measurements, DensityMatrices(rho, n_wires), n_wires, confusion, sampler)
+    matrices = [_matrix(op, like) for op in gates]
+    state = run_heisenberg(gates, matrices, [m.ndim == 3 for m in matrices], tape.measurements, n_wires, batch,
+                           noise, like)
+    if state is None:  # not a data-then-shared-gates circuit: the rows' density matrices
+        rho = _initial(batch, n_wires, dtype, device)
+        for step in _steps(gates, matrices, noise, like):
+            rho = _apply_step(rho, step, n_wires)
+        state = DensityMatrices(rho, n_wires)
+    return _measure(tape.measurements, state, n_wires, confusion, sampler)
 
 
 # Gates whose every parameter enters as exp(-i theta P / 2) with P a Pauli word (up to a global
@@ -318,34 +343,46 @@ def _parameter_shift(gates: Sequence, measurements: Sequence, n_wires: int, batc
     if unshiftable:
         raise CircuitError(f"parameter-shift needs gates with a two-term shift rule ({sorted(TWO_TERM_GATES)}); "
                            f"the circuit trains {unshiftable}")
+    from hqray.quantum.heisenberg import run_heisenberg
+
     variants = 1 + 2 * len(trainable)
     with torch.no_grad():
-        matrices = [_variant_matrices(op, k, trainable, batch, variants, like) for k, op in enumerate(gates)]
-        rho = _initial(batch * variants, n_wires, like.dtype, like.device)
-        for step in _steps(gates, matrices, noise, like):
-            rho = _apply_step(rho, step, n_wires)
-        outputs = _measure(measurements, DensityMatrices(rho, n_wires), n_wires, confusion,
-                           sampler).reshape(variants, batch, -1)
+        matrices, per_row = zip(*[_variant_matrices(op, k, trainable, variants, like) for k, op in enumerate(gates)],
+                                strict=True)
+        state = run_heisenberg(gates, list(matrices), list(per_row), measurements, n_wires, batch, noise, like,
+                               variants=variants)
+        if state is None:  # the rows' density matrices, every variant's rows one batch
+            rows = [m if by_row or m.ndim == 2 else m.repeat_interleave(batch, dim=0)
+                    for m, by_row in zip(matrices, per_row, strict=True)]
+            rho = _initial(batch * variants, n_wires, like.dtype, like.device)
+            for step in _steps(gates, rows, noise, like):
+                rho = _apply_step(rho, step, n_wires)
+            state = DensityMatrices(rho, n_wires)
+        outputs = _measure(measurements, state, n_wires, confusion, sampler).reshape(variants, batch, -1)
     derivatives = [(outputs[1 + 2 * j] - outputs[2 + 2 * j]) / 2 for j in range(len(trainable))]
     params = [gates[k].data[i] for k, i in trainable]
     return _ShiftGradient.apply(derivatives, outputs[0], *params)
 
 
-def _variant_matrices(op, index: int, trainable: list[tuple[int, int]], batch: int, variants: int,
-                      like: torch.Tensor) -> torch.Tensor:
-    """The op's matrix for every variant's rows: shifted where a variant shifts one of its parameters."""
+def _variant_matrices(op, index: int, trainable: list[tuple[int, int]], variants: int,
+                      like: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The op's matrix in every variant, and whether it differs by row.
+
+    A gate on data (a ``(B, d, d)`` matrix) gives ``(variants * B, d, d)``, variant-major; a
+    shared gate that a variant shifts gives ``(variants, d, d)``; any other its one matrix.
+    """
     base = _matrix(op, like)
     shifts = [(j, i) for j, (k, i) in enumerate(trainable) if k == index]
+    by_row = base.ndim == 3
     if not shifts:
-        return base if base.ndim == 2 else base.repeat(variants, 1, 1)
-    d = base.shape[-1]
-    per_variant = [base.expand(batch, d, d)] * variants
+        return (base.repeat(variants, 1, 1) if by_row else base), by_row
+    per_variant = [base] * variants
     for j, i in shifts:
         for sign, slot in ((1, 1 + 2 * j), (-1, 2 + 2 * j)):
             data = [p.detach() if torch.is_tensor(p) else p for p in op.data]
             data[i] = data[i] + sign * math.pi / 2
-            per_variant[slot] = _matrix(qml.ops.functions.bind_new_parameters(op, data), like).expand(batch, d, d)
-    return torch.cat(per_variant)
+            per_variant[slot] = _matrix(qml.ops.functions.bind_new_parameters(op, data), like)
+    return (torch.cat(per_variant) if by_row else torch.stack(per_variant)), by_row
 
 
 class _ShiftGradient(torch.autograd.Function):

@@ -1,0 +1,189 @@
+"""Noisy circuits in the Heisenberg picture: evolve the few measured observables, not every row.
+
+Most hybrid-model circuits load the data first, one rotation per wire (an angle
+embedding), and then run gates that every row shares (the trained ansatz). Under noise the
+rows' density matrices after the embedding are product states, ``rho = (x)_w rho_w``, and
+what follows is one channel ``S`` for all rows. An expectation is then
+
+    Tr(P S(rho)) = Tr(S^dagger(P) rho),
+
+so hqray applies the adjoint of the shared steps to the measured Pauli words (a handful)
+instead of to the batch's density matrices (hundreds of rows), and contracts each evolved
+word with each row's product state wire by wire. The work of the shared part no longer
+grows with the batch; the contraction costs ``rows x words x 4^n``, well under a
+density-matrix pass per gate. The outcome distributions, readout errors and shots are
+those of :mod:`hqray.quantum.mixed` (each Pauli word's marginal distribution comes from
+the expectations of its sub-words), and gradients flow through both parts with autograd.
+
+:func:`run_heisenberg` answers ``None`` when a circuit does not have this shape (a
+two-qubit gate among the data-dependent ones, or too many measured words for the rows);
+the caller then runs the density matrices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+
+from hqray.quantum.mixed import (
+    DensityStep,
+    _apply_step,
+    _channel_superoperator,
+    _kron_conj,
+    _pauli_word,
+    _steps,
+)
+
+__all__ = ["run_heisenberg", "PauliExpectations"]
+
+# Evolve observables only when there are at most this many per row: beyond it the rows'
+# own density matrices are as cheap.
+MAX_WORDS_PER_ROW = 0.25
+MAX_WORD_WIRES = 4  # a word's marginal needs all 2^m - 1 sub-words
+CONTRACTION_ENTRIES = 2**23  # rows x words x 4^(n-1) held at once while contracting
+
+_PAULIS = {
+    "PauliX": [[0, 1], [1, 0]],
+    "PauliY": [[0, -1j], [1j, 0]],
+    "PauliZ": [[1, 0], [0, -1]],
+}
+
+
+def _measured_words(measurements: Sequence, n_wires: int) -> list[tuple[tuple[int, str], ...]] | None:
+    """Every Pauli word (sorted ``(wire, name)`` pairs) whose expectation the measurements need:
+    each measured word's non-empty sub-words, and Z-words of probs' wires. None: not answerable."""
+    from hqray.quantum.compiler import _is_sum, _measurement_kind
+
+    words: set[tuple[tuple[int, str], ...]] = set()
+
+    def add(word: dict[int, str]) -> bool:
+        measured = sorted((w, name) for w, name in word.items() if name != "Identity")
+        if len(measured) > MAX_WORD_WIRES:
+            return False
+        for size in range(1, len(measured) + 1):
+            words.update(itertools.combinations(measured, size))
+        return True
+
+    for measurement in measurements:
+        kind = _measurement_kind(measurement)
+        if kind == "expval":
+            observable = measurement.obs
+            terms = observable.terms()[1] if _is_sum(observable) else [observable]
+            for term in terms:
+                word = _pauli_word(term)
+                if word is None or not add(word):
+                    return None
+        elif kind == "probs":
+            wires = [int(w) for w in measurement.wires] or list(range(n_wires))
+            if not add({w: "PauliZ" for w in wires}):
+                return None
+        else:
+            return None
+    return sorted(words)
+
+
+def _word_operator(word: tuple[tuple[int, str], ...], n_wires: int, like: torch.Tensor) -> torch.Tensor:
+    """The word as a ``(2,)*2n`` tensor indexed (rows..., columns...)."""
+    factors = {w: torch.as_tensor(_PAULIS[name], dtype=like.dtype, device=like.device) for w, name in word}
+    identity = torch.eye(2, dtype=like.dtype, device=like.device)
+    operator = torch.ones((), dtype=like.dtype, device=like.device)
+    for wire in range(n_wires):  # outer product wire by wire, rows and columns interleaved
+        operator = torch.einsum("...,ij->...ij", operator, factors.get(wire, identity))
+    order = [2 * w for w in range(n_wires)] + [2 * w + 1 for w in range(n_wires)]
+    return operator.permute(order)
+
+
+class PauliExpectations:
+    """Per-row expectations of Pauli words, measured like density matrices: each word's
+    marginal outcome distribution comes from the expectations of its sub-words."""
+
+    def __init__(self, words: list, values: torch.Tensor):
+        self.index = {word: column for column, word in enumerate(words)}
+        self.values, self.batch = values, values.shape[0]
+        self.real_dtype, self.device = values.dtype, values.device
+
+    def marginal(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
+        """Outcome probabilities ``(B, 2^m)`` of measuring ``wires`` (``rotations`` turn X/Y to Z)."""
+        names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
+        m = len(wires)
+        distribution = torch.zeros((self.batch, 2**m), dtype=self.real_dtype, device=self.device)
+        outcomes = torch.tensor([[(x >> (m - 1 - a)) & 1 for a in range(m)] for x in range(2**m)],
+                                device=self.device)
+        for size in range(m + 1):
+            for subset in itertools.combinations(range(m), size):
+                value = (torch.ones(self.batch, dtype=self.real_dtype, device=self.device) if not subset else
+                         self.values[:, self.index[tuple(sorted((wires[a], names[wires[a]]) for a in subset))]])
+                signs = (-1.0) ** outcomes[:, list(subset)].sum(dim=1) if subset else torch.ones(2**m)
+                distribution = distribution + value[:, None] * signs.to(self.real_dtype)[None, :]
+        return distribution / 2**m  # exact up to rounding; the sampler clips what rounding leaves below 0
+
+
+def _product_states(prefix: Sequence, matrices: Sequence[torch.Tensor], by_row: Sequence[bool], noise,
+                    n_wires: int, rows: int, variants: int, like: torch.Tensor) -> torch.Tensor:
+    """Each row's one-qubit density matrices after the one-qubit prefix: ``(rows, n, 4)`` (row, column),
+    ``rows = variants x batch``, variant-major."""
+    start = torch.zeros(4, dtype=like.dtype, device=like.device)
+    start[0] = 1
+    per_wire = [start.expand(rows, 4) for _ in range(n_wires)]
+    for op, matrix, row_matrix in zip(prefix, matrices, by_row, strict=True):
+        if not op.wires:
+            continue
+        if matrix.ndim == 3 and not row_matrix:  # one per variant: the same for the variant's rows
+            matrix = matrix.repeat_interleave(rows // variants, dim=0)
+        wire = int(op.wires[0])
+        channels = noise.gate_channels(op) if noise is not None else []
+        superoperator = _channel_superoperator(channels, like) @ _kron_conj(matrix)
+        equation = "bij,bj->bi" if superoperator.ndim == 3 else "ij,bj->bi"  # per row, or shared
+        per_wire[wire] = torch.einsum(equation, superoperator, per_wire[wire])
+    return torch.stack(per_wire, dim=1)
+
+
+def _contract(evolved: torch.Tensor, states: torch.Tensor, n_wires: int, variants: int) -> torch.Tensor:
+    """``Tr(O_vk rho_vb)`` for evolved words ``(V * K, (2,)*2n)`` and product states ``(V * B, n, 4)``:
+    ``(V * B, K)``, each variant's rows with its own words."""
+    words = evolved.shape[0] // variants
+    order = [0] + [1 + index for w in range(n_wires) for index in (w, n_wires + w)]
+    # For Hermitian O: Tr(O rho) = sum_rc O[c, r] rho[r, c] = sum_rc conj(O[r, c]) rho[r, c].
+    paired = evolved.conj().permute(order).reshape(variants, words, *[4] * n_wires)
+    states = states.reshape(variants, -1, n_wires, 4)
+    rows = max(1, CONTRACTION_ENTRIES // max(1, variants * words * 4 ** (n_wires - 1)))
+    out = []
+    for start in range(0, states.shape[1], rows):
+        chunk = states[:, start:start + rows]
+        tensor = torch.einsum("vbk,vok...->vbo...", chunk[:, :, 0], paired)
+        for wire in range(1, n_wires):
+            tensor = torch.einsum("vbk,vbok...->vbo...", chunk[:, :, wire], tensor)
+        out.append(tensor.real)
+    return torch.cat(out, dim=1).reshape(-1, words)
+
+
+def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Sequence[bool],
+                   measurements: Sequence, n_wires: int, batch: int, noise, like: torch.Tensor,
+                   variants: int = 1) -> PauliExpectations | None:
+    """The measured words' expectations on every row, or None when the circuit has not the shape
+    (data-dependent gates all on one wire each, then shared gates; few words per row).
+
+    ``matrices[k]`` is gate k's matrix: ``(d, d)``; with ``by_row[k]`` one per row of every
+    variant, ``(variants * batch, d, d)`` variant-major; otherwise one per variant
+    ``(variants, d, d)`` (parameter-shift's shifted circuits). Rows come back variant-major.
+    """
+    data_gates = [index for index, row_matrix in enumerate(by_row) if row_matrix]
+    split = (data_gates[-1] + 1) if data_gates else 0
+    if any(len(op.wires) > 1 for op in gates[:split]):
+        return None
+    words = _measured_words(measurements, n_wires)
+    if not words or len(words) > MAX_WORDS_PER_ROW * batch:
+        return None
+    steps: list[DensityStep] = _steps(gates[split:], matrices[split:], noise, like)
+    evolved = torch.stack([_word_operator(word, n_wires, like) for word in words])
+    evolved = evolved.repeat(variants, *[1] * (2 * n_wires))  # variant-major: (V * K, ...)
+    for step in reversed(steps):  # the adjoint channel, last step first
+        adjoint = step.superoperator.conj().transpose(-2, -1)
+        if adjoint.ndim == 3:  # one per variant: the same for each of the variant's words
+            adjoint = adjoint.repeat_interleave(len(words), dim=0)
+        evolved = _apply_step(evolved, DensityStep(step.wires, adjoint), n_wires)
+    states = _product_states(gates[:split], matrices[:split], by_row[:split], noise, n_wires, variants * batch,
+                             variants, like)
+    return PauliExpectations(words, _contract(evolved, states, n_wires, variants))
