@@ -479,7 +479,7 @@ def bench_pool(
 @bench_app.command("noisy")
 def bench_noisy(
     json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
-    qubits: list[int] = typer.Option([4, 8], "--qubits", help="circuit sizes"),
+    qubits: list[int] = typer.Option([4, 8, 10], "--qubits", help="circuit sizes"),
     batch: int = typer.Option(256, help="rows per batch"),
 ) -> None:
     """The QPU tier's density-matrix engine vs default.mixed (and qiskit-aer where installed)."""

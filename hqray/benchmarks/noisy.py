@@ -63,9 +63,10 @@ def _aer_plugin(circuit: Circuit, p: float) -> Callable:
     return lambda inputs, weights: torch.as_tensor(np.stack(node(inputs.numpy(), weights.numpy()), axis=-1))
 
 
-def _aer_direct(circuit: Circuit, p: float) -> Callable:
+def _aer_direct(circuit: Circuit, p: float, shots: int | None = None) -> Callable:
     """The same circuit written in qiskit (RY embedding, Rot = RZ RY RZ, CNOT rings), transpiled
-    once, all rows bound and run as one job on AerSimulator's density-matrix method."""
+    once, all rows bound and run as one job on AerSimulator's density-matrix method: exact
+    probabilities, or ``shots`` measurements per row."""
     from qiskit import QuantumCircuit, transpile
     from qiskit.circuit import ParameterVector
     from qiskit_aer import AerSimulator
@@ -84,17 +85,26 @@ def _aer_direct(circuit: Circuit, p: float) -> Callable:
         step = layer % (n - 1) + 1 if n > 1 else 0
         for wire in range(n if n > 1 else 0):
             qc.cx(wire, (wire + step) % n)
-    qc.save_probabilities()
     simulator = AerSimulator(method="density_matrix", noise_model=_aer_noise(p))
-    compiled = transpile(qc, simulator)
-    # <Z_i> from the probabilities; qiskit orders bits little-endian (qubit 0 is the last bit).
+    # <Z_i> from probabilities or counts; qiskit orders bits little-endian (qubit 0 is the last bit).
     signs = np.array([[1 - 2 * ((index >> wire) & 1) for wire in range(n)] for index in range(2**n)])
+    if shots is None:  # exact: the density matrix's probabilities, as EstimatorV2 without precision
+        qc.save_probabilities()
+    else:  # sampled, as SamplerV2: counts of `shots` measurements of every qubit per row
+        qc.measure_all()
+    compiled = transpile(qc, simulator)
 
     def run(inputs, weights):
         flat = weights.detach().numpy().reshape(-1).tolist()
         bound = [compiled.assign_parameters({x: row.tolist(), w: flat}) for row in inputs.detach().numpy()]
-        result = simulator.run(bound).result()
-        probabilities = np.stack([result.data(i)["probabilities"] for i in range(len(bound))])
+        result = simulator.run(bound, shots=shots, seed_simulator=0).result()
+        if shots is None:
+            probabilities = np.stack([result.data(i)["probabilities"] for i in range(len(bound))])
+        else:
+            probabilities = np.zeros((len(bound), 2**n))
+            for i in range(len(bound)):
+                for bits, count in result.get_counts(i).items():
+                    probabilities[i, int(bits.replace(" ", ""), 2)] = count / shots
         return torch.as_tensor(probabilities @ signs)
     return run
 
@@ -104,7 +114,8 @@ def _aer(circuit: Circuit, p: float) -> list[tuple[str, Callable]]:
         import qiskit_aer  # noqa: F401
     except ImportError:
         return []
-    methods = [("qiskit-aer-density_matrix (direct, one job)", _aer_direct(circuit, p))]
+    methods = [("qiskit-aer-density_matrix (direct, one job)", _aer_direct(circuit, p)),
+               ("qiskit-aer-density_matrix-1024-shots (direct, one job)", _aer_direct(circuit, p, shots=1024))]
     try:
         methods.append(("qiskit.aer (pennylane-qiskit plugin)", _aer_plugin(circuit, p)))
     except Exception:  # the plugin absent or incompatible: the direct row still stands
@@ -146,12 +157,15 @@ def _configuration(n_qubits: int, batch: int, small_batch: int, p: float, repeat
                                                                inputs, True),
                ("default.mixed", mixed, small, True)]
     for name, run in _aer(circuit, p):
-        methods.append((name, run, inputs if "direct" in name else small[:8], False))
+        methods.append((name, run, inputs if "direct" in name else small[:min(8, len(small))], False))
     for name, run, rows_in, differentiable in methods:
         for backward in (False, True) if differentiable else (False,):
-            rate = _rate(run, rows_in, weights, repeats, backward)
+            # A minute per call at 10 qubits: the slow simulators are timed once there.
+            times = repeats if name.startswith(("hqray", "qiskit-aer")) or n_qubits < 10 else 1
+            rate = _rate(run, rows_in, weights, times, backward)
             row = {"method": name, "n_qubits": n_qubits, "layers": 2, "batch": rows_in.shape[0],
-                   "pass": "forward+backward" if backward else "forward", "rows_per_s": round(rate, 2)}
+                   "shots": 1024 if "1024-shots" in name else None,
+                   "pass": "forward+backward" if backward else "forward", "samples_per_s": round(rate, 2)}
             rows.append(row)
             log(f"{n_qubits} qubits  {name:44s} {row['pass']:17s} batch {rows_in.shape[0]:4d}: {rate:10.1f} rows/s")
     for row in rows:
@@ -159,22 +173,24 @@ def _configuration(n_qubits: int, batch: int, small_batch: int, p: float, repeat
     return rows
 
 
-def run_noisy_benchmark(qubits: tuple[int, ...] = (4, 8), batch: int = 256, p: float = 0.01, repeats: int = 3,
+def run_noisy_benchmark(qubits: tuple[int, ...] = (4, 8, 10), batch: int = 256, p: float = 0.01, repeats: int = 3,
                         log: Callable[[str], None] = print) -> dict:
     """Rows per second of each method per circuit size, their ratios, and the machine."""
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plugin deprecation chatter
         for n_qubits in qubits:
-            small = batch if n_qubits <= 4 else max(8, batch // 8)
+            small = batch if n_qubits <= 4 else (max(8, batch // 8) if n_qubits <= 8 else 4)
             results += _configuration(n_qubits, batch, small, p, repeats, log)
     ratios = {}
     for n_qubits in qubits:
-        by = {(r["method"], r["pass"]): r["rows_per_s"] for r in results if r["n_qubits"] == n_qubits}
-        for other in ("default.mixed", "qiskit-aer-density_matrix (direct, one job)"):
+        by = {(r["method"], r["pass"]): r["samples_per_s"] for r in results if r["n_qubits"] == n_qubits}
+        pairs = [("hqray-density_matrix", "default.mixed"),
+                 ("hqray-density_matrix", "qiskit-aer-density_matrix (direct, one job)"),
+                 ("hqray-density_matrix-1024-shots", "qiskit-aer-density_matrix-1024-shots (direct, one job)")]
+        for ours, other in pairs:
             for kind in ("forward", "forward+backward"):
                 if (other, kind) in by:
-                    ratios[f"{n_qubits}q {kind}: hqray / {other}"] = round(
-                        by[("hqray-density_matrix", kind)] / by[(other, kind)], 2)
+                    ratios[f"{n_qubits}q {kind}: {ours} / {other}"] = round(by[(ours, kind)] / by[(other, kind)], 2)
     return {"machine": machine_info(), "noise": f"depolarizing {p} after every gate on each wire",
             "rows": results, "ratios": ratios}

@@ -36,13 +36,14 @@ from hqray.quantum.mixed import (
     _steps,
 )
 
-__all__ = ["run_heisenberg", "PauliExpectations"]
+__all__ = ["run_heisenberg", "applies", "data_split", "PauliExpectations"]
 
 # Evolve observables only when there are at most this many per row: beyond it the rows'
 # own density matrices are as cheap.
 MAX_WORDS_PER_ROW = 0.25
 MAX_WORD_WIRES = 4  # a word's marginal needs all 2^m - 1 sub-words
-CONTRACTION_ENTRIES = 2**23  # rows x words x 4^(n-1) held at once while contracting
+CONTRACTION_ENTRIES = 2**23  # rows x words x 4^(n-m) held at once while contracting
+EVOLVED_BYTES = 512 * 2**20  # evolved words held at once (a step reads them and writes as many)
 
 _PAULIS = {
     "PauliX": [[0, 1], [1, 0]],
@@ -140,23 +141,56 @@ def _product_states(prefix: Sequence, matrices: Sequence[torch.Tensor], by_row: 
     return torch.stack(per_wire, dim=1)
 
 
+def _joint(states: torch.Tensor) -> torch.Tensor:
+    """Rows' product states over several wires, ``(R, w, 4)`` -> ``(R, 4^w)`` (first wire slowest)."""
+    joint = states[:, 0]
+    for wire in range(1, states.shape[1]):
+        joint = (joint[:, :, None] * states[:, wire, None, :]).reshape(states.shape[0], -1)
+    return joint
+
+
 def _contract(evolved: torch.Tensor, states: torch.Tensor, n_wires: int, variants: int) -> torch.Tensor:
     """``Tr(O_vk rho_vb)`` for evolved words ``(V * K, (2,)*2n)`` and product states ``(V * B, n, 4)``:
-    ``(V * B, K)``, each variant's rows with its own words."""
+    ``(V * B, K)``, each variant's rows with its own words.
+
+    Two stages: the rows' joint states over the first half of the wires meet the words in one
+    matrix product (``B x 4^m`` by ``4^m x K 4^(n-m)``, what BLAS does best), and the result
+    meets the joint states over the other half row by row.
+    """
     words = evolved.shape[0] // variants
     order = [0] + [1 + index for w in range(n_wires) for index in (w, n_wires + w)]
     # For Hermitian O: Tr(O rho) = sum_rc O[c, r] rho[r, c] = sum_rc conj(O[r, c]) rho[r, c].
-    paired = evolved.conj().permute(order).reshape(variants, words, *[4] * n_wires)
-    states = states.reshape(variants, -1, n_wires, 4)
-    rows = max(1, CONTRACTION_ENTRIES // max(1, variants * words * 4 ** (n_wires - 1)))
+    left_wires = (n_wires + 1) // 2
+    paired = evolved.conj().permute(order).reshape(variants, words, 4**left_wires, -1)
+    paired = paired.transpose(1, 2).reshape(variants, 4**left_wires, -1)  # (V, 4^m, K 4^(n-m))
+    rows = states.shape[0] // variants
+    left = _joint(states[:, :left_wires]).reshape(variants, rows, -1)
+    right = (_joint(states[:, left_wires:]) if left_wires < n_wires
+             else torch.ones((states.shape[0], 1), dtype=states.dtype, device=states.device))
+    chunk = max(1, CONTRACTION_ENTRIES // max(1, paired.shape[-1]))
     out = []
-    for start in range(0, states.shape[1], rows):
-        chunk = states[:, start:start + rows]
-        tensor = torch.einsum("vbk,vok...->vbo...", chunk[:, :, 0], paired)
-        for wire in range(1, n_wires):
-            tensor = torch.einsum("vbk,vbok...->vbo...", chunk[:, :, wire], tensor)
-        out.append(tensor.real)
+    for start in range(0, rows, chunk):
+        partial = torch.bmm(left[:, start:start + chunk], paired)  # (V, b, K 4^(n-m))
+        partial = partial.reshape(variants, -1, words, right.shape[-1])
+        out.append(torch.einsum("vbkr,vbr->vbk", partial,
+                                right.reshape(variants, rows, -1)[:, start:start + chunk]).real)
     return torch.cat(out, dim=1).reshape(-1, words)
+
+
+def data_split(gates: Sequence, by_row: Sequence[bool]) -> int | None:
+    """Where the shared gates start (after the last data-dependent one), or None when a
+    data-dependent part acts on two wires or more (the rows are not product states there)."""
+    data_gates = [index for index, row_matrix in enumerate(by_row) if row_matrix]
+    split = (data_gates[-1] + 1) if data_gates else 0
+    return None if any(len(op.wires) > 1 for op in gates[:split]) else split
+
+
+def applies(gates: Sequence, by_row: Sequence[bool], measurements: Sequence, n_wires: int, batch: int) -> bool:
+    """Whether :func:`run_heisenberg` runs this circuit on ``batch`` rows (else: density matrices)."""
+    if data_split(gates, by_row) is None:
+        return False
+    words = _measured_words(measurements, n_wires)
+    return bool(words) and len(words) <= MAX_WORDS_PER_ROW * batch
 
 
 def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Sequence[bool],
@@ -168,22 +202,25 @@ def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Se
     ``matrices[k]`` is gate k's matrix: ``(d, d)``; with ``by_row[k]`` one per row of every
     variant, ``(variants * batch, d, d)`` variant-major; otherwise one per variant
     ``(variants, d, d)`` (parameter-shift's shifted circuits). Rows come back variant-major.
+    Variants' words evolve in groups whose operators stay under ``EVOLVED_BYTES``.
     """
-    data_gates = [index for index, row_matrix in enumerate(by_row) if row_matrix]
-    split = (data_gates[-1] + 1) if data_gates else 0
-    if any(len(op.wires) > 1 for op in gates[:split]):
+    if not applies(gates, by_row, measurements, n_wires, batch):
         return None
+    split = data_split(gates, by_row)
     words = _measured_words(measurements, n_wires)
-    if not words or len(words) > MAX_WORDS_PER_ROW * batch:
-        return None
     steps: list[DensityStep] = _steps(gates[split:], matrices[split:], noise, like)
-    evolved = torch.stack([_word_operator(word, n_wires, like) for word in words])
-    evolved = evolved.repeat(variants, *[1] * (2 * n_wires))  # variant-major: (V * K, ...)
-    for step in reversed(steps):  # the adjoint channel, last step first
-        adjoint = step.superoperator.conj().transpose(-2, -1)
-        if adjoint.ndim == 3:  # one per variant: the same for each of the variant's words
-            adjoint = adjoint.repeat_interleave(len(words), dim=0)
-        evolved = _apply_step(evolved, DensityStep(step.wires, adjoint), n_wires)
     states = _product_states(gates[:split], matrices[:split], by_row[:split], noise, n_wires, variants * batch,
                              variants, like)
-    return PauliExpectations(words, _contract(evolved, states, n_wires, variants))
+    initial = torch.stack([_word_operator(word, n_wires, like) for word in words])
+    group = max(1, EVOLVED_BYTES // (len(words) * 4**n_wires * like.element_size()))
+    values = []
+    for first in range(0, variants, group):
+        last = min(variants, first + group)
+        evolved = initial.repeat(last - first, *[1] * (2 * n_wires))  # variant-major: (G * K, ...)
+        for step in reversed(steps):  # the adjoint channel, last step first
+            adjoint = step.superoperator.conj().transpose(-2, -1)
+            if adjoint.ndim == 3:  # one per variant: the same for each of the variant's words
+                adjoint = adjoint[first:last].repeat_interleave(len(words), dim=0)
+            evolved = _apply_step(evolved, DensityStep(step.wires, adjoint), n_wires)
+        values.append(_contract(evolved, states[first * batch:last * batch], n_wires, last - first))
+    return PauliExpectations(words, torch.cat(values))

@@ -416,16 +416,23 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
     Rows run in chunks so that each step's density matrices stay under :data:`CHUNK_BYTES`;
     with ``shots``, each chunk draws from its own stream of the seeded generator.
     """
+    from hqray.quantum import heisenberg
     from hqray.quantum.compiler import record_tape
 
     if inputs.ndim != 2:
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
     dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
-    per_row = 4**n_wires * torch.zeros((), dtype=dtype).element_size() * 2  # a step reads one, writes one
-    if diff_method == "parameter-shift" and torch.is_grad_enabled():  # every row runs 1 + 2P times
-        gates = _gates(record_tape(qfunc, inputs[:1], weights).operations)
-        per_row *= 1 + 2 * sum(1 for op in gates for p in op.data if torch.is_tensor(p) and p.requires_grad)
-    chunk = max(1, CHUNK_BYTES // per_row)
+    like = torch.zeros((), dtype=dtype)
+    probe = record_tape(qfunc, inputs[:1], weights)
+    gates = _gates(probe.operations)
+    by_row = [_matrix(op, like).ndim == 3 for op in gates]
+    if heisenberg.applies(gates, by_row, probe.measurements, n_wires, inputs.shape[0]):
+        chunk = inputs.shape[0]  # product states per row: the Heisenberg path bounds its own memory
+    else:
+        per_row = 4**n_wires * like.element_size() * 2  # a step reads one density matrix, writes one
+        if diff_method == "parameter-shift" and torch.is_grad_enabled():  # every row runs 1 + 2P times
+            per_row *= 1 + 2 * sum(1 for op in gates for p in op.data if torch.is_tensor(p) and p.requires_grad)
+        chunk = max(1, CHUNK_BYTES // per_row)
     seeds = np.random.SeedSequence(seed).spawn((inputs.shape[0] + chunk - 1) // chunk)
     outputs = []
     for index, start in enumerate(range(0, inputs.shape[0], chunk)):
