@@ -20,8 +20,8 @@ from hqray.models.generations import (
 
 # The torch modules load on first use: configs and the registry are enough to validate.
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "hqray.models.modules": ["ClassicalLinear", "HybridNet", "Int8DynamicLinear", "circuit_spec", "quantize_int8",
-                             "register_quantum_backend"],
+    "hqray.models.modules": ["ClassicalLinear", "HybridNet", "Int8DynamicLinear", "circuit_spec", "pca_width",
+                             "quantize_int8", "register_quantum_backend"],
 })
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "get_generation",
     "list_generations",
     "make_config",
+    "pca_width",
     "quantize_int8",
     "register_generation",
     "register_quantum_backend",

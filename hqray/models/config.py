@@ -67,7 +67,9 @@ class HybridConfig(ValidatedModel):
     input_scale: float = Field(1.0, gt=0.0, description="angle = pi/2 * (1 + tanh(input_scale * feature))")
 
     # Data handling (fitted inside each fold).
-    pca: bool = Field(True, description="PCA to n_qubits when there are more features")
+    pca: bool | None = Field(None, description="PCA in each fold: true: to n_qubits; false: never; "
+                                               "null (default): only to fit a circuit without pre_net "
+                                               "(to what its embedding takes); see pca_width")
     smote: bool = False
     class_weights: bool = False
 

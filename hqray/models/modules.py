@@ -111,6 +111,25 @@ def circuit_spec(config: HybridConfig) -> CircuitSpec:
                                    diff_method=config.diff_method, shots=config.shots)
 
 
+def pca_width(config: HybridConfig) -> int | None:
+    """How many PCA components each fold fits (when the data is wider), or None: every feature.
+
+    ``pca=True`` asks for ``n_qubits``; ``pca=False`` for none. By default (``pca=None``) a
+    model sees every feature unless it cannot take them: the classical MLP and a learned
+    input layer (``pre_net``, the dressed circuits) take any width; a circuit fed directly
+    is reduced to what its embedding takes (one feature per qubit; 2^n for amplitude).
+
+    >>> from hqray.models import make_config
+    >>> pca_width(make_config("g1")), pca_width(make_config("g6")), pca_width(make_config("g6", pca=False))
+    (None, 4, None)
+    """
+    if config.pca is not None:
+        return config.n_qubits if config.pca else None
+    if not config.use_quantum or config.pre_net:
+        return None
+    return circuit_spec(config).n_features
+
+
 def _lightning_gpu_available() -> bool:
     if not torch.cuda.is_available():
         return False

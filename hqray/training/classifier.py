@@ -11,7 +11,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
 from hqray.errors import ConfigError, DataError, NotFittedError
-from hqray.models import HybridConfig, HybridNet, make_config, quantize_int8
+from hqray.models import HybridConfig, HybridNet, make_config, pca_width, quantize_int8
 from hqray.training.fit import Trainer
 from hqray.training.metrics import threshold_for_sensitivity
 
@@ -121,7 +121,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         else:
             train_index, validation_index = next(splitter.split(features, encoded))
         self.preprocessor_ = FoldPreprocessor(
-            n_components=config.n_qubits if config.pca else None, smote=config.smote, seed=config.seed,
+            n_components=pca_width(config), smote=config.smote, seed=config.seed,
         ).fit(features[train_index])
         train_x = self.preprocessor_.transform(features[train_index])
         train_x, train_y = self.preprocessor_.resample(train_x, encoded[train_index])

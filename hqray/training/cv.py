@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from hqray.data import Dataset, FoldPreprocessor
 from hqray.errors import ConfigError, DataError
-from hqray.models import HybridConfig
+from hqray.models import HybridConfig, pca_width
 from hqray.training.baselines import make_baseline
 from hqray.training.classifier import HybridClassifier
 from hqray.training.fit import epoch_metrics
@@ -119,11 +119,12 @@ def run_baselines(dataset: Dataset, splits, names: Sequence[str], seed: int = 0,
     """
     variants = [("", f"all {dataset.n_features} features, standardised in-fold",
                  dict(n_components=None, smote=False))]
-    if same_features_as is not None and same_features_as.pca and same_features_as.n_qubits < dataset.n_features:
+    width = pca_width(same_features_as) if same_features_as is not None else None
+    if width is not None and width < dataset.n_features:
         variants.append((SAME_FEATURES_SUFFIX,
-                         f"the model's {same_features_as.n_qubits} PCA components, fitted in-fold"
+                         f"the model's {width} PCA components, fitted in-fold"
                          + (", SMOTE" if same_features_as.smote else ""),
-                         dict(n_components=same_features_as.n_qubits, smote=same_features_as.smote)))
+                         dict(n_components=width, smote=same_features_as.smote)))
     results = {}
     for suffix, features, preprocessing in variants:
         for name in names:

@@ -443,8 +443,9 @@ def _write_results(study: StudyConfig, dataset: Dataset, splits, rows: list[dict
     board = build_leaderboard(trials, baselines, study.metric, study.mode, seconds, kinds, baseline_seconds)
     best_path, best_note = _refit_best(study, dataset, board, directory)
     notes = [*notes, best_note,
-             "Baselines use every feature, standardised inside each fold; generations use PCA to n_qubits "
-             "where they say so. Scores are outer-fold test scores of each fold's best epoch.",
+             "Baselines use every feature, standardised inside each fold; so do the generations, except "
+             "circuits fed directly, which get PCA to what their embedding takes (fitted in-fold). Scores are "
+             "outer-fold test scores of each fold's best epoch.",
              f"A generation's row is the best of its {study.num_samples} sampled configs, chosen on these same "
              "folds, so it is optimistic; baselines run once with default settings. Confirm a close call on "
              "data the sweep did not see."]
