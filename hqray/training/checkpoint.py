@@ -2,9 +2,11 @@
 
 Layout of a checkpoint directory::
 
-    weights.pt          model state_dict, loaded with torch.load(weights_only=True)
+    weights.pt          model state_dict, loaded with torch.load(weights_only=True); for a
+                        kernel family, its training rows' feature-map states and labels
     preprocessing.npz   scaler / PCA arrays, loaded with np.load(allow_pickle=False)
-    metadata.json       generation, config, circuit spec, features, classes, metrics, versions
+    metadata.json       model family ("generation"), config, circuit spec, features, classes,
+                        metrics, versions
 
 A checkpoint from elsewhere cannot run code when it is loaded.
 """
@@ -22,15 +24,18 @@ import numpy as np
 import torch
 
 from hqray.data.preprocessing import FoldPreprocessor
-from hqray.errors import CheckpointError, ConfigError
+from hqray.errors import CheckpointError, ConfigError, HqrayError, NotFittedError
 from hqray.models import HybridConfig, HybridNet, circuit_spec
 from hqray.training.classifier import HybridClassifier
+from hqray.training.families import KernelOptions, get_family
+from hqray.training.kernel_svc import QuantumKernelSVC
 
 __all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files", "checkpoint_id", "FORMAT",
            "FORMAT_VERSION", "checkpoint_config"]
 
 FORMAT = "hqray-checkpoint"
-FORMAT_VERSION = 2  # 2: the config holds one `circuit`; version 1 is read and upgraded
+FORMAT_VERSION = 3  # 3: estimator families too ("model"); 2: the config holds one `circuit`; 1 is upgraded
+READABLE_VERSIONS = (1, 2, 3)
 FILES = ("weights.pt", "preprocessing.npz", "metadata.json")
 
 
@@ -55,33 +60,54 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(classifier: HybridClassifier, directory: str | Path,
-                    metrics: dict[str, Any] | None = None, name: str | None = None) -> Path:
-    """Writes a fitted classifier to ``directory`` (created if needed); returns the path."""
-    classifier._check_fitted()
+def save_checkpoint(classifier: HybridClassifier | QuantumKernelSVC, directory: str | Path,
+                    metrics: dict[str, Any] | None = None, name: str | None = None,
+                    family: str = "qsvm") -> Path:
+    """Writes a fitted classifier to ``directory`` (created if needed); returns the path.
+
+    A :class:`HybridClassifier` records its generation; a :class:`QuantumKernelSVC` records
+    ``family`` (the kernel family it was built as: ``qsvm``, ``iqp_kernel``, ...).
+    """
     directory = Path(directory)
+    if isinstance(classifier, QuantumKernelSVC):
+        return _save_kernel(classifier, directory, metrics, name, family)
+    classifier._check_fitted()
     directory.mkdir(parents=True, exist_ok=True)
     config = classifier.config_
     torch.save(classifier.model_.state_dict(), directory / "weights.pt")
     np.savez(directory / "preprocessing.npz", **classifier.preprocessor_.state_dict())
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "generation": config.generation,
-        "config": config.model_dump(),
-        "circuit_spec": circuit_spec(config).model_dump() if config.use_quantum else None,
-        "feature_names": classifier.feature_names_,
-        "classes": [_jsonable(c) for c in classifier.classes_.tolist()],
-        "n_features_model": classifier.preprocessor_.n_features_out_,
-        "threshold": classifier.threshold_,
-        "best_epoch": classifier.best_epoch_,
-        "metrics": _jsonable(metrics or {}),
-        "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, allow_nan=True))
+    _write_metadata(directory, name, metrics, model="hybrid", generation=config.generation,
+                    config=config.model_dump(),
+                    circuit_spec=circuit_spec(config).model_dump() if config.use_quantum else None,
+                    feature_names=classifier.feature_names_, classes=classifier.classes_,
+                    n_features_model=classifier.preprocessor_.n_features_out_, threshold=classifier.threshold_,
+                    best_epoch=classifier.best_epoch_)
     return directory
+
+
+def _save_kernel(model: QuantumKernelSVC, directory: Path, metrics: dict[str, Any] | None, name: str | None,
+                 family: str) -> Path:
+    if not hasattr(model, "svc_"):
+        raise NotFittedError("this QuantumKernelSVC is not fitted yet; call fit first")
+    settings = get_family(family).validate({k: getattr(model, k) for k in KernelOptions.model_fields})
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"train_states": torch.as_tensor(model.train_states_),
+                "train_labels": torch.as_tensor(model.train_labels_)}, directory / "weights.pt")
+    np.savez(directory / "preprocessing.npz", **model.preprocessor_.state_dict())
+    _write_metadata(directory, name, metrics, model="estimator", generation=family, config=settings,
+                    seed=int(model.seed), circuit_spec=model.quantum_kernel().state_spec().model_dump(),
+                    feature_names=model.feature_names_, classes=model.classes_,
+                    n_features_model=model.preprocessor_.n_features_out_, threshold=None, best_epoch=None)
+    return directory
+
+
+def _write_metadata(directory: Path, name: str | None, metrics: dict[str, Any] | None, *, classes: np.ndarray,
+                    **fields: Any) -> None:
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, **fields,
+                "classes": [_jsonable(c) for c in np.asarray(classes).tolist()],
+                "metrics": _jsonable(metrics or {}), "versions": _versions(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, allow_nan=True))
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:
@@ -99,9 +125,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {str(directory)!r}: format is {metadata.get('format')!r}, "
                               f"expected {FORMAT!r}")
-    if metadata.get("format_version") not in (1, FORMAT_VERSION):
+    if metadata.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"checkpoint {str(directory)!r}: format_version "
-                              f"{metadata.get('format_version')!r} is not supported (expected 1 or {FORMAT_VERSION})")
+                              f"{metadata.get('format_version')!r} is not supported (expected one of "
+                              f"{list(READABLE_VERSIONS)})")
     return _upgraded(metadata)
 
 
@@ -140,8 +167,10 @@ def checkpoint_id(files: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoint_config(directory: str | Path, metadata: dict[str, Any], trust_code: bool = False) -> HybridConfig:
-    """The checkpoint's validated config; a circuit from a user's module needs ``trust_code``.
+def checkpoint_config(directory: str | Path, metadata: dict[str, Any],
+                      trust_code: bool = False) -> HybridConfig | dict[str, Any]:
+    """The checkpoint's validated config (a kernel family's: its settings); a circuit from a
+    user's module needs ``trust_code``.
 
     Raises:
         CheckpointError: the config is invalid, or names a ``"package.module:name"``
@@ -151,17 +180,23 @@ def checkpoint_config(directory: str | Path, metadata: dict[str, Any], trust_cod
 
     refusal = ("loading the checkpoint would import and run that module; pass trust_code=True "
                "(--trust-code on the command line) if you trust it")
+    def validated() -> HybridConfig | dict[str, Any]:
+        if metadata.get("model", "hybrid") == "estimator":
+            return get_family(metadata["generation"]).validate(metadata["config"])
+        return HybridConfig(**metadata["config"])
+
     try:
         if trust_code:
-            return HybridConfig(**metadata["config"])
+            return validated()
         with circuit_imports_blocked(refusal):
-            return HybridConfig(**metadata["config"])
+            return validated()
     except (ConfigError, TypeError, KeyError) as error:
         raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
 
 
-def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassifier:
-    """Restores a fitted :class:`HybridClassifier` from a checkpoint directory.
+def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassifier | QuantumKernelSVC:
+    """Restores a fitted :class:`HybridClassifier` (or a kernel family's
+    :class:`QuantumKernelSVC`) from a checkpoint directory.
 
     No pickle is involved: weights load with ``weights_only=True`` and arrays with
     ``allow_pickle=False``. The restored model gives the probabilities it gave when saved.
@@ -174,11 +209,21 @@ def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassif
     try:
         with np.load(directory / "preprocessing.npz", allow_pickle=False) as arrays:
             preprocessor = FoldPreprocessor.from_state_dict({k: arrays[k] for k in arrays.files},
-                                                            smote=config.smote)
+                                                            smote=getattr(config, "smote", False))
         state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
     except Exception as error:  # corrupted or foreign files
         raise CheckpointError(f"checkpoint {str(directory)!r} could not be read: {error}") from error
     classes = np.asarray(metadata["classes"])
+    if isinstance(config, dict):  # a kernel family
+        try:
+            model = QuantumKernelSVC.restore(config, int(metadata.get("seed", 0)), preprocessor,
+                                             state["train_states"].numpy(), state["train_labels"].numpy(), classes,
+                                             metadata["feature_names"])
+        except (KeyError, ValueError, HqrayError) as error:
+            raise CheckpointError(f"checkpoint {str(directory)!r}: kernel state does not fit its settings: "
+                                  f"{error}") from None
+        model.metadata_ = metadata
+        return model
     model = HybridNet(config, preprocessor.n_features_out_, classes.size)
     try:
         model.load_state_dict(state)

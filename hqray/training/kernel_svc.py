@@ -83,12 +83,36 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         self.classes_, encoded = check_labels(y, features.shape[0])
         kernel_executor(self.executor)  # unknown executors fail before any work
         self.n_features_in_ = features.shape[1]
+        columns = getattr(X, "columns", None)
+        self.feature_names_ = ([str(c) for c in columns] if columns is not None
+                               else [f"x{i}" for i in range(features.shape[1])])
         self.kernel_ = self.quantum_kernel()
         self.preprocessor_ = FoldPreprocessor(n_components=self.n_qubits, seed=self.seed).fit(features)
         self.train_states_ = self.kernel_.states(self._angles(features))
-        gram = self._gram(self.train_states_, None)
-        self.svc_ = SVC(kernel="precomputed", C=self.C, random_state=self.seed).fit(gram, encoded)
+        self.train_labels_ = encoded
+        self._fit_svc()
         return self
+
+    def _fit_svc(self) -> None:
+        gram = self._gram(self.train_states_, None)
+        self.svc_ = SVC(kernel="precomputed", C=self.C, random_state=self.seed).fit(gram, self.train_labels_)
+
+    @classmethod
+    def restore(cls, settings: dict[str, Any], seed: int, preprocessor: FoldPreprocessor, train_states: np.ndarray,
+                train_labels: np.ndarray, classes: np.ndarray, feature_names: list[str]) -> QuantumKernelSVC:
+        """A fitted model from what a checkpoint keeps (no pickle): the training rows' feature-map
+        states and labels; the SVC is refitted on their Gram matrix, which is what ``fit`` did."""
+        model = cls(**settings, seed=seed)
+        model.classes_, model.feature_names_ = np.asarray(classes), list(feature_names)
+        model.n_features_in_ = preprocessor.n_features_in_
+        model.kernel_, model.preprocessor_ = model.quantum_kernel(), preprocessor
+        model.train_states_, model.train_labels_ = train_states, train_labels
+        model._fit_svc()
+        return model
+
+    def predict_from_proba(self, probabilities: np.ndarray) -> np.ndarray:
+        """The class of each row of ``predict_proba``'s output (the largest score)."""
+        return self.classes_[np.asarray(probabilities).argmax(axis=1)]
 
     def _test_kernel(self, X: Any) -> np.ndarray:
         if not hasattr(self, "svc_"):

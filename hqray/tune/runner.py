@@ -33,7 +33,7 @@ from hqray.training.families import get_family
 from hqray.training.metrics import SCALAR_METRICS
 from hqray.training.tracking import require_mlflow
 from hqray.training.workflow import json_safe
-from hqray.tune.leaderboard import build_leaderboard, leaderboard_markdown, save_sweep_plots
+from hqray.tune.leaderboard import BASELINE_PREFIX, build_leaderboard, leaderboard_markdown, save_sweep_plots
 from hqray.tune.spaces import param_space
 from hqray.tune.study import StudyConfig
 from hqray.tune.tracking import StudyTracking
@@ -208,31 +208,35 @@ def _trial_rows(generation: str, grid) -> list[dict[str, Any]]:
     return rows
 
 
-def _refittable(model: str) -> bool:
-    """Whether a leaderboard row's model has a checkpoint format (the generations do)."""
-    return not model.startswith("baseline:") and get_family(model).trains_by_epoch
-
-
 def _refit_best(study: StudyConfig, dataset: Dataset, board: pd.DataFrame, directory: Path) -> tuple[Path | None, str]:
-    """Refits the best servable generation on every row; returns the checkpoint and a note."""
-    candidates = board[board["model"].map(_refittable) & board[study.metric].notna()]
+    """Refits the best model family (any kind; not a baseline) on every row; returns the
+    checkpoint and a note."""
+    candidates = board[~board["model"].str.startswith(BASELINE_PREFIX) & board[study.metric].notna()]
     if candidates.empty:
-        return None, "No finished generation trial: no best checkpoint written."
+        return None, "No finished model-family trial: no best checkpoint written."
     best = candidates.iloc[0]
-    config = trial_config(best["model"], json.loads(best["config"]), study.epochs, study.seed)
+    family = get_family(best["model"])
+    params = json.loads(best["config"])
     names = np.asarray(dataset.class_names)[dataset.labels]
-    model = HybridClassifier.from_config(config).fit(dataset.features, names, list(dataset.feature_names))
+    if family.trains_by_epoch:
+        config = trial_config(best["model"], params, study.epochs, study.seed)
+        model = HybridClassifier.from_config(config).fit(dataset.features, names, list(dataset.feature_names))
+    else:
+        model = family.build({k: v for k, v in params.items() if k != "generation"}, study.seed)
+        model.fit(dataset.features, names)
+        model.feature_names_ = list(dataset.feature_names)
     metrics = {"mean": {m: best[m] for m in SCALAR_METRICS}, "std": {m: best[f"{m}_std"] for m in SCALAR_METRICS},
                "folds": study.folds, "dataset": dataset.name, "dataset_options": dataset.options,
                "study": study.name}
-    path = save_checkpoint(model, directory / "best", metrics=json_safe(metrics), name=study.name)
+    path = save_checkpoint(model, directory / "best", metrics=json_safe(metrics), name=study.name,
+                           family=best["model"])
     # A pool generation (g7) refitted here started CircuitWorkers in this process; they hold
     # cluster resources that later sweeps (or other jobs) need.
     close_shared_pools()
     note = f"`best/` holds `{best['model']}` (its best trial's config) refitted on all {dataset.n_samples} rows."
-    if not _refittable(board.iloc[0]["model"]):
-        note += (f" The top row `{board.iloc[0]['model']}` is not a hybrid-network checkpoint, so `best/` holds "
-                 "the best generation instead.")
+    if board.iloc[0]["model"].startswith(BASELINE_PREFIX):
+        note += (f" The top row `{board.iloc[0]['model']}` is a baseline, so `best/` holds the best model "
+                 "family instead.")
     return path, note
 
 

@@ -84,6 +84,26 @@ def bad_csv(table: pd.DataFrame, path) -> dict[int, str]:
     return planted
 
 
+def test_a_kernel_family_checkpoint_scores_like_a_generation(ray_session, table, tmp_path):
+    from hqray.training import save_checkpoint
+    from hqray.training.families import get_family
+
+    frame = table.iloc[:120]
+    features = frame.drop(columns="patient")
+    labels = np.where(features.iloc[:, 0] > features.iloc[:, 0].median(), "high", "low")
+    model = get_family("qsvm").build({"n_qubits": 2, "n_layers": 1}, seed=0).fit(features, labels)
+    checkpoint = save_checkpoint(model, tmp_path / "qsvm", family="qsvm")
+    report = predict_table(checkpoint, _write_parquet(frame, tmp_path / "in.parquet"), tmp_path / "out")
+    assert (report.rows, report.errors) == (120, 0)
+    out = pd.read_parquet(tmp_path / "out")
+    np.testing.assert_allclose(probabilities(out), expected_probabilities(checkpoint, frame), atol=1e-9)
+
+
+def _write_parquet(frame: pd.DataFrame, path) -> str:
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return str(path)
+
+
 def test_bad_rows_go_to_the_errors_file_and_the_command_fails(ray_session, checkpoint, table, tmp_path, capsys):
     planted = bad_csv(table, tmp_path / "in.csv")
     code = main(["predict", str(checkpoint), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out")])

@@ -168,3 +168,24 @@ def test_a_format_1_checkpoint_with_separate_circuit_fields_loads_unchanged(tmp_
     restored = load_model(tmp_path / "ckpt")
     assert restored.config_.circuit == clf.config_.circuit
     assert np.array_equal(restored.predict_proba(data.features), clf.predict_proba(data.features))
+
+
+def test_a_kernel_family_round_trips_without_pickle(tmp_path):
+    """A kernel family's checkpoint keeps its training rows' states; the restored SVC scores alike."""
+    from hqray.training.families import get_family
+
+    data = load_dataset("iris", task="binary")
+    names = np.asarray(data.class_names)[data.labels]
+    model = get_family("iqp_kernel").build({"n_qubits": 3, "C": 3.0}, seed=2).fit(data.features, names)
+    path = save_checkpoint(model, tmp_path / "ckpt", metrics={"note": "t"}, family="iqp_kernel")
+    loaded = load_model(path)
+    assert type(loaded).__name__ == "QuantumKernelSVC"
+    np.testing.assert_allclose(loaded.predict_proba(data.features), model.predict_proba(data.features), atol=1e-12)
+    assert list(loaded.predict(data.features)) == list(model.predict(data.features))
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert (metadata["model"], metadata["generation"], metadata["config"]["embedding"]) == (
+        "estimator", "iqp_kernel", "iqp")
+    assert metadata["feature_names"] == ["x0", "x1", "x2", "x3"] and metadata["seed"] == 2
+    with pytest.raises(CheckpointError, match="could not be read"):  # weights.pt is tensors only
+        (path / "weights.pt").write_bytes(pickle.dumps({"train_states": object()}))
+        load_model(path)
