@@ -9,6 +9,7 @@
 """
 
 from hqray._lazy import lazy_exports
+from hqray.models import benchmark_families  # noqa: F401  (registers the benchmark paper's families)
 from hqray.models.config import METRIC_NAMES, HybridConfig
 from hqray.models.generations import (
     Generation,

@@ -369,13 +369,14 @@ def _ry_cnot(w, wires, options) -> None:
 
 
 class HardwareEfficientOptions(NoOptions):
-    entangler: Literal["linear", "ring"] = "ring"
+    entangler: Literal["linear", "ring", "none"] = "ring"
 
 
 @register_circuit("hardware_efficient", "ansatz", "RY-RZ on every wire, then CX on neighbours (linear or "
-                  "ring), per layer", HardwareEfficientOptions, weight_shape=lambda n, layers, _: (layers, n, 2))
+                  "ring; 'none': no entanglement, the separable control), per layer", HardwareEfficientOptions,
+                  weight_shape=lambda n, layers, _: (layers, n, 2))
 def _hardware_efficient(w, wires, options: HardwareEfficientOptions) -> None:
-    pairs = list(zip(wires[:-1], wires[1:], strict=True))
+    pairs = [] if options.entangler == "none" else list(zip(wires[:-1], wires[1:], strict=True))
     if options.entangler == "ring" and len(wires) > 2:
         pairs.append((wires[-1], wires[0]))
     for layer in range(w.shape[0]):

@@ -8,7 +8,7 @@ import pytest
 from hqray.data import load_dataset
 from hqray.errors import ConfigError, DataError
 from hqray.models import make_config
-from hqray.training import cross_validate, fold_splits
+from hqray.training import cross_validate, fold_splits, run_baselines
 
 
 def test_folds_are_identical_for_a_seed_and_stratified():
@@ -142,3 +142,11 @@ def test_lockstep_folds_report_test_fold_scores_every_epoch():
     assert 0.5 < records[0]["test_roc_auc"] <= 1.0
     with pytest.raises(ConfigError, match="saved state has 1 folds, this run has 2"):
         folds.load_state_dict({"epoch": 1, "folds": [folds.trainers[0].state_dict()]})
+
+
+def test_the_benchmark_papers_classical_controls_are_baselines():
+    data = load_dataset("iris")  # setosa vs versicolor: linearly separable
+    result = run_baselines(data, fold_splits(data.labels, 2, 0), ["mlp", "perceptron"], 0)
+    for name in ("mlp", "perceptron"):
+        assert result[name]["mean"]["accuracy"] > 0.95, (name, result[name]["mean"])
+        assert 0.0 <= result[name]["mean"]["roc_auc"] <= 1.0  # probabilities: the perceptron is calibrated

@@ -78,3 +78,49 @@ def test_the_iqp_kernel_family_is_the_iqp_embeddings_fidelity_kernel():
 
 def test_kernel_options_are_one_model_for_every_kernel_family():
     assert {get_family(name).options for name in ("qsvm", "iqp_kernel", "projected_kernel")} == {KernelOptions}
+
+
+BENCHMARK = ["circuit_centric", "data_reuploading", "dressed_quantum_circuit", "iqp_variational",
+             "separable_variational", "tree_tensor", "qcnn_classifier"]
+
+
+@pytest.mark.parametrize("name", BENCHMARK)
+def test_the_benchmark_papers_variational_families_train(name):
+    import torch
+
+    from hqray.models import HybridNet, make_config, pca_width
+
+    config = make_config(name)
+    width = 10 if config.pre_net else pca_width(config)  # what each sees of 10 features
+    net = HybridNet(config, width, 2)
+    loss = net(torch.rand(6, width)).logsumexp(dim=1).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    assert get_family(name).kind == "variational" and get_family(name).search_space["learning_rate"] == {
+        "choice": [0.001, 0.01, 0.1]}
+
+
+def test_the_separable_controls_have_no_two_qubit_gate():
+    import torch
+
+    from hqray.models import circuit_spec, make_config
+    from hqray.quantum.compiler import record_tape
+    from hqray.quantum.noise import _gates
+
+    spec = circuit_spec(make_config("separable_variational", n_layers=2))
+    circuit = spec.to_circuit()
+    tape = record_tape(circuit.qfunc(), torch.rand(3, spec.n_qubits), torch.rand(circuit.weight_shape))
+    gates = _gates(tape.operations)  # templates decomposed to the gates a device runs
+    assert gates and all(len(op.wires) == 1 for op in gates)
+    kernel = get_family("separable_kernel").build({"n_qubits": 3}, seed=0)
+    rows = np.random.default_rng(1).uniform(-1, 1, size=(4, 3))
+    kernel.fit(rows, np.array([0, 1, 0, 1]))
+    states = kernel.kernel_.states(kernel._angles(rows))
+    # A product state's amplitudes factor: |psi> = (x)_w (cos, sin) of each wire's angle.
+    angles = kernel._angles(rows)
+    products = np.ones((4, 1))
+    for wire in range(3):
+        products = (products[:, :, None] * np.stack([np.cos(angles[:, wire] / 2), np.sin(angles[:, wire] / 2)],
+                                                    axis=1)[:, None, :]).reshape(4, -1)
+    gram = np.abs(states.conj() @ states.T) ** 2
+    np.testing.assert_allclose(gram, np.abs(products @ products.T) ** 2, atol=1e-6)

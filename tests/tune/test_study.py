@@ -17,7 +17,7 @@ SPACES = Path(__file__).resolve().parents[2] / "tune_spaces"
 VALID = {"name": "demo", "dataset": {"name": "iris"}, "generations": ["g0", "g6"]}
 
 
-@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(SPACES.glob("**/*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_study_loads(path):
     study = load_study(path)
     assert study.name == path.stem
