@@ -24,11 +24,10 @@ import numpy as np
 import torch
 
 from hqray.data.preprocessing import FoldPreprocessor
-from hqray.errors import CheckpointError, ConfigError, HqrayError, NotFittedError
+from hqray.errors import CheckpointError, ConfigError, HqrayError
 from hqray.models import HybridConfig, HybridNet, circuit_spec
 from hqray.training.classifier import HybridClassifier
-from hqray.training.families import KernelOptions, get_family
-from hqray.training.kernel_svc import QuantumKernelSVC
+from hqray.training.families import get_family
 
 __all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files", "checkpoint_id", "FORMAT",
            "FORMAT_VERSION", "checkpoint_config"]
@@ -60,17 +59,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(classifier: HybridClassifier | QuantumKernelSVC, directory: str | Path,
-                    metrics: dict[str, Any] | None = None, name: str | None = None,
-                    family: str = "qsvm") -> Path:
+def save_checkpoint(classifier: Any, directory: str | Path, metrics: dict[str, Any] | None = None,
+                    name: str | None = None, family: str | None = None) -> Path:
     """Writes a fitted classifier to ``directory`` (created if needed); returns the path.
 
-    A :class:`HybridClassifier` records its generation; a :class:`QuantumKernelSVC` records
-    ``family`` (the kernel family it was built as: ``qsvm``, ``iqp_kernel``, ...).
+    A :class:`HybridClassifier` records its generation. Any other model is an estimator
+    family's (``family`` names it: ``qsvm``, ``iqp_kernel``, ``quantum_kitchen_sinks``, ...)
+    and is kept as its family's settings and its ``checkpoint_state()`` arrays.
     """
     directory = Path(directory)
-    if isinstance(classifier, QuantumKernelSVC):
-        return _save_kernel(classifier, directory, metrics, name, family)
+    if not isinstance(classifier, HybridClassifier):
+        if family is None:
+            raise ConfigError(f"save_checkpoint: name the model family of this {type(classifier).__name__} "
+                              "(family=...; see hqray families)")
+        return _save_estimator(classifier, directory, metrics, name, family)
     classifier._check_fitted()
     directory.mkdir(parents=True, exist_ok=True)
     config = classifier.config_
@@ -85,17 +87,19 @@ def save_checkpoint(classifier: HybridClassifier | QuantumKernelSVC, directory: 
     return directory
 
 
-def _save_kernel(model: QuantumKernelSVC, directory: Path, metrics: dict[str, Any] | None, name: str | None,
-                 family: str) -> Path:
-    if not hasattr(model, "svc_"):
-        raise NotFittedError("this QuantumKernelSVC is not fitted yet; call fit first")
-    settings = get_family(family).validate({k: getattr(model, k) for k in KernelOptions.model_fields})
+def _save_estimator(model: Any, directory: Path, metrics: dict[str, Any] | None, name: str | None,
+                    family: str) -> Path:
+    entry = get_family(family)
+    if entry.trains_by_epoch:
+        raise ConfigError(f"{family!r} is a generation; its checkpoints hold a HybridClassifier")
+    state = model.checkpoint_state()  # NotFittedError before fit
+    settings = entry.validate({k: getattr(model, k) for k in entry.options.model_fields})
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save({"train_states": torch.as_tensor(model.train_states_),
-                "train_labels": torch.as_tensor(model.train_labels_)}, directory / "weights.pt")
+    torch.save({key: torch.as_tensor(value) for key, value in state.items()}, directory / "weights.pt")
     np.savez(directory / "preprocessing.npz", **model.preprocessor_.state_dict())
+    spec = model.circuit_spec() if hasattr(model, "circuit_spec") else None
     _write_metadata(directory, name, metrics, model="estimator", generation=family, config=settings,
-                    seed=int(model.seed), circuit_spec=model.quantum_kernel().state_spec().model_dump(),
+                    seed=int(model.seed), circuit_spec=spec.model_dump() if spec is not None else None,
                     feature_names=model.feature_names_, classes=model.classes_,
                     n_features_model=model.preprocessor_.n_features_out_, threshold=None, best_epoch=None)
     return directory
@@ -194,9 +198,9 @@ def checkpoint_config(directory: str | Path, metadata: dict[str, Any],
         raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
 
 
-def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassifier | QuantumKernelSVC:
-    """Restores a fitted :class:`HybridClassifier` (or a kernel family's
-    :class:`QuantumKernelSVC`) from a checkpoint directory.
+def load_model(directory: str | Path, trust_code: bool = False) -> Any:
+    """Restores a fitted :class:`HybridClassifier` (or an estimator family's model, such as a
+    :class:`~hqray.training.QuantumKernelSVC`) from a checkpoint directory.
 
     No pickle is involved: weights load with ``weights_only=True`` and arrays with
     ``allow_pickle=False``. The restored model gives the probabilities it gave when saved.
@@ -214,14 +218,14 @@ def load_model(directory: str | Path, trust_code: bool = False) -> HybridClassif
     except Exception as error:  # corrupted or foreign files
         raise CheckpointError(f"checkpoint {str(directory)!r} could not be read: {error}") from error
     classes = np.asarray(metadata["classes"])
-    if isinstance(config, dict):  # a kernel family
+    if isinstance(config, dict):  # an estimator family's model: its settings, then its arrays
         try:
-            model = QuantumKernelSVC.restore(config, int(metadata.get("seed", 0)), preprocessor,
-                                             state["train_states"].numpy(), state["train_labels"].numpy(), classes,
-                                             metadata["feature_names"])
-        except (KeyError, ValueError, HqrayError) as error:
-            raise CheckpointError(f"checkpoint {str(directory)!r}: kernel state does not fit its settings: "
-                                  f"{error}") from None
+            model = get_family(metadata["generation"]).build(config, int(metadata.get("seed", 0)))
+            model.restore_state(preprocessor, {key: value.numpy() for key, value in state.items()}, classes,
+                                metadata["feature_names"])
+        except (KeyError, ValueError, AttributeError, HqrayError) as error:
+            raise CheckpointError(f"checkpoint {str(directory)!r}: its arrays do not fit the "
+                                  f"{metadata.get('generation')!r} settings: {error}") from None
         model.metadata_ = metadata
         return model
     model = HybridNet(config, preprocessor.n_features_out_, classes.size)

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from hqray.errors import CircuitError, ConfigError, format_validation_error
 from hqray.models import HybridConfig, get_generation, list_generations, make_config
 
-__all__ = ["ModelFamily", "FamilyKind", "KernelOptions", "register_family", "get_family", "list_families"]
+__all__ = ["ModelFamily", "FamilyKind", "KernelOptions", "KitchenSinksOptions", "register_family", "get_family",
+           "list_families"]
 
 FamilyKind = Literal["variational", "kernel", "classical"]
 
@@ -206,3 +207,29 @@ register_family(ModelFamily(
     options=KernelOptions, defaults={"kernel": "projected"},
     search_space={"C": {"loguniform": [0.1, 100.0]}, "gamma": {"loguniform": [0.01, 10.0]}},
     estimator=_kernel_svc))
+
+
+class KitchenSinksOptions(BaseModel):
+    """Settings of quantum kitchen sinks (:class:`~hqray.training.QuantumKitchenSinks`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n_qubits: int = Field(4, ge=1, le=16, description="qubits of each episode's circuit")
+    n_episodes: int = Field(100, ge=1, le=5000, description="random circuits (features = episodes x qubits)")
+    scale: float = Field(1.0, gt=0, description="standard deviation of the random input maps")
+    C: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic regression")
+
+
+def _kitchen_sinks(settings: dict[str, Any], seed: int) -> Any:
+    from hqray.training.kitchen_sinks import QuantumKitchenSinks
+
+    return QuantumKitchenSinks(**settings, seed=seed)
+
+
+register_family(ModelFamily(
+    name="quantum_kitchen_sinks", kind="kernel", title="quantum kitchen sinks (Wilson et al. 2018)",
+    description="random linear maps of the features into a fixed circuit's angles, its <Z> values as features "
+                "of a logistic regression (exact expectations, where the original reads single shots)",
+    options=KitchenSinksOptions, search_space={"n_episodes": {"choice": [10, 100, 500]},
+                                               "C": {"loguniform": [0.1, 100.0]}},
+    estimator=_kitchen_sinks))

@@ -65,6 +65,10 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         self.tile_rows = tile_rows
         self.seed = seed
 
+    def circuit_spec(self) -> CircuitSpec:
+        """The feature map's circuit (recorded in checkpoints)."""
+        return self.quantum_kernel().state_spec()
+
     def quantum_kernel(self) -> QuantumKernel:
         spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
                            ansatz=self.ansatz, reupload=self.reupload, measurement="state")
@@ -97,18 +101,22 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         gram = self._gram(self.train_states_, None)
         self.svc_ = SVC(kernel="precomputed", C=self.C, random_state=self.seed).fit(gram, self.train_labels_)
 
-    @classmethod
-    def restore(cls, settings: dict[str, Any], seed: int, preprocessor: FoldPreprocessor, train_states: np.ndarray,
-                train_labels: np.ndarray, classes: np.ndarray, feature_names: list[str]) -> QuantumKernelSVC:
-        """A fitted model from what a checkpoint keeps (no pickle): the training rows' feature-map
-        states and labels; the SVC is refitted on their Gram matrix, which is what ``fit`` did."""
-        model = cls(**settings, seed=seed)
-        model.classes_, model.feature_names_ = np.asarray(classes), list(feature_names)
-        model.n_features_in_ = preprocessor.n_features_in_
-        model.kernel_, model.preprocessor_ = model.quantum_kernel(), preprocessor
-        model.train_states_, model.train_labels_ = train_states, train_labels
-        model._fit_svc()
-        return model
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps (arrays only): the training rows' feature-map states and labels."""
+        if not hasattr(self, "svc_"):
+            raise NotFittedError("this QuantumKernelSVC is not fitted yet; call fit first")
+        return {"train_states": self.train_states_, "train_labels": self.train_labels_}
+
+    def restore_state(self, preprocessor: FoldPreprocessor, state: dict[str, np.ndarray], classes: np.ndarray,
+                      feature_names: list[str]) -> QuantumKernelSVC:
+        """Fitted again from :meth:`checkpoint_state` (no pickle): the SVC is refitted on the
+        kept states' Gram matrix, which is what ``fit`` did."""
+        self.classes_, self.feature_names_ = np.asarray(classes), list(feature_names)
+        self.n_features_in_ = preprocessor.n_features_in_
+        self.kernel_, self.preprocessor_ = self.quantum_kernel(), preprocessor
+        self.train_states_, self.train_labels_ = state["train_states"], state["train_labels"]
+        self._fit_svc()
+        return self
 
     def predict_from_proba(self, probabilities: np.ndarray) -> np.ndarray:
         """The class of each row of ``predict_proba``'s output (the largest score)."""
