@@ -21,8 +21,12 @@ from hqray.training import HybridClassifier
 GENERATION_IDS = [g.id for g in list_generations() if g.id != "g7"]
 
 
-def test_registry_lists_the_generations_in_numeric_order():
-    assert [g.id for g in list_generations()] == [f"g{i}" for i in range(11)]
+def test_registry_lists_the_generations_in_numeric_order_then_the_others():
+    from hqray.models.benchmark_families import BENCHMARK_FAMILIES
+
+    ids = [g.id for g in list_generations()]
+    assert ids[:11] == [f"g{i}" for i in range(11)]
+    assert ids[11:] == sorted(family.id for family in BENCHMARK_FAMILIES)
 
 
 def test_g7_without_the_ray_layer_is_a_clear_error():

@@ -384,8 +384,13 @@ def test_every_generation_and_family_runs_as_a_tune_trial(ray_session, tmp_path)
     from hqray.training.families import list_families
 
     exec(compile(USER_FAMILY_SCRIPT, "t_user_script.py", "exec"), {"__name__": "t_user_script"})
-    names = [family.name for family in list_families() if family.name != "g7"]  # g7: its own test above
-    assert {"qsvm", "iqp_kernel", "projected_kernel", "t_user_logreg"} <= set(names)
+    # Every estimator family, and one generation per way of training: classical, hybrid, a
+    # dressed circuit. Each generation's config trains in tests/models (no Tune needed); g7
+    # has its own test above.
+    names = ["g0", "g6", "dressed_quantum_circuit",
+             *[family.name for family in list_families() if not family.trains_by_epoch]]
+    assert {"qsvm", "iqp_kernel", "projected_kernel", "separable_kernel", "quantum_kitchen_sinks",
+            "t_user_logreg"} <= set(names)
     study = StudyConfig(name="t_all", dataset={"name": "iris", "options": {"task": "binary"}},
                         generations=names, folds=2, search_space={"qsvm": {"n_qubits": {"choice": [2]}}},
                         epochs=1, num_samples=1, scheduler="none", search_alg="random", metric="roc_auc",
@@ -396,6 +401,7 @@ def test_every_generation_and_family_runs_as_a_tune_trial(ray_session, tmp_path)
     assert result.trials["roc_auc"].between(0.0, 1.0).all()
     kinds = result.leaderboard.set_index("model")["kind"]
     assert (kinds["iqp_kernel"], kinds["t_user_logreg"], kinds["g6"]) == ("kernel", "classical", "variational")
+    assert load_model(result.best_checkpoint).metadata_["generation"] in names  # any kind is refitted
 
 
 def test_a_trial_scored_exactly_the_studys_folds(sweep):
