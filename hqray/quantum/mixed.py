@@ -90,7 +90,44 @@ def _cached_superoperator(key: tuple, dtype: torch.dtype, device: str) -> torch.
 
 
 def _matrix(op, like: torch.Tensor) -> torch.Tensor:
+    """The gate's matrix (``(B, d, d)`` when its parameters are batched), differentiable."""
+    rotation = _ROTATIONS.get(op.name)
+    if rotation is not None:
+        return rotation(*[p if torch.is_tensor(p) else torch.tensor(float(p), dtype=torch.float64, device=like.device)
+                          for p in op.data]).to(like.dtype)
+    if op.name in _FIXED:  # no parameters: one matrix per gate kind
+        return _fixed_matrix(op.name, like.dtype, str(like.device))
     return torch.as_tensor(qml.matrix(op, wire_order=op.wires), device=like.device).to(like.dtype)
+
+
+def _rotation(pauli: str):
+    """``exp(-i theta P / 2)`` for a one-qubit Pauli P, batched over theta (PennyLane's RX/RY/RZ)."""
+    def matrix(theta: torch.Tensor) -> torch.Tensor:
+        c, s = torch.cos(theta / 2).to(torch.complex128), torch.sin(theta / 2).to(torch.complex128)
+        zero = torch.zeros_like(c)
+        if pauli == "X":
+            rows = [[c, -1j * s], [-1j * s, c]]
+        elif pauli == "Y":
+            rows = [[c, -s], [s, c]]
+        else:
+            rows = [[c - 1j * s, zero], [zero, c + 1j * s]]
+        return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+    return matrix
+
+
+def _rot(phi: torch.Tensor, theta: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+    """PennyLane's Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)."""
+    return _rotation("Z")(omega) @ _rotation("Y")(theta) @ _rotation("Z")(phi)
+
+
+_ROTATIONS = {"RX": _rotation("X"), "RY": _rotation("Y"), "RZ": _rotation("Z"), "Rot": _rot}
+_FIXED = {"CNOT", "CZ", "SWAP", "Hadamard", "PauliX", "PauliY", "PauliZ", "S", "T"}
+
+
+@lru_cache(maxsize=64)
+def _fixed_matrix(name: str, dtype: torch.dtype, device: str) -> torch.Tensor:
+    gate = getattr(qml, name)
+    return torch.as_tensor(qml.matrix(gate(wires=range(gate.num_wires))), device=device).to(dtype)
 
 
 def noisy_steps(operations: Sequence, noise: NoiseModel | None, like: torch.Tensor) -> list[DensityStep]:
@@ -295,7 +332,8 @@ def _measure(measurements: Sequence, rho, n_wires: int, confusion, sample: _Samp
 
 def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise: NoiseModel | None,
                    shots: int | None = None, seed: int | None = None, dtype: torch.dtype = torch.complex128,
-                   device: torch.device | str = "cpu", diff_method: str = "exact") -> torch.Tensor:
+                   device: torch.device | str = "cpu", diff_method: str = "exact",
+                   gates: Sequence | None = None) -> torch.Tensor:
     """Runs a recorded (broadcast) tape on ``batch`` density matrices; returns ``(batch, outputs)``.
 
     ``diff_method="exact"`` differentiates the density matrices (torch autograd);
@@ -315,7 +353,7 @@ def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise
     like = torch.zeros((), dtype=dtype, device=device)
     confusion = noise.readout_matrices(n_wires) if noise is not None and _has_readout_error(noise) else None
     sampler = _Sampler(shots, seed)
-    gates = _gates(tape.operations)
+    gates = _gates(tape.operations) if gates is None else gates  # device gates, when the caller has them
     if diff_method == "parameter-shift" and torch.is_grad_enabled():
         return _parameter_shift(gates, tape.measurements, n_wires, batch, noise, confusion, sampler, like)
     matrices = [_matrix(op, like) for op in gates]
@@ -423,22 +461,26 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
     dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
     like = torch.zeros((), dtype=dtype)
-    probe = record_tape(qfunc, inputs[:1], weights)
-    gates = _gates(probe.operations)
-    by_row = [_matrix(op, like).ndim == 3 for op in gates]
-    if heisenberg.applies(gates, by_row, probe.measurements, n_wires, inputs.shape[0]):
+    tape = record_tape(qfunc, inputs, weights)
+    gates = _gates(tape.operations)
+    by_row = [op.batch_size is not None for op in gates]  # broadcast over the rows
+    if heisenberg.applies(gates, by_row, tape.measurements, n_wires, inputs.shape[0]):
         chunk = inputs.shape[0]  # product states per row: the Heisenberg path bounds its own memory
     else:
         per_row = 4**n_wires * like.element_size() * 2  # a step reads one density matrix, writes one
         if diff_method == "parameter-shift" and torch.is_grad_enabled():  # every row runs 1 + 2P times
             per_row *= 1 + 2 * sum(1 for op in gates for p in op.data if torch.is_tensor(p) and p.requires_grad)
         chunk = max(1, CHUNK_BYTES // per_row)
+    if chunk >= inputs.shape[0]:  # one run: the tape recorded above
+        stream = None if shots is None else int(np.random.SeedSequence(seed).spawn(1)[0].generate_state(1)[0])
+        return run_noisy_tape(tape, n_wires, inputs.shape[0], noise, shots, stream, dtype, inputs.device,
+                              diff_method, gates=gates)
     seeds = np.random.SeedSequence(seed).spawn((inputs.shape[0] + chunk - 1) // chunk)
     outputs = []
     for index, start in enumerate(range(0, inputs.shape[0], chunk)):
         rows = inputs[start:start + chunk]
-        tape = record_tape(qfunc, rows, weights)
+        chunk_tape = record_tape(qfunc, rows, weights)
         stream = None if shots is None else int(seeds[index].generate_state(1)[0])
-        outputs.append(run_noisy_tape(tape, n_wires, rows.shape[0], noise, shots, stream, dtype, inputs.device,
-                                      diff_method))
+        outputs.append(run_noisy_tape(chunk_tape, n_wires, rows.shape[0], noise, shots, stream, dtype,
+                                      inputs.device, diff_method))
     return torch.cat(outputs)
