@@ -104,7 +104,12 @@ def train(
     """Cross-validates a generation on a dataset next to classical baselines."""
     from hqray.data import load_dataset
     from hqray.models import make_config
+    from hqray.training.families import get_family
 
+    if not get_family(generation).trains_by_epoch:  # unknown names: ConfigError listing every family
+        raise ConfigError(f"{generation!r} is an estimator family (hqray families): `hqray train` trains "
+                          "generations; compare it in a study (hqray sweep) or build it in Python with "
+                          f"get_family({generation!r}).build(settings, seed)")
     options = parse_assignments(set_option, "--set")
     if epochs is not None:
         options["epochs"] = epochs

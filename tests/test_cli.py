@@ -139,7 +139,8 @@ def test_train_runs_the_pool_generation_on_an_embedded_loopback_ray(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "-d", "nope"], "unknown dataset 'nope'"),
     (["train", "-d", "iris", "-o", "tsk=binary"], "tsk: unknown field"),
-    (["train", "-d", "iris", "-g", "g99"], "unknown generation 'g99'"),
+    (["train", "-d", "iris", "-g", "g99"], "unknown model family or generation 'g99'"),
+    (["train", "-d", "iris", "-g", "qsvm"], "'qsvm' is an estimator family"),
     (["train", "-d", "iris", "--set", "learning_rate"], "must look like key=value"),
     (["train", "-d", "iris", "--folds", "1"], "folds must be >= 2, got 1"),
 ])
@@ -195,7 +196,7 @@ def test_circuits_lists_every_registered_circuit_with_weights_and_readout():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "-d", "iris", "--set", "bogus=1"], "bogus: unknown field"),
-    (["train", "-d", "iris", "-g", "g99"], "unknown generation 'g99'"),
+    (["train", "-d", "iris", "-g", "g99"], "unknown model family or generation 'g99'"),
     (["train", "-d", "nope"], "unknown dataset 'nope'"),
     (["train", "-d", "iris", "-o", "tsk=1"], "tsk: unknown field"),
     (["sweep", "STUDY"], "folsd: unknown field"),
