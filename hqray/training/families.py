@@ -145,6 +145,7 @@ class KernelOptions(BaseModel):
     n_qubits: int = Field(4, ge=1, le=20)
     n_layers: int = Field(2, ge=1)
     embedding: str = "angle"
+    repeats: int = Field(1, ge=1, le=10, description="repetitions of an embedding that repeats (iqp)")
     ansatz: str = "strongly_entangling"
     reupload: bool = True
     kernel: Literal["fidelity", "projected"] = "fidelity"
@@ -167,10 +168,15 @@ class KernelOptions(BaseModel):
 
     @model_validator(mode="after")
     def _check_circuit(self) -> KernelOptions:
+        from hqray.quantum.circuits import get_circuit
         from hqray.quantum.spec import CircuitSpec  # names and kinds against the circuit registry
 
-        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding, ansatz=self.ansatz,
-                    reupload=self.reupload, measurement="state")
+        if self.repeats != 1 and "n_repeats" not in get_circuit(self.embedding).options.model_fields:
+            raise ValueError(f"repeats = {self.repeats}: the {self.embedding!r} embedding does not repeat "
+                             "(repeats applies to embeddings with n_repeats, such as iqp)")
+        options = {"n_repeats": self.repeats} if self.repeats != 1 else {}
+        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
+                    embedding_options=options, ansatz=self.ansatz, reupload=self.reupload, measurement="state")
         return self
 
 
@@ -194,7 +200,7 @@ register_family(ModelFamily(
     name="iqp_kernel", kind="kernel", title="IQP kernel",
     description="an SVC on the fidelity kernel of the IQP (ZZ) feature map, as in Havlicek et al. (2019)",
     options=KernelOptions, defaults={"embedding": "iqp", "ansatz": "ry_cnot", "n_layers": 1, "reupload": False},
-    search_space={"C": {"loguniform": [0.1, 100.0]}}, estimator=_kernel_svc))
+    search_space={"C": {"loguniform": [0.1, 100.0]}, "repeats": {"choice": [1, 5, 10]}}, estimator=_kernel_svc))
 register_family(ModelFamily(
     name="separable_kernel", kind="kernel", title="separable kernel (no entanglement)",
     description="the control for entanglement: an SVC on the fidelity kernel of the angle embedding alone, "

@@ -29,6 +29,7 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         n_qubits, n_layers, embedding, ansatz, reupload: the feature map (see ``CircuitSpec``;
             any registered embedding and ansatz, ``hqray circuits``); ``reupload=True``
             interleaves the embedding with entangling layers.
+        repeats: repetitions of an embedding that repeats (``iqp``'s ``n_repeats``).
         kernel: ``"fidelity"`` or ``"projected"``; gamma: projected-kernel bandwidth.
         C: SVC regularisation. shots: finite-shot kernel estimate (``None``: exact).
         executor: ``"local"`` or ``"pool"`` (tiles on the QuantumPool, needs hqray.cluster).
@@ -50,9 +51,10 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
                  reupload: bool = True, kernel: Literal["fidelity", "projected"] = "fidelity",
                  gamma: float = 1.0, C: float = 1.0, shots: int | None = None, executor: str = "local",
                  pool_tiers: tuple[str, ...] = ("gpu", "cpu"), tile_rows: int = 2048, seed: int = 0,
-                 embedding: str = "angle"):
+                 embedding: str = "angle", repeats: int = 1):
         self.n_qubits = n_qubits
         self.embedding = embedding
+        self.repeats = repeats
         self.n_layers = n_layers
         self.ansatz = ansatz
         self.reupload = reupload
@@ -70,8 +72,10 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         return self.quantum_kernel().state_spec()
 
     def quantum_kernel(self) -> QuantumKernel:
+        options = {"n_repeats": self.repeats} if self.repeats != 1 else {}
         spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
-                           ansatz=self.ansatz, reupload=self.reupload, measurement="state")
+                           embedding_options=options, ansatz=self.ansatz, reupload=self.reupload,
+                           measurement="state")
         return QuantumKernel(spec, kind=self.kernel, gamma=self.gamma, shots=self.shots,
                              tile_rows=self.tile_rows, seed=self.seed)
 

@@ -124,3 +124,20 @@ def test_the_separable_controls_have_no_two_qubit_gate():
                                                     axis=1)[:, None, :]).reshape(4, -1)
     gram = np.abs(states.conj() @ states.T) ** 2
     np.testing.assert_allclose(gram, np.abs(products @ products.T) ** 2, atol=1e-6)
+
+
+def test_the_iqp_kernel_repeats_its_embedding_as_the_paper_searches():
+    rows = np.random.default_rng(0).uniform(-1, 1, size=(4, 3))
+    model = get_family("iqp_kernel").build({"n_qubits": 3, "repeats": 2}, seed=0).fit(rows, np.array([0, 1, 0, 1]))
+    states = model.kernel_.states(model._angles(rows))
+
+    @qml.qnode(qml.device("default.qubit", wires=3))
+    def embedded(x):
+        qml.IQPEmbedding(x, wires=range(3), n_repeats=2)
+        return qml.state()
+
+    reference = np.stack([np.asarray(embedded(angles)) for angles in model._angles(rows)])
+    np.testing.assert_allclose(np.abs(states.conj() @ states.T) ** 2, np.abs(reference.conj() @ reference.T) ** 2,
+                               atol=1e-5)  # single-precision states
+    with pytest.raises(ConfigError, match=r"repeats = 2: the 'angle' embedding does not repeat"):
+        get_family("qsvm").validate({"repeats": 2})
