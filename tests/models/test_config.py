@@ -31,7 +31,7 @@ def test_a_mapping_replaces_the_circuit_and_dotted_keys_reach_inside_it():
     ({"circuit": "qnn"}, "unknown circuit 'qnn'; registered: ['amplitude', 'angle'"),
     ({"circuit": {"ansatz": "iqp"}}, "'iqp' is an embedding, not an ansatz"),
     ({"circuit": "hardware_efficient", "circuit.ansatz_options": {"entangler": "star"}},
-     "'hardware_efficient' options: entangler: Input should be 'linear' or 'ring' (got 'star')"),
+     "'hardware_efficient' options: entangler: Input should be 'linear', 'ring' or 'none' (got 'star')"),
     ({"circuit": "qcnn", "n_qubits": 1}, "'qcnn' needs at least 2 qubits, got 1"),
 ])
 def test_bad_circuits_are_refused_naming_the_value_and_what_is_expected(values, said):
