@@ -128,14 +128,6 @@ def test_train_refuses_an_output_holding_the_users_files_unless_overwrite(tmp_pa
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "paper.md").read_text() == "draft"
 
 
-def test_train_runs_the_pool_generation_on_an_embedded_loopback_ray(tmp_path):
-    completed = hqray("train", "-d", "iris", "-g", "g7", "--folds", "2", "--epochs", "1", "--no-baselines",
-                      "--output", str(tmp_path))
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "pool tiers (fallback order gpu -> cpu)" in completed.stdout
-    assert json.loads((tmp_path / "metrics.json").read_text())["generation"] == "g7"
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "-d", "nope"], "unknown dataset 'nope'"),
     (["train", "-d", "iris", "-o", "tsk=binary"], "tsk: unknown field"),

@@ -119,6 +119,16 @@ def test_hqray_sweep_listens_on_loopback_only(tmp_path):
     assert_only_loopback(seen, output)
 
 
+def test_hqray_train_of_the_pool_generation_listens_on_loopback_only(tmp_path):
+    """`hqray train -g g7` starts an embedded Ray and the pool's CircuitWorkers: loopback only."""
+    code, output, seen = watch([sys.executable, "-m", "hqray", "train", "-d", "iris", "-g", "g7", "--folds", "2",
+                                "--epochs", "1", "--no-baselines", "--output", str(tmp_path)])
+    assert code == 0 and "pool tiers (fallback order gpu -> cpu)" in output, output[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["generation"] == "g7"
+    assert_only_loopback(seen, output)
+
+
+@pytest.mark.slow  # about a minute; the pool's sockets are also watched under `hqray train -g g7` above
 def test_hqray_bench_pool_listens_on_loopback_only(tmp_path):
     code, output, seen = watch([sys.executable, "-m", "hqray", "bench", "pool", "--rows", "2000", "--qubits", "2",
                                 "--json", str(tmp_path / "pool.json")])
