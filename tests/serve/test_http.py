@@ -62,7 +62,18 @@ def circuit_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint, thresholded_checkpoint, heavy_checkpoint, circuit_checkpoint):
+def kernel_checkpoint(tmp_path_factory):
+    """A kernel family's model (IQP kernel SVM): no network weights, its training states kept."""
+    from hqray.training.families import get_family
+
+    data = load_dataset("iris", task="multiclass")
+    model = get_family("iqp_kernel").build({"C": 10.0}, seed=0).fit(data.features, data.labels)
+    model.feature_names_ = list(data.feature_names)
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "kernel", family="iqp_kernel")
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, thresholded_checkpoint, heavy_checkpoint, circuit_checkpoint, kernel_checkpoint):
     from ray import serve
 
     hqray.cluster.connect(num_cpus=2, include_dashboard=False)
@@ -81,8 +92,10 @@ def server(checkpoint, thresholded_checkpoint, heavy_checkpoint, circuit_checkpo
     iris = {"iris": str(checkpoint)}
     apps = {"main": build_app(iris, settings), "secure": build_app(iris, settings, api_key=API_KEY),
             "tiny": build_app(iris, tiny),
-            # one app, two models: the thresholded g9 and one on registered circuits (IQP + QCNN)
-            "g9": build_app({"cancer": str(thresholded_checkpoint), "qcnn": str(circuit_checkpoint)}, settings),
+            # one app, three models: the thresholded g9, one on registered circuits (IQP + QCNN),
+            # and a kernel family's
+            "g9": build_app({"cancer": str(thresholded_checkpoint), "qcnn": str(circuit_checkpoint),
+                             "kernel": str(kernel_checkpoint)}, settings),
             "patient": build_app(iris, patient), "slow": build_app(iris, slow), "qpu": build_app(iris, qpu),
             "autoscaled": build_app(iris, autoscaled),
             "heavy": build_app({"heavy": str(heavy_checkpoint)}, heavy)}
@@ -125,6 +138,14 @@ class TestPredictions:
         body = post(http, "/g9/v1/models/qcnn:predict", {"instances": rows.tolist()}).json()
         expected = load_model(circuit_checkpoint).predict_proba(rows)
         assert np.allclose(body["probabilities"], expected, atol=1e-6), body
+
+    def test_a_kernel_familys_model_answers_as_it_loads(self, server, kernel_checkpoint):
+        http, _ = server
+        rows = load_dataset("iris", task="multiclass").features[::10]
+        body = post(http, "/g9/v1/models/kernel:predict", {"instances": rows.tolist()}).json()
+        expected = load_model(kernel_checkpoint).predict_proba(rows)
+        assert np.allclose(body["probabilities"], expected, atol=1e-6), body
+        assert body["predictions"] == [str(label) for label in load_model(kernel_checkpoint).predict(rows)]
 
     def test_predictions_follow_the_models_decision_threshold(self, server, thresholded_checkpoint):
         http, _ = server
