@@ -185,12 +185,19 @@ def data_split(gates: Sequence, by_row: Sequence[bool]) -> int | None:
     return None if any(len(op.wires) > 1 for op in gates[:split]) else split
 
 
+def _plan(gates: Sequence, by_row: Sequence[bool], measurements: Sequence, n_wires: int,
+          batch: int) -> tuple[int, list] | None:
+    """Where the shared gates start and the words to evolve, or None: not this path."""
+    split = data_split(gates, by_row)
+    if split is None:
+        return None
+    words = _measured_words(measurements, n_wires)
+    return (split, words) if words and len(words) <= MAX_WORDS_PER_ROW * batch else None
+
+
 def applies(gates: Sequence, by_row: Sequence[bool], measurements: Sequence, n_wires: int, batch: int) -> bool:
     """Whether :func:`run_heisenberg` runs this circuit on ``batch`` rows (else: density matrices)."""
-    if data_split(gates, by_row) is None:
-        return False
-    words = _measured_words(measurements, n_wires)
-    return bool(words) and len(words) <= MAX_WORDS_PER_ROW * batch
+    return _plan(gates, by_row, measurements, n_wires, batch) is not None
 
 
 def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Sequence[bool],
@@ -204,10 +211,10 @@ def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Se
     ``(variants, d, d)`` (parameter-shift's shifted circuits). Rows come back variant-major.
     Variants' words evolve in groups whose operators stay under ``EVOLVED_BYTES``.
     """
-    if not applies(gates, by_row, measurements, n_wires, batch):
+    plan = _plan(gates, by_row, measurements, n_wires, batch)
+    if plan is None:
         return None
-    split = data_split(gates, by_row)
-    words = _measured_words(measurements, n_wires)
+    split, words = plan
     steps: list[DensityStep] = _steps(gates[split:], matrices[split:], noise, like)
     states = _product_states(gates[:split], matrices[:split], by_row[:split], noise, n_wires, variants * batch,
                              variants, like)
