@@ -132,20 +132,14 @@ class TestPredictions:
         assert np.allclose(body["probabilities"], expected, atol=1e-6)
         assert body["predictions"] == [body["classes"][i] for i in expected.argmax(axis=1)]
 
-    def test_a_model_on_registered_circuits_answers_as_it_loads(self, server, circuit_checkpoint):
+    @pytest.mark.parametrize("name", ["qcnn", "kernel"])  # registered circuits (IQP + QCNN); a kernel family
+    def test_models_beyond_the_hand_written_circuits_answer_as_they_load(self, server, name, request):
         http, _ = server
-        rows = load_dataset("iris", task="multiclass").features[::15]
-        body = post(http, "/g9/v1/models/qcnn:predict", {"instances": rows.tolist()}).json()
-        expected = load_model(circuit_checkpoint).predict_proba(rows)
-        assert np.allclose(body["probabilities"], expected, atol=1e-6), body
-
-    def test_a_kernel_familys_model_answers_as_it_loads(self, server, kernel_checkpoint):
-        http, _ = server
+        model = load_model(request.getfixturevalue(f"{'circuit' if name == 'qcnn' else name}_checkpoint"))
         rows = load_dataset("iris", task="multiclass").features[::10]
-        body = post(http, "/g9/v1/models/kernel:predict", {"instances": rows.tolist()}).json()
-        expected = load_model(kernel_checkpoint).predict_proba(rows)
-        assert np.allclose(body["probabilities"], expected, atol=1e-6), body
-        assert body["predictions"] == [str(label) for label in load_model(kernel_checkpoint).predict(rows)]
+        body = post(http, f"/g9/v1/models/{name}:predict", {"instances": rows.tolist()}).json()
+        assert np.allclose(body["probabilities"], model.predict_proba(rows), atol=1e-6), body
+        assert body["predictions"] == [str(label) for label in model.predict(rows)]
 
     def test_predictions_follow_the_models_decision_threshold(self, server, thresholded_checkpoint):
         http, _ = server
