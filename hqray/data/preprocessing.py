@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hqray.errors import ConfigError, DataError, DataTypeError, NotFittedError
 
-__all__ = ["FoldPreprocessor", "check_features", "check_labels"]
+__all__ = ["FoldPreprocessor", "check_features", "check_labels", "feature_names_of"]
 
 
 def check_features(features: Any, n_features: int | None = None, what: str = "features",
@@ -65,6 +65,16 @@ def check_features(features: Any, n_features: int | None = None, what: str = "fe
             "expected finite numbers"
         )
     return array
+
+
+def feature_names_of(table: Any, width: int) -> list[str]:
+    """A table's column names (a DataFrame's), else ``x0 .. x{width-1}``.
+
+    >>> feature_names_of([[1.0, 2.0]], 2)
+    ['x0', 'x1']
+    """
+    columns = getattr(table, "columns", None)
+    return [str(c) for c in columns] if columns is not None else [f"x{i}" for i in range(width)]
 
 
 def check_labels(labels: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:

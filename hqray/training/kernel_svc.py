@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import SVC
 
-from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
+from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels, feature_names_of
 from hqray.errors import NotFittedError
 from hqray.quantum import CircuitSpec
 from hqray.quantum.kernels import QuantumKernel, kernel_executor
@@ -91,9 +91,7 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         self.classes_, encoded = check_labels(y, features.shape[0])
         kernel_executor(self.executor)  # unknown executors fail before any work
         self.n_features_in_ = features.shape[1]
-        columns = getattr(X, "columns", None)
-        self.feature_names_ = ([str(c) for c in columns] if columns is not None
-                               else [f"x{i}" for i in range(features.shape[1])])
+        self.feature_names_ = feature_names_of(X, features.shape[1])
         self.kernel_ = self.quantum_kernel()
         self.preprocessor_ = FoldPreprocessor(n_components=self.n_qubits, seed=self.seed).fit(features)
         self.train_states_ = self.kernel_.states(self._angles(features))

@@ -10,7 +10,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
+from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels, feature_names_of
 from hqray.errors import NotFittedError
 from hqray.quantum import CircuitSpec
 from hqray.quantum.engine import execute
@@ -63,9 +63,7 @@ class QuantumKitchenSinks(ClassifierMixin, BaseEstimator):
         features = check_features(X, what="X")
         self.classes_, encoded = check_labels(y, features.shape[0])
         self.n_features_in_ = features.shape[1]
-        columns = getattr(X, "columns", None)
-        self.feature_names_ = ([str(c) for c in columns] if columns is not None
-                               else [f"x{i}" for i in range(features.shape[1])])
+        self.feature_names_ = feature_names_of(X, features.shape[1])
         self.preprocessor_ = FoldPreprocessor(n_components=None, seed=self.seed).fit(features)
         rng = np.random.default_rng(self.seed)
         self.omega_ = rng.normal(0.0, self.scale, size=(self.n_episodes, self.n_qubits, features.shape[1]))
