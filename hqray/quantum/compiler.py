@@ -30,18 +30,19 @@ torch.Size([3, 2])
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
+from hqray.quantum.program import (STATE_PREPARATIONS, Program, amplitude_class, apply_dense,
+                                      apply_diag, compile_program, structure_key)
 
 __all__ = ["run_qfunc", "record_tape", "run_tape", "supported", "UnsupportedOperation"]
 
 MAX_DECOMPOSITION_DEPTH = 10
-STATE_PREPARATIONS = ("StatePrep", "AmplitudeEmbedding", "BasisState", "StatePrepBase")
 
 
 class UnsupportedOperation(CircuitError):
@@ -65,112 +66,6 @@ def _expanded(operations: Sequence[qml.operation.Operator], depth: int = 0) -> l
                                        "decomposition the compiler can run")
         flat.extend(_expanded(op.decomposition(), depth + 1))
     return flat
-
-
-def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(value, device=like.device).to(like.dtype)
-
-
-def _permutation(matrix: torch.Tensor) -> torch.Tensor | None:
-    """``perm`` with ``new[j] = old[perm[j]]`` when ``matrix`` permutes basis states, else None."""
-    if matrix.ndim != 2 or matrix.requires_grad:
-        return None
-    magnitudes = matrix.abs()
-    if not torch.all((magnitudes == 0) | (matrix == 1)) or not torch.all(magnitudes.sum(dim=1) == 1):
-        return None
-    return magnitudes.argmax(dim=1)
-
-
-def _apply(state: torch.Tensor, op: qml.operation.Operator, wires: list[int], n_wires: int) -> torch.Tensor:
-    """``state`` (B, 2, ..., 2) after ``op`` on ``wires`` (axes 1 + wire)."""
-    diagonal = _diagonal(op, state)
-    if len(wires) == 1:  # a view (B, left, 2, right) of the contiguous state: no copy before the product
-        return _apply_one_wire(state, op, wires[0], n_wires, diagonal)
-    if diagonal is None:
-        matrix = _as_tensor(qml.matrix(op, wire_order=op.wires), state)
-        permutation = _permutation(matrix)
-        if permutation is not None:  # one gather over the whole state, indices cached per gate placement
-            batch = state.shape[0]
-            index = _state_permutation(n_wires, tuple(wires), tuple(permutation.tolist()), state.device)
-            return state.reshape(batch, -1).index_select(1, index).reshape(state.shape)
-    k = len(wires)
-    axes = [1 + w for w in wires]
-    moved = state.movedim(axes, list(range(1, 1 + k)))
-    shape = moved.shape
-    flat = moved.reshape(shape[0], 2**k, -1)
-    if diagonal is not None:
-        flat = flat * diagonal.reshape(-1, 2**k, 1)
-    else:
-        flat = matrix @ flat  # (2^k, 2^k) or broadcast (B, 2^k, 2^k)
-    return flat.reshape(shape).movedim(list(range(1, 1 + k)), axes)
-
-
-def _apply_one_wire(state: torch.Tensor, op: qml.operation.Operator, wire: int, n_wires: int,
-                    diagonal: torch.Tensor | None) -> torch.Tensor:
-    batch = state.shape[0]
-    view = state.reshape(batch, 2**wire, 2, 2 ** (n_wires - wire - 1))
-    if diagonal is not None:
-        out = view * diagonal.reshape(-1, 1, 2, 1)
-    else:
-        matrix = _as_tensor(qml.matrix(op, wire_order=op.wires), state)
-        if matrix.ndim == 2:
-            out = torch.einsum("ij,bajr->bair", matrix, view)
-        else:
-            out = torch.einsum("bij,bajr->bair", matrix, view)
-    return out.reshape(state.shape)
-
-
-@lru_cache(maxsize=1024)
-def _state_permutation_cached(n_wires: int, wires: tuple[int, ...], local: tuple[int, ...]) -> torch.Tensor:
-    """``new[j] = old[index[j]]`` over all 2^n basis states for a permutation gate on ``wires``."""
-    k = len(wires)
-    indices = torch.arange(2**n_wires)
-    shifts = torch.tensor([n_wires - 1 - w for w in wires])
-    bits = (indices[:, None] >> shifts) & 1                       # (2^n, k): the gate's wires of each state
-    sub = (bits * (1 << torch.arange(k - 1, -1, -1))).sum(dim=1)  # their local index
-    source_sub = torch.tensor(local)[sub]                          # the local state each one comes from
-    cleared = indices & ~((1 << shifts).sum())
-    source_bits = (source_sub[:, None] >> torch.arange(k - 1, -1, -1)) & 1
-    return cleared | (source_bits << shifts).sum(dim=1)
-
-
-def _state_permutation(n_wires: int, wires: tuple[int, ...], local: tuple[int, ...],
-                       device: torch.device) -> torch.Tensor:
-    return _state_permutation_cached(n_wires, wires, local).to(device)
-
-
-def _diagonal(op: qml.operation.Operator, like: torch.Tensor) -> torch.Tensor | None:
-    """The phase vector of a diagonal gate (broadcast ``(B, 2^k)``), else None.
-
-    Read off the matrix for up to 4 wires: PennyLane computes ``eigvals()`` of a 0-d
-    torch parameter in single precision (seen with RZ: 1e-7 errors).
-    """
-    if not _is_diagonal(op):
-        return None
-    if len(op.wires) <= 4:
-        return torch.diagonal(_as_tensor(qml.matrix(op, wire_order=op.wires), like), dim1=-2, dim2=-1)
-    # Wider: eigvals() of the op with each 0-d parameter as a batch of one keeps its precision.
-    widened = [p.reshape(1) if torch.is_tensor(p) and p.ndim == 0 else p for p in op.data]
-    try:
-        return _as_tensor(qml.ops.functions.bind_new_parameters(op, widened).eigvals(), like)
-    except (qml.operation.EigvalsUndefinedError, NotImplementedError):
-        return None
-
-
-DIAGONAL_GATES = {"RZ", "PhaseShift", "CZ", "CCZ", "MultiRZ", "IsingZZ", "S", "T", "PauliZ", "Z",
-                  "ControlledPhaseShift", "CPhase", "U1", "DiagonalQubitUnitary"}
-
-
-def _is_diagonal(op: qml.operation.Operator) -> bool:
-    return op.name in DIAGONAL_GATES
-
-
-def _prepare(op: qml.operation.Operator, n_wires: int, batch: int, like: torch.Tensor) -> torch.Tensor:
-    """The state a preparation makes on all ``n_wires`` wires: ``(B, 2, ..., 2)``."""
-    if list(op.wires) != list(range(n_wires)):
-        raise UnsupportedOperation(f"{op.name} must prepare every wire (0..{n_wires - 1}), got {list(op.wires)}")
-    vector = _as_tensor(op.state_vector(wire_order=range(n_wires)), like).reshape(-1, 2**n_wires)
-    return vector.expand(batch, -1).reshape(batch, *[2] * n_wires)
 
 
 def supported(tape: qml.tape.QuantumScript, n_wires: int) -> list[qml.operation.Operator]:
@@ -205,37 +100,77 @@ def _unsupported_measurement(measurement) -> str:
 
 # "auto" keeps torch's graph (faster) while it stays below this; beyond, the adjoint method.
 BACKPROP_GRAPH_LIMIT_BYTES = 256 * 2**20
+PROGRAM_CACHE_SIZE = 256
+_PROGRAMS: OrderedDict[tuple, Program] = OrderedDict()
+
+
+def program_for(operations: Sequence[qml.operation.Operator], n_wires: int, batch: int) -> Program:
+    """The compiled :class:`~hqray.quantum.program.Program` of these operations' structure,
+    compiled on first sight and cached (least recently used beyond ``PROGRAM_CACHE_SIZE``)."""
+    key = (structure_key(operations), n_wires, amplitude_class(batch, n_wires))
+    program = _PROGRAMS.get(key)
+    if program is None:
+        program = _PROGRAMS[key] = compile_program(operations, n_wires, amplitude_class(batch, n_wires))
+        if len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
+            _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(key)
+    return program
 
 
 def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torch.dtype = torch.complex128,
              device: torch.device | str = "cpu", diff_method: str = "auto") -> torch.Tensor:
     """Runs a recorded tape on ``batch`` rows; returns ``(batch, outputs)`` (real, or complex for ``state``).
 
-    ``diff_method="adjoint"`` differentiates expectation values and probabilities with the
-    adjoint method (:mod:`hqray.quantum.tape_adjoint`: memory independent of depth, more
-    Python per gate); ``"backprop"`` keeps torch's graph of every step (and so does any
-    ``state`` measurement); ``"auto"`` (default) takes backprop while that graph (about two
-    states per gate) stays under :data:`BACKPROP_GRAPH_LIMIT_BYTES`, the adjoint method beyond.
+    The tape's structure is compiled once (:func:`program_for`); each call computes its gate
+    matrices and runs the fused steps. ``diff_method="adjoint"`` differentiates expectation
+    values and probabilities with the adjoint method (memory independent of depth);
+    ``"backprop"`` keeps torch's graph of every step (and so does any ``state``
+    measurement); ``"auto"`` (default) takes backprop while that graph (about two states per
+    step) stays under :data:`BACKPROP_GRAPH_LIMIT_BYTES`, the adjoint method beyond.
     """
-    from hqray.quantum.tape_adjoint import adjoint_outputs, adjoint_supported
-
     if diff_method not in ("auto", "adjoint", "backprop"):
         raise CircuitError(f"diff_method {diff_method!r}: expected 'auto', 'adjoint' or 'backprop'")
     operations = supported(tape, n_wires)
-    state = torch.zeros((batch, 2**n_wires), dtype=dtype, device=device)
-    state[:, 0] = 1
-    state = state.reshape(batch, *[2] * n_wires)
+    program = program_for(operations, n_wires, batch)
+    measure = _measurements_for(tape.measurements, n_wires, dtype, device)
+    tensors = program.step_tensors(operations, batch, dtype, device)
     if diff_method == "auto":
-        graph_bytes = 2 * len(operations) * state.numel() * state.element_size()
+        graph_bytes = 2 * len(program.steps) * batch * 2**n_wires * torch.empty((), dtype=dtype).element_size()
         diff_method = "adjoint" if graph_bytes > BACKPROP_GRAPH_LIMIT_BYTES else "backprop"
-    if diff_method == "adjoint" and torch.is_grad_enabled() and adjoint_supported(tape.measurements):
-        return adjoint_outputs(operations, tape.measurements, state, n_wires)
-    for op in operations:
-        if op.name in STATE_PREPARATIONS:
-            state = _prepare(op, n_wires, batch, state)
-        else:
-            state = _apply(state, op, [int(w) for w in op.wires], n_wires)
-    return _measure(tape.measurements, state.reshape(batch, -1), n_wires)
+    differentiable = [s for s, t in enumerate(tensors) if t is not None and t.requires_grad]
+    if diff_method == "adjoint" and differentiable and torch.is_grad_enabled() and measure.adjoint_supported:
+        with torch.no_grad():
+            final = program.evolve([t.detach() if t is not None else None for t in tensors])
+        run = _AdjointRun(program, measure, tensors, final, differentiable)
+        return _Adjoint.apply(run, *[tensors[s] for s in differentiable])
+    return measure(program.evolve(tensors)[:, :, 0])
+
+
+class _AdjointRun:
+    def __init__(self, program: Program, measure: _Measurements, tensors, final: torch.Tensor, differentiable):
+        self.program, self.measure, self.final, self.differentiable = program, measure, final, differentiable
+        self.tensors = [t.detach() if t is not None else None for t in tensors]
+        for s in differentiable:  # gradients are asked of these
+            self.tensors[s].requires_grad_(True)
+        with torch.no_grad():
+            self.outputs = measure(final[:, :, 0])
+
+
+class _Adjoint(torch.autograd.Function):
+    """Outputs whose backward pass is the adjoint method over the program's steps."""
+
+    @staticmethod
+    def forward(ctx, run: _AdjointRun, *tensors):
+        ctx.run = run
+        return run.outputs
+
+    @staticmethod
+    def backward(ctx, grad_outputs):
+        run = ctx.run
+        lam = run.measure.cotangent(run.final[:, :, 0], grad_outputs)[:, :, None]
+        grads = run.program.gradients(run.tensors, run.final, lam)
+        return (None, *[grads[s] for s in run.differentiable])
 
 
 def _check_wires(tape: qml.tape.QuantumScript, n_wires: int) -> None:
@@ -250,48 +185,150 @@ def _is_sum(observable: qml.operation.Operator) -> bool:
                                                                                        "LinearCombination")
 
 
-def _expval(observable: qml.operation.Operator, state: torch.Tensor, n_wires: int) -> torch.Tensor:
-    """<psi|O|psi> per row, term by term for sums and Hamiltonians."""
+def _terms(observable: qml.operation.Operator) -> list[tuple[float, qml.operation.Operator]]:
     if _is_sum(observable):
         coefficients, terms = observable.terms()
-        return sum(float(c) * _expval(term, state, n_wires) for c, term in zip(coefficients, terms, strict=True))
-    wires = [int(w) for w in observable.wires]
-    if not wires:  # the identity on no wires (a constant term)
-        return torch.ones(state.shape[0], dtype=state.real.dtype, device=state.device)
-    batch = state.shape[0]
-    tensor = state.reshape(batch, *[2] * n_wires)
-    transformed = _apply(tensor, observable, wires, n_wires).reshape(batch, -1)
-    return (state.conj() * transformed).sum(dim=1).real
+        return [(float(c), t) for c, t in zip(coefficients, terms, strict=True)]
+    return [(1.0, observable)]
 
 
-def _probs(state: torch.Tensor, wires: list[int], n_wires: int) -> torch.Tensor:
-    batch = state.shape[0]
-    probabilities = (state.abs() ** 2).reshape(batch, *[2] * n_wires)
+_OBSERVABLES: dict[tuple, tuple[bool, torch.Tensor]] = {}
+
+
+def _observable(term: qml.operation.Operator, dtype: torch.dtype, device) -> tuple[bool, torch.Tensor]:
+    """(is diagonal, phase vector or matrix) of an observable term, cached by its hash."""
+    key = (term.hash, dtype, str(device))
+    if key not in _OBSERVABLES:
+        matrix = torch.as_tensor(qml.matrix(term, wire_order=term.wires), device=device).to(dtype)
+        diagonal = bool(torch.count_nonzero(matrix - torch.diag_embed(torch.diagonal(matrix))) == 0)
+        _OBSERVABLES[key] = (diagonal, torch.diagonal(matrix)[None] if diagonal else matrix)
+    return _OBSERVABLES[key]
+
+
+DIAGONAL_TABLE_LIMIT = 2**24  # amplitudes x expectation values kept as one table
+_MEASUREMENTS: OrderedDict[tuple, _Measurements] = OrderedDict()
+
+
+def _measurements_for(measurements: Sequence, n_wires: int, dtype: torch.dtype, device) -> _Measurements:
+    """The measurement plan of a tape, built once per set of measurements (cached like programs)."""
+    key = (tuple(m.hash for m in measurements), n_wires, dtype, str(device))
+    plan = _MEASUREMENTS.get(key)
+    if plan is None:
+        plan = _MEASUREMENTS[key] = _Measurements(measurements, n_wires, dtype, device)
+        if len(_MEASUREMENTS) > PROGRAM_CACHE_SIZE:
+            _MEASUREMENTS.popitem(last=False)
+    return plan
+
+
+class _Measurements:
+    """The tape's measurements on a final state ``(B, 2^n)``, and their cotangent.
+
+    The diagonal part of every expectation value (Z words and sums of them) is one column of
+    a table over the basis states, so all of them are one product of the probabilities with
+    that table; other terms apply their matrix to the state.
+    """
+
+    def __init__(self, measurements: Sequence, n_wires: int, dtype: torch.dtype, device):
+        self.n, self.dtype, self.device = n_wires, dtype, device
+        self.items = []
+        for measurement in measurements:
+            kind = _measurement_kind(measurement)
+            if kind == "expval":
+                self.items.append(("expval", [(c, [int(w) for w in t.wires], t) for c, t in _terms(measurement.obs)]))
+            elif kind == "probs":
+                self.items.append(("probs", [int(w) for w in measurement.wires] or list(range(n_wires))))
+            else:
+                self.items.append(("state", None))
+        if not self.items:
+            raise UnsupportedOperation("the circuit measures nothing; return qml.expval, qml.probs or qml.state")
+        if any(kind == "state" for kind, _ in self.items) and len(self.items) > 1:
+            raise UnsupportedOperation("qml.state() must be the circuit's only measurement")
+        self.adjoint_supported = all(kind != "state" for kind, _ in self.items)
+        expvals = [detail for kind, detail in self.items if kind == "expval"]
+        widths = [1 if kind == "expval" else 2 ** len(detail) for kind, detail in self.items if kind != "state"]
+        starts = [sum(widths[:i]) for i in range(len(widths))]
+        self.expval_columns = [start for start, (kind, _) in zip(starts, self.items, strict=False) if kind == "expval"]
+        self.table = self._diagonal_table(expvals) if len(expvals) * 2**n_wires <= DIAGONAL_TABLE_LIMIT else None
+
+    def _diagonal_table(self, expvals) -> torch.Tensor:
+        """``(2^n, expvals)``: each expectation value's diagonal terms over all basis states."""
+        real = torch.float64 if self.dtype == torch.complex128 else torch.float32
+        table = torch.zeros(2**self.n, len(expvals), dtype=real, device=self.device)
+        for column, terms in enumerate(expvals):
+            for coefficient, wires, term in terms:
+                if not wires:
+                    table[:, column] += coefficient
+                    continue
+                diagonal, tensor = _observable(term, self.dtype, self.device)
+                if diagonal:
+                    ones = torch.ones(1, 2**self.n, 1, dtype=real, device=self.device)
+                    table[:, column] += coefficient * apply_diag(ones, tensor.real, wires, self.n)[0, :, 0]
+        return table
+
+    def _dense_terms(self, terms):
+        for coefficient, wires, term in terms:
+            if wires and (self.table is None or not _observable(term, self.dtype, self.device)[0]):
+                yield coefficient, wires, term
+
+    def _applied(self, term, wires: list[int], state: torch.Tensor) -> torch.Tensor:
+        """``O state`` for one term, ``(B, 2^n)``."""
+        diagonal, tensor = _observable(term, self.dtype, self.device)
+        return (apply_diag if diagonal else apply_dense)(state[:, :, None], tensor, wires, self.n)[:, :, 0]
+
+    def __call__(self, state: torch.Tensor) -> torch.Tensor:
+        probabilities = state.real**2 + state.imag**2
+        diagonal = probabilities @ self.table if self.table is not None else None
+        outputs, column = [], 0
+        for kind, detail in self.items:
+            if kind == "expval":
+                value = diagonal[:, column] if diagonal is not None else 0
+                for coefficient, wires, term in self._dense_terms(detail):
+                    value = value + coefficient * (state.conj() * self._applied(term, wires, state)).sum(dim=1).real
+                if self.table is None:  # constant terms
+                    value = value + sum(c for c, wires, _ in detail if not wires)
+                outputs.append(value[:, None])
+                column += 1
+            elif kind == "probs":
+                outputs.append(_probs(probabilities, detail, self.n))
+            else:
+                outputs.append(state)
+        return torch.cat(outputs, dim=1)
+
+    def cotangent(self, psi: torch.Tensor, grad_outputs: torch.Tensor) -> torch.Tensor:
+        """``lam`` with ``dL = 2 Re <lam|dpsi>``: ``sum_m g_m O_m psi`` for expectation values,
+        ``g_bucket(i) psi_i`` for probabilities."""
+        batch, lam = psi.shape[0], torch.zeros_like(psi)
+        if self.table is not None and self.expval_columns:
+            lam = lam + (grad_outputs[:, self.expval_columns].to(self.table.dtype) @ self.table.T) * psi
+        column = 0
+        for kind, detail in self.items:
+            if kind == "expval":
+                g = grad_outputs[:, column:column + 1].to(psi.dtype)
+                for coefficient, wires, term in self._dense_terms(detail):
+                    lam = lam + (coefficient * g) * self._applied(term, wires, psi)
+                if self.table is None:
+                    lam = lam + g * sum(c for c, wires, _ in detail if not wires) * psi
+                column += 1
+            else:
+                wires = detail
+                width = 2 ** len(wires)
+                g = grad_outputs[:, column:column + width].to(psi.dtype)
+                order = sorted(range(len(wires)), key=lambda i: wires[i])
+                g = g.reshape(batch, *[2] * len(wires)).permute(0, *[1 + i for i in order])
+                shape = [batch] + [2 if w in wires else 1 for w in range(self.n)]
+                lam = lam + (g.reshape(shape) * psi.reshape(batch, *[2] * self.n)).reshape(batch, -1)
+                column += width
+        return lam
+
+
+def _probs(probabilities: torch.Tensor, wires: list[int], n_wires: int) -> torch.Tensor:
+    batch = probabilities.shape[0]
+    probabilities = probabilities.reshape(batch, *[2] * n_wires)
     others = [1 + w for w in range(n_wires) if w not in wires]
     marginal = probabilities.sum(dim=others) if others else probabilities
     order = sorted(wires)
     marginal = marginal.permute(0, *[1 + order.index(w) for w in wires])
     return marginal.reshape(batch, -1)
-
-
-def _measure(measurements: Sequence, state: torch.Tensor, n_wires: int) -> torch.Tensor:
-    outputs = []
-    for measurement in measurements:
-        kind = _measurement_kind(measurement)
-        if kind == "expval":
-            outputs.append(_expval(measurement.obs, state, n_wires)[:, None])
-        elif kind == "probs":
-            wires = [int(w) for w in measurement.wires] or list(range(n_wires))
-            outputs.append(_probs(state, wires, n_wires))
-        elif kind == "state":
-            outputs.append(state)
-        else:
-            raise UnsupportedOperation(_unsupported_measurement(measurement))
-    if not outputs:
-        raise UnsupportedOperation("the circuit measures nothing; return qml.expval, qml.probs or qml.state")
-    if any(o.is_complex() for o in outputs) and len(outputs) > 1:
-        raise UnsupportedOperation("qml.state() must be the circuit's only measurement")
-    return torch.cat(outputs, dim=1)
 
 
 def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,

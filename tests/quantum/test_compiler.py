@@ -16,7 +16,7 @@ import torch
 
 from hqray.errors import CircuitError
 from hqray.quantum.circuits import Circuit, list_circuits, register_circuit
-from hqray.quantum.compiler import UnsupportedOperation, _permutation, run_qfunc
+from hqray.quantum.compiler import UnsupportedOperation, program_for, record_tape, run_qfunc, supported
 
 EMBEDDINGS = [entry.name for entry in list_circuits("embedding")]
 ANSATZE = [entry.name for entry in list_circuits("ansatz")]
@@ -112,17 +112,67 @@ def test_state_measurement_and_single_precision():
 
 
 def test_permutation_gates_are_gathers_and_run_basis_states_exactly():
-    assert _permutation(torch.as_tensor(qml.matrix(qml.CNOT(wires=[0, 1])))).tolist() == [0, 1, 3, 2]
-    assert _permutation(torch.as_tensor(qml.matrix(qml.RX(0.1, wires=0)))) is None
-
     def circuit(inputs, weights):
         qml.BasisEmbedding(inputs[0].long().tolist(), wires=range(3))
         qml.Toffoli(wires=[0, 1, 2])
         qml.SWAP(wires=[0, 2])
         return qml.probs(wires=range(3))
 
-    probabilities = run_qfunc(circuit, 3, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64), torch.zeros(1))
+    inputs = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
+    probabilities = run_qfunc(circuit, 3, inputs, torch.zeros(1))
     assert probabilities[0].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]  # |110> -> |111> -> |111>
+    tape = record_tape(circuit, inputs, torch.zeros(1))
+    program = program_for(supported(tape, 3), 3, batch=1)
+    assert [step.kind for step in program.steps] == ["product", "perm"]  # Toffoli and SWAP: one gather
+    assert program.steps[1].index.tolist() == [0, 4, 2, 7, 1, 5, 3, 6]  # new[j] = old[index[j]]
+
+
+def fusion_circuit(inputs, weights):
+    """Embedding, a shared block, data-dependent phases, a permutation run, a controlled gate."""
+    qml.AngleEmbedding(inputs, wires=range(4), rotation="Y")   # one product state, no passes
+    qml.Hadamard(wires=3)                                       # ... still wire by wire
+    qml.StronglyEntanglingLayers(weights, wires=range(4))      # shared: dense blocks
+    qml.RZ(inputs[..., 0], wires=0)                             # per-row phases ...
+    qml.IsingZZ(inputs[..., 1] * inputs[..., 2], wires=[1, 2])  # ... multiplied into one vector
+    qml.CNOT(wires=[0, 1])
+    qml.SWAP(wires=[1, 3])                                      # two gathers composed into one
+    qml.CRY(inputs[..., 3], wires=[3, 0])                       # a per-row 2-wire matrix
+    return [qml.expval(qml.PauliZ(w)) for w in range(4)]
+
+
+@pytest.mark.parametrize("batch, widest", [(4, 4), (100_000, 2)])
+def test_gates_fuse_into_few_steps_and_the_result_is_unchanged(batch, widest):
+    generator = torch.Generator().manual_seed(5)
+    inputs = (torch.rand(batch, 4, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = (torch.rand(2, 4, 3, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
+    program = program_for(supported(record_tape(fusion_circuit, inputs, weights), 4), 4, batch)
+    kinds = [step.kind for step in program.steps]
+    assert kinds[0] == "product" and program.steps[0].batched
+    assert max(len(step.wires) for step in program.steps if step.kind == "dense" and not step.batched) == widest
+    assert kinds[-3:] == ["diag", "perm", "dense"] and program.steps[-3].batched and program.steps[-1].batched
+    assert len(kinds) < 26 / 2  # 26 gates after decomposition
+    rows = slice(0, 4)
+    ours = run_qfunc(fusion_circuit, 4, inputs, weights)[rows]
+    theirs = reference(fusion_circuit, 4, inputs[rows], weights)
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+    expected = torch.autograd.grad(theirs.sum(), [inputs, weights])
+    for method in ("adjoint", "backprop"):
+        mine = torch.autograd.grad(run_qfunc(fusion_circuit, 4, inputs, weights, diff_method=method)[rows].sum(),
+                                   [inputs, weights])
+        torch.testing.assert_close(mine[0][rows], expected[0][rows], atol=1e-9, rtol=0)
+        if batch == 4:
+            torch.testing.assert_close(mine[1], expected[1], atol=1e-9, rtol=0)
+
+
+def test_a_structure_is_compiled_once_and_parameters_are_read_per_call():
+    inputs = torch.rand(3, 4, dtype=torch.float64)
+    weights = torch.rand(2, 4, 3, dtype=torch.float64)
+    operations = supported(record_tape(fusion_circuit, inputs, weights), 4)
+    first = program_for(operations, 4, 3)
+    other = supported(record_tape(fusion_circuit, inputs + 1, weights * 2), 4)
+    assert program_for(other, 4, 3) is first  # same structure: the cached program
+    assert not torch.allclose(run_qfunc(fusion_circuit, 4, inputs, weights),
+                              run_qfunc(fusion_circuit, 4, inputs + 1, weights * 2))
 
 
 def test_circuit_errors_name_the_problem():
@@ -204,7 +254,7 @@ def test_adjoint_gradients_equal_backprop_and_keep_no_graph_of_the_steps():
     weights = (torch.rand(4, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
     adjoint = run_qfunc(user_circuit, 5, inputs, weights, diff_method="adjoint")
     backprop = run_qfunc(user_circuit, 5, inputs, weights, diff_method="backprop")
-    assert type(adjoint.grad_fn).__name__ == "_AdjointBackward"  # one node, not one per gate
+    assert type(adjoint.grad_fn).__name__ == "_AdjointBackward"  # one node, not one per step
     torch.testing.assert_close(adjoint, backprop, atol=1e-12, rtol=0)
     probe = torch.linspace(-1, 1, adjoint.numel(), dtype=torch.float64).reshape(adjoint.shape)
     for a, b in zip(torch.autograd.grad((adjoint * probe).sum(), [inputs, weights]),
