@@ -459,12 +459,27 @@ def bench_engine(
     device: str = typer.Option("cpu", help="cpu, or cuda: every method on the GPU (its own grid)"),
     methods: list[str] = typer.Option([], "--methods", help="only these methods (hqray-auto always runs)"),
     max_qubits: int | None = typer.Option(None, help="leave out larger circuits"),
+    grid: str = typer.Option("sel", help="sel: the engine's strategies on StronglyEntanglingLayers; "
+                                         "circuits: any circuit through the tape compiler vs default.qubit "
+                                         "(torch, JAX) and tensorcircuit-ng (needs the bench extra)"),
 ) -> None:
-    """Engine vs PennyLane default.qubit, lightning.qubit and one-QNode-per-sample."""
-    from hqray.benchmarks.engine import run_engine_benchmark
+    """Engine vs PennyLane default.qubit, lightning.qubit, JAX and one-QNode-per-sample."""
+    if grid not in ("sel", "circuits"):
+        raise typer.BadParameter(f"--grid {grid!r}: expected 'sel' or 'circuits'")
+    if grid == "circuits":
+        from hqray.benchmarks.circuits import run_circuit_benchmark, summary
 
-    rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print, device=device,
-                                only=tuple(methods), max_qubits=max_qubits)
+        rows = run_circuit_benchmark(quick=quick, threads=threads, log=console.print, only=tuple(methods),
+                                     max_qubits=max_qubits)
+        for cell in summary(rows):
+            console.print(f"{cell['circuit']} n={cell['n_qubits']} B={cell['batch']} threads={cell['threads']}: "
+                          f"hqray {cell['vs_default_qubit_torch']:.1f}x default.qubit-torch, "
+                          f"{cell['vs_best_jax']:.2f}x the best JAX path")
+    else:
+        from hqray.benchmarks.engine import run_engine_benchmark
+
+        rows = run_engine_benchmark(quick=quick, threads=threads, log=console.print, device=device,
+                                    only=tuple(methods), max_qubits=max_qubits)
     _write_json(json_path, rows)
 
 

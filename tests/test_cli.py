@@ -223,6 +223,24 @@ def test_bench_engine_quick_writes_json_rows(tmp_path):
         assert row["samples_per_s"] > 0
 
 
+def test_bench_engine_circuits_grid_compares_any_circuit_with_the_baselines_it_finds(tmp_path):
+    import importlib.util
+
+    path = tmp_path / "circuits.json"
+    completed = hqray("bench", "engine", "--grid", "circuits", "--quick", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(path.read_text())
+    assert {row["circuit"] for row in rows} == {"qcnn", "random"}
+    methods = {row["method"] for row in rows}
+    assert {"hqray-compiler", "default.qubit-torch"} <= methods
+    has_jax = importlib.util.find_spec("jax") is not None
+    assert ("default.qubit-jax-jit" in methods) == has_jax
+    if not has_jax:
+        assert "default.qubit-jax-jit: left out, needs jax" in completed.stdout
+    assert all(row["samples_per_s"] > 0 and row["threads"] >= 1 for row in rows)
+    assert "x default.qubit-torch" in completed.stdout
+
+
 def test_bench_kernel_quick_writes_json_rows(tmp_path):
     path = tmp_path / "kernel.json"
     completed = hqray("bench", "kernel", "--quick", "--json", str(path))

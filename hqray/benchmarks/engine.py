@@ -162,7 +162,8 @@ def run_engine_benchmark(quick: bool = False, threads: int | None = None,
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     result = _measure_on(target, method, spec, inputs, weights, budget)
-                row = {"n_qubits": n_qubits, "layers": layers, "batch": batch, "method": method,
+                row = {"circuit": "strongly_entangling", "n_qubits": n_qubits, "layers": layers, "batch": batch,
+                       "method": method,
                        "device": str(target), **result}
                 if method == "hqray-auto":
                     row["strategy"] = plan(spec, batch).strategy

@@ -144,7 +144,7 @@ def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torc
             final = program.evolve([t.detach() if t is not None else None for t in tensors])
         run = _AdjointRun(program, measure, tensors, final, differentiable)
         return _Adjoint.apply(run, *[tensors[s] for s in differentiable])
-    return measure(program.evolve(tensors)[:, :, 0])
+    return measure(program.evolve(tensors))
 
 
 class _AdjointRun:
@@ -154,7 +154,7 @@ class _AdjointRun:
         for s in differentiable:  # gradients are asked of these
             self.tensors[s].requires_grad_(True)
         with torch.no_grad():
-            self.outputs = measure(final[:, :, 0])
+            self.outputs = measure(final)
 
 
 class _Adjoint(torch.autograd.Function):
@@ -168,7 +168,7 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_outputs):
         run = ctx.run
-        lam = run.measure.cotangent(run.final[:, :, 0], grad_outputs)[:, :, None]
+        lam = run.measure.cotangent(run.final, grad_outputs)
         grads = run.program.gradients(run.tensors, run.final, lam)
         return (None, *[grads[s] for s in run.differentiable])
 

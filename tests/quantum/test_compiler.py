@@ -13,6 +13,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hqray.errors import CircuitError
 from hqray.quantum.circuits import Circuit, list_circuits, register_circuit
@@ -140,15 +142,15 @@ def fusion_circuit(inputs, weights):
     return [qml.expval(qml.PauliZ(w)) for w in range(4)]
 
 
-@pytest.mark.parametrize("batch, widest", [(4, 4), (100_000, 2)])
-def test_gates_fuse_into_few_steps_and_the_result_is_unchanged(batch, widest):
+@pytest.mark.parametrize("batch", [4, 100_000])
+def test_gates_fuse_into_few_steps_and_the_result_is_unchanged(batch):
     generator = torch.Generator().manual_seed(5)
     inputs = (torch.rand(batch, 4, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
     weights = (torch.rand(2, 4, 3, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
     program = program_for(supported(record_tape(fusion_circuit, inputs, weights), 4), 4, batch)
     kinds = [step.kind for step in program.steps]
     assert kinds[0] == "product" and program.steps[0].batched
-    assert max(len(step.wires) for step in program.steps if step.kind == "dense" and not step.batched) == widest
+    assert max(len(step.wires) for step in program.steps if step.kind == "dense" and not step.batched) == 4
     assert kinds[-3:] == ["diag", "perm", "dense"] and program.steps[-3].batched and program.steps[-1].batched
     assert len(kinds) < 26 / 2  # 26 gates after decomposition
     rows = slice(0, 4)
@@ -263,3 +265,71 @@ def test_adjoint_gradients_equal_backprop_and_keep_no_graph_of_the_steps():
     assert type(run_qfunc(user_circuit, 5, inputs, weights).grad_fn).__name__ != "_AdjointBackward"  # auto: small
     with pytest.raises(CircuitError, match="diff_method 'finite'"):
         run_qfunc(user_circuit, 5, inputs, weights, diff_method="finite")
+
+
+# Every gate kind the compiler handles differently: (name, wires it takes, parameters).
+RANDOM_GATES = [("RX", 1, 1), ("RY", 1, 1), ("RZ", 1, 1), ("Rot", 1, 3), ("PhaseShift", 1, 1), ("Hadamard", 1, 0),
+                ("S", 1, 0), ("T", 1, 0), ("SX", 1, 0), ("PauliX", 1, 0), ("CNOT", 2, 0), ("CZ", 2, 0),
+                ("SWAP", 2, 0), ("CRX", 2, 1), ("CRY", 2, 1), ("CRZ", 2, 1), ("IsingXX", 2, 1), ("IsingYY", 2, 1),
+                ("IsingZZ", 2, 1), ("ControlledPhaseShift", 2, 1), ("CH", 2, 0), ("Toffoli", 3, 0),
+                ("MultiRZ", 3, 1), ("MultiControlledX", 4, 0), ("ControlledRY", 3, 1)]
+
+
+def random_gate_circuit(n_wires: int, draws: list[tuple[int, list[int], list[int]]]):
+    """A quantum function from hypothesis' draws: per gate its kind, its wires and, per parameter,
+    where it comes from (an input column, so per row; a weight, shared; or their product)."""
+    def parameter(inputs, weights, source: int):
+        column, kind = divmod(source, 3)
+        x, w = inputs[..., column % inputs.shape[-1]], weights[column % weights.shape[0]]
+        return (x, w, x * w)[kind]
+
+    def qfunc(inputs, weights):
+        for kind, wires, sources in draws:
+            name, arity, _ = RANDOM_GATES[kind]
+            params = [parameter(inputs, weights, s) for s in sources]
+            if name == "ControlledRY":  # a controlled gate PennyLane builds from any base
+                qml.ctrl(qml.RY(params[0], wires=wires[2]), control=wires[:2], control_values=[1, 0])
+            else:
+                getattr(qml, name)(*params, wires=wires)
+        return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliX(n_wires - 1) @ qml.PauliY(0)),
+                qml.probs(wires=[n_wires - 1, 0])]
+    return qfunc
+
+
+@st.composite
+def gate_draws(draw):
+    n_wires = draw(st.integers(1, 12))
+    kinds = [i for i, (_, arity, _) in enumerate(RANDOM_GATES) if arity <= n_wires]
+    draws = []
+    for _ in range(draw(st.integers(1, 30))):
+        kind = draw(st.sampled_from(kinds))
+        _, arity, n_params = RANDOM_GATES[kind]
+        wires = draw(st.permutations(range(n_wires)))[:arity]
+        draws.append((kind, wires, [draw(st.integers(0, 3 * 4 - 1)) for _ in range(n_params)]))
+    return n_wires, draws
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=gate_draws(), batch=st.integers(1, 4), seed=st.integers(0, 1000), double=st.booleans(),
+       method=st.sampled_from(["backprop", "adjoint"]))
+def test_property_random_circuits_equal_default_qubit_with_gradients(case, batch, seed, double, method):
+    n_wires, draws = case
+    qfunc = random_gate_circuit(n_wires, draws)
+    generator = torch.Generator().manual_seed(seed)
+    dtype, tolerance = (torch.float64, 1e-6) if double else (torch.float32, 1e-4)
+    inputs = (torch.rand(batch, 4, generator=generator, dtype=torch.float64) * 3).to(dtype).requires_grad_(True)
+    weights = (torch.rand(4, generator=generator, dtype=torch.float64) * 6).to(dtype).requires_grad_(True)
+    ours = run_qfunc(qfunc, n_wires, inputs, weights, diff_method=method)
+    node = qml.QNode(qfunc, qml.device("default.qubit", wires=n_wires), interface="torch", diff_method="backprop")
+    x, w = inputs.detach().double().requires_grad_(True), weights.detach().double().requires_grad_(True)
+    result = node(x, w)
+    theirs = torch.cat([torch.as_tensor(v).reshape(batch, -1) for v in result], dim=1)
+    assert ours.dtype == dtype
+    torch.testing.assert_close(ours.double(), theirs, atol=tolerance, rtol=0)
+    probe = torch.linspace(0.5, 1.5, ours.numel(), dtype=torch.float64).reshape(ours.shape)
+    mine = torch.autograd.grad((ours.double() * probe).sum(), [inputs, weights], allow_unused=True)
+    expected = torch.autograd.grad((theirs * probe).sum(), [x, w], allow_unused=True)
+    for a, b, like in zip(mine, expected, (inputs, weights), strict=True):
+        a = torch.zeros_like(like) if a is None else a
+        b = torch.zeros_like(like, dtype=torch.float64) if b is None else b
+        torch.testing.assert_close(a.double(), b, atol=tolerance * 10, rtol=0)

@@ -1,0 +1,237 @@
+"""`hqray bench engine --grid circuits`: any circuit through the tape compiler vs PennyLane and JAX.
+
+Forward + backward (gradients with respect to inputs and weights) of registered circuits
+and a random 200-gate circuit, at B = 256 and 4096, in one process on the same inputs:
+
+- ``hqray-compiler``: the circuit through hqray's tape compiler (compiled once per structure);
+- ``default.qubit-torch``: PennyLane's default.qubit, torch backprop, broadcasting over rows;
+- ``default.qubit-jax-jit``: default.qubit with JAX, ``jax.jit`` of the value and gradient
+  over the broadcast batch;
+- ``tensorcircuit-jax``: tensorcircuit-ng on JAX, ``jit`` + ``vmap`` over rows, the same
+  gates (PennyLane's recorded and decomposed tape, translated gate by gate).
+
+JAX and tensorcircuit-ng come with the ``bench`` extra; without them their columns are
+left out, saying so. JAX's threads follow ``threads`` (set before JAX is imported). A
+method whose state would pass :data:`AMPLITUDE_LIMIT` amplitudes runs on a sub-batch and the
+row says so (``extrapolated_from``); the first call (compilation, tracing) is never timed.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import math
+import os
+import warnings
+from collections.abc import Callable
+
+import pennylane as qml
+import torch
+
+from hqray.benchmarks.common import PeakMemory, best_time, machine_info
+
+__all__ = ["run_circuit_benchmark", "CIRCUIT_GRID", "QUICK_CIRCUIT_GRID", "random_circuit"]
+
+# (circuit name, qubits): the issue's general circuits, then the SEL grid through the compiler.
+CIRCUIT_GRID = [("iqp", 8), ("qcnn", 8), ("qcnn", 12), ("hardware_efficient", 12), ("random", 10),
+                ("strongly_entangling", 4), ("strongly_entangling", 8), ("strongly_entangling", 12)]
+QUICK_CIRCUIT_GRID = [("qcnn", 4), ("random", 3)]
+BATCHES = (256, 4096)
+AMPLITUDE_LIMIT = 2**22  # per batch, for the baselines (default.qubit keeps a state per gate)
+TIME_BUDGET_S = 8.0
+METHODS = ("hqray-compiler", "default.qubit-torch", "default.qubit-jax-jit", "tensorcircuit-jax")
+RANDOM_GATES = 200
+
+
+def random_circuit(n_wires: int, n_gates: int = RANDOM_GATES, seed: int = 0):
+    """A seeded random circuit: an angle embedding, then ``n_gates`` gates drawn from one- and
+    two-qubit rotations, fixed gates and (multi-)controlled ones, each rotation with its own
+    weight; <Z> on every wire. Returns ``(qfunc, n_weights)``."""
+    generator = torch.Generator().manual_seed(seed)
+    kinds = ["RX", "RY", "RZ", "CNOT", "CZ", "CRX", "IsingXX", "Hadamard", "SWAP", "Toffoli", "PhaseShift"]
+    plan, n_weights = [], 0
+    for _ in range(n_gates):
+        kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+        arity = {"CNOT": 2, "CZ": 2, "CRX": 2, "IsingXX": 2, "SWAP": 2, "Toffoli": 3}.get(kind, 1)
+        wires = torch.randperm(n_wires, generator=generator)[:arity].tolist()
+        parametric = kind in ("RX", "RY", "RZ", "CRX", "IsingXX", "PhaseShift")
+        plan.append((kind, wires, n_weights if parametric else None))
+        n_weights += parametric
+
+    def qfunc(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(n_wires), rotation="Y")
+        for kind, wires, weight in plan:
+            gate = getattr(qml, kind)
+            if weight is None:
+                gate(wires=wires)
+            else:
+                gate(weights[weight], wires=wires)
+        return [qml.expval(qml.PauliZ(w)) for w in range(n_wires)]
+    return qfunc, n_weights
+
+
+def _circuit(name: str, n_qubits: int) -> tuple[Callable, int, tuple[int, ...]]:
+    """(qfunc, features, weight shape) of one grid entry."""
+    if name == "random":
+        qfunc, n_weights = random_circuit(n_qubits)
+        return qfunc, n_qubits, (n_weights,)
+    from hqray.quantum.circuits import Circuit
+
+    embedding = "iqp" if name == "iqp" else "angle"
+    ansatz = "hardware_efficient" if name == "iqp" else name
+    circuit = Circuit(n_qubits=n_qubits, embedding=embedding, ansatz=ansatz, n_layers=2,
+                      **({"embedding_options": {"rotation": "Y"}} if embedding == "angle" else {}))
+    return circuit.qfunc(), n_qubits, circuit.weight_shape
+
+
+def available(method: str) -> str | None:
+    """Why ``method`` cannot run here (a missing package), or None."""
+    needs = {"default.qubit-jax-jit": ["jax"], "tensorcircuit-jax": ["jax", "tensorcircuit"]}.get(method, [])
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    return f"needs {', '.join(missing)} (pip install 'hqray[bench]')" if missing else None
+
+
+def _configure_jax(threads: int | None) -> None:
+    """One XLA thread when asked for one (before JAX is imported); float32 like the others."""
+    if threads == 1 and "jax" not in __import__("sys").modules:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+
+
+def _hqray(qfunc, n, inputs, weights):
+    from hqray.quantum.compiler import run_qfunc
+
+    def run():
+        x, w = inputs.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+        run_qfunc(qfunc, n, x, w).sum().backward()
+    return run
+
+
+def _torch_default_qubit(qfunc, n, inputs, weights):
+    node = qml.QNode(qfunc, qml.device("default.qubit", wires=n), interface="torch", diff_method="backprop")
+
+    def run():
+        x, w = inputs.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+        outputs = node(x, w)
+        torch.stack(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]).sum().backward()
+    return run
+
+
+def _jax_default_qubit(qfunc, n, inputs, weights):
+    import jax
+    import jax.numpy as jnp
+
+    node = qml.QNode(qfunc, qml.device("default.qubit", wires=n), interface="jax", diff_method="backprop")
+
+    def loss(x, w):
+        outputs = node(x, w)
+        return sum(jnp.sum(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    x, w = jnp.asarray(inputs.numpy()), jnp.asarray(weights.numpy())
+    return lambda: jax.block_until_ready(step(x, w))
+
+
+def _tensorcircuit(qfunc, n, inputs, weights):
+    import jax
+    import jax.numpy as jnp
+    import tensorcircuit as tc
+
+    from hqray.quantum.compiler import _expanded
+
+    tc.set_backend("jax")
+    tc.set_dtype("complex64")
+
+    def one_row(x, w):  # PennyLane records the gates with JAX parameters; each becomes a tc gate
+        tape = qml.tape.make_qscript(qfunc)(x, w)
+        circuit = tc.Circuit(n)
+        for op in _expanded(tape.operations):
+            matrix = jnp.asarray(qml.matrix(op, wire_order=op.wires), dtype=jnp.complex64)
+            circuit.any(*[int(w) for w in op.wires], unitary=matrix)
+        values = []
+        for measurement in tape.measurements:
+            if measurement.obs is None or measurement.obs.name != "PauliZ":
+                raise ValueError(f"the tensorcircuit baseline measures <Z> only, not {measurement!r}")
+            values.append(jnp.real(circuit.expectation_ps(z=[int(measurement.wires[0])])))
+        return jnp.stack(values)
+
+    def loss(x, w):
+        return jnp.sum(jax.vmap(one_row, in_axes=(0, None))(x, w))
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    x, w = jnp.asarray(inputs.numpy()), jnp.asarray(weights.numpy())
+    return lambda: jax.block_until_ready(step(x, w))
+
+
+BUILDERS = {"hqray-compiler": _hqray, "default.qubit-torch": _torch_default_qubit,
+            "default.qubit-jax-jit": _jax_default_qubit, "tensorcircuit-jax": _tensorcircuit}
+
+
+def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Tensor, budget: float) -> dict:
+    batch = inputs.shape[0]
+    rows = batch
+    if method != "hqray-compiler" and batch * 2**n > AMPLITUDE_LIMIT:
+        rows = max(16, AMPLITUDE_LIMIT // 2**n)
+    run = BUILDERS[method](qfunc, n, inputs[:rows], weights)
+    first = best_time(run, 1)  # compilation / tracing, never counted
+    repeats = max(1, min(5, int(budget / max(first, 1e-6) / 2)))
+    gc.collect()
+    memory = PeakMemory()
+    with memory.measure():
+        seconds = best_time(run, repeats)
+    return {"samples_per_s": rows / seconds, "peak_mb": round(memory.peak_mb, 1), "repeats": repeats,
+            "extrapolated_from": rows if rows < batch else None, "first_call_s": round(first, 3)}
+
+
+def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: Callable[[str], None] = print,
+                          only: tuple[str, ...] = (), max_qubits: int | None = None) -> list[dict]:
+    """Runs the grid; returns rows keyed circuit, n_qubits, batch, method, threads, samples_per_s."""
+    _configure_jax(threads)
+    if threads:
+        torch.set_num_threads(threads)
+    info = machine_info()
+    log(f"machine: {info}; torch threads {torch.get_num_threads()}")
+    methods = [m for m in METHODS if not only or m == "hqray-compiler" or m in only]
+    for method in methods:
+        reason = available(method)
+        if reason:
+            log(f"{method}: left out, {reason}")
+    methods = [m for m in methods if available(m) is None]
+    grid = QUICK_CIRCUIT_GRID if quick else CIRCUIT_GRID
+    grid = [(name, n) for name, n in grid if max_qubits is None or n <= max_qubits]
+    batches = (16,) if quick else BATCHES
+    generator = torch.Generator().manual_seed(0)
+    out = []
+    for name, n in grid:
+        qfunc, features, weight_shape = _circuit(name, n)
+        weights = torch.rand(weight_shape, generator=generator) * 6.28
+        for batch in batches:
+            inputs = torch.rand(batch, features, generator=generator) * 3.14
+            results = {}
+            for method in methods:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results[method] = _measure(method, qfunc, n, inputs, weights, 1.0 if quick else TIME_BUDGET_S)
+                out.append({"circuit": name, "n_qubits": n, "batch": batch, "method": method,
+                            "threads": torch.get_num_threads(), "machine": info, **results[method]})
+            ours = results["hqray-compiler"]["samples_per_s"]
+            log(f"{name} n={n} B={batch}: " + "; ".join(
+                f"{m} {r['samples_per_s']:,.0f}/s" + ("" if m == "hqray-compiler" else
+                                                     f" (hqray x{ours / r['samples_per_s']:.1f})")
+                + (f" [from {r['extrapolated_from']}]" if r["extrapolated_from"] else "")
+                for m, r in results.items()))
+    return out
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per cell: hqray's ratio to default.qubit-torch and to the best JAX path."""
+    cells: dict[tuple, dict[str, float]] = {}
+    for row in rows:
+        cells.setdefault((row["circuit"], row["n_qubits"], row["batch"], row["threads"]), {})[row["method"]] = \
+            row["samples_per_s"]
+    table = []
+    for (name, n, batch, threads), speeds in cells.items():
+        ours = speeds.get("hqray-compiler", math.nan)
+        jax_paths = [speeds[m] for m in ("default.qubit-jax-jit", "tensorcircuit-jax") if m in speeds]
+        table.append({"circuit": name, "n_qubits": n, "batch": batch, "threads": threads,
+                      "vs_default_qubit_torch": ours / speeds.get("default.qubit-torch", math.nan),
+                      "vs_best_jax": ours / max(jax_paths) if jax_paths else math.nan})
+    return table
