@@ -331,6 +331,17 @@ def _probs(probabilities: torch.Tensor, wires: list[int], n_wires: int) -> torch
     return marginal.reshape(batch, -1)
 
 
+def check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    """NaN or infinite inputs or weights are an error naming where they are (a NaN weight,
+    e.g. after a diverged optimiser step, would otherwise turn every output into NaN)."""
+    if not torch.isfinite(inputs).all():
+        bad = torch.nonzero(~torch.isfinite(inputs).all(dim=1)).flatten()[:5].tolist()
+        raise CircuitError(f"inputs contain NaN/inf (first rows: {bad}); expected finite numbers")
+    if not torch.isfinite(weights).all():
+        bad = [tuple(i) for i in torch.nonzero(~torch.isfinite(weights))[:5].tolist()]
+        raise CircuitError(f"weights contain NaN/inf (first positions: {bad}); expected finite numbers")
+
+
 def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,
               dtype: torch.dtype | None = None, diff_method: str = "auto") -> torch.Tensor:
     """Records ``qfunc(inputs, weights)`` and runs it batched over the rows of ``inputs``.
@@ -340,6 +351,7 @@ def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
     """
     if inputs.ndim != 2:
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
+    check_finite(inputs, weights)
     if dtype is None:
         dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
     tape = record_tape(qfunc, inputs, weights)

@@ -12,6 +12,7 @@ import torch
 
 from hqray.errors import CircuitError
 from hqray.quantum import gates
+from hqray.quantum.compiler import check_finite
 from hqray.quantum.spec import CircuitSpec
 from hqray.quantum.strategies import strategy_registry
 
@@ -93,9 +94,7 @@ def _check_inputs(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor
         raise CircuitError(f"expected weights of shape {spec.weight_shape}, got {tuple(weights.shape)}")
     if inputs.is_complex() or weights.is_complex():
         raise CircuitError("inputs and weights must be real tensors")
-    if not torch.isfinite(inputs).all():
-        bad = torch.nonzero(~torch.isfinite(inputs).all(dim=1)).flatten()[:5].tolist()
-        raise CircuitError(f"inputs contain NaN/inf (first rows: {bad}); expected finite numbers")
+    check_finite(inputs, weights)
 
 
 def execute(

@@ -30,7 +30,10 @@ class QuantumLayer(nn.Module):
     def __init__(self, spec: CircuitSpec, init_scale: float = 0.05):
         super().__init__()
         self.spec = spec
-        self.weights = nn.Parameter(torch.randn(spec.weight_shape) * init_scale)
+        # Weights in the circuit's precision: float32 weights would put float32 rounding into
+        # a double-precision circuit's gradients.
+        dtype = torch.float64 if spec.precision == "double" else torch.float32
+        self.weights = nn.Parameter(torch.randn(spec.weight_shape, dtype=dtype) * init_scale)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         # The circuit runs in its own precision even inside autocast (generation g3):

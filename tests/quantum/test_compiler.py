@@ -284,6 +284,7 @@ def random_gate_circuit(n_wires: int, draws: list[tuple[int, list[int], list[int
         return (x, w, x * w)[kind]
 
     def qfunc(inputs, weights):
+        qml.RY(inputs[..., 0], wires=0)  # every row differs (PennyLane then broadcasts its result too)
         for kind, wires, sources in draws:
             name, arity, _ = RANDOM_GATES[kind]
             params = [parameter(inputs, weights, s) for s in sources]
@@ -291,6 +292,8 @@ def random_gate_circuit(n_wires: int, draws: list[tuple[int, list[int], list[int
                 qml.ctrl(qml.RY(params[0], wires=wires[2]), control=wires[:2], control_values=[1, 0])
             else:
                 getattr(qml, name)(*params, wires=wires)
+        if n_wires == 1:
+            return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliY(0)), qml.probs(wires=[0])]
         return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliX(n_wires - 1) @ qml.PauliY(0)),
                 qml.probs(wires=[n_wires - 1, 0])]
     return qfunc
