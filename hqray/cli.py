@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -572,6 +573,10 @@ def bench_train(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns hqray errors into one red line and exit code 2."""
+    # As under `python -m`: modules in the working directory import, so a circuit named
+    # "my_circuits:ladder" next to a study file is found (uvicorn's --app-dir does the same).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         code = app(args=argv, standalone_mode=False)  # click returns a typer.Exit's code here
     except HqrayError as error:

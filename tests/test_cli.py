@@ -211,6 +211,23 @@ def test_a_yaml_syntax_error_is_one_line_naming_file_and_place(tmp_path):
     assert "broken.yaml" in lines[0] and "(line 2, column" in lines[0]
 
 
+def test_the_hqray_command_imports_a_circuit_module_from_the_working_directory(tmp_path):
+    """As README's "Bring your own circuit" says: `my_circuits:ladder` next to the study, and the
+    installed `hqray` script (not `python -m`, which puts the directory on sys.path itself)."""
+    import shutil
+
+    from tests.user_circuits import LADDER_MODULE
+
+    (tmp_path / "t_cwd_circuits.py").write_text(LADDER_MODULE)
+    completed = subprocess.run([shutil.which("hqray") or "hqray", "train", "-d", "iris", "-g", "g6", "--set",
+                                "circuit=t_cwd_circuits:ladder", "--folds", "2", "--epochs", "1", "--no-baselines",
+                                "--output", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["config"]["circuit"]["ansatz"] == "t_cwd_circuits:ladder"
+
+
 def test_bench_engine_quick_writes_json_rows(tmp_path):
     path = tmp_path / "engine.json"
     completed = hqray("bench", "engine", "--quick", "--json", str(path))
