@@ -209,7 +209,15 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
             for method in methods:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    results[method] = _measure(method, qfunc, n, inputs, weights, 1.0 if quick else TIME_BUDGET_S)
+                    try:
+                        results[method] = _measure(method, qfunc, n, inputs, weights,
+                                                   1.0 if quick else TIME_BUDGET_S)
+                    except Exception as error:  # recorded, not hidden (XLA out of memory, say)
+                        if method == "hqray-compiler":
+                            raise
+                        results[method] = {"samples_per_s": math.nan, "peak_mb": math.nan, "repeats": 0,
+                                           "extrapolated_from": None, "first_call_s": math.nan,
+                                           "error": f"{type(error).__name__}: {str(error)[:200]}"}
                 out.append({"circuit": name, "n_qubits": n, "batch": batch, "method": method,
                             "threads": torch.get_num_threads(), "machine": info, **results[method]})
             ours = results["hqray-compiler"]["samples_per_s"]

@@ -3,18 +3,17 @@
 Any PennyLane quantum function ``qfunc(inputs, weights)`` (``inputs`` of shape
 ``(B, features)``, used with PennyLane's broadcasting conventions, e.g.
 ``qml.RY(inputs[..., 0], wires=0)`` or ``qml.AngleEmbedding(inputs, ...)``) is recorded
-as a tape on the real parameters, decomposed until every operation has a matrix (or
-prepares a state), and run on a ``(B, 2, ..., 2)`` state tensor:
-
-- a gate whose matrix is a permutation (X, CNOT, SWAP, Toffoli, multi-controlled X) is an
-  index gather, no arithmetic;
-- a diagonal gate (RZ, PhaseShift, CZ, MultiRZ, IsingZZ, ...) multiplies by a phase vector;
-- any other gate applies its (batched) matrix to its wires only, one batched matmul;
-- ``StatePrep`` / ``AmplitudeEmbedding`` set the state directly (normalised, padded).
+as a tape on the real parameters and decomposed until every operation has a matrix (or
+prepares a state: ``StatePrep`` / ``AmplitudeEmbedding``, normalised and padded). The
+decomposed tape's *structure* is compiled once into a
+:class:`~hqray.quantum.program.Program` of fused steps (product state, composed gathers,
+phase runs, dense blocks; see that module) and cached per structure; each call only builds
+the gate matrices from the live parameters and runs the steps on a ``(B, 2^n)`` state.
 
 Measurements: ``expval`` of any observable with a matrix (Pauli words, products, sums
-and Hamiltonians, term by term), ``probs`` of all or some wires, and ``state``.
-Gradients with respect to inputs and weights are torch autograd through these steps.
+and Hamiltonians; diagonal terms of all of them as one product with a table), ``probs`` of
+all or some wires, and ``state``. Gradients with respect to inputs and weights: torch's
+graph of the steps, or the adjoint method over them (:func:`run_tape`).
 
 **Example**
 

@@ -201,9 +201,9 @@ def _circuit(spec: CircuitSpec) -> Circuit:
 @register_strategy
 class CompiledStrategy(ExecutionStrategy):
     """Any registered circuit through the tape compiler (:mod:`hqray.quantum.compiler`):
-    a batched state vector, gates applied to their wires only, torch autograd gradients.
-    Slower than the hand-written strategies on their circuits; the planner picks it when
-    they cannot run a spec."""
+    compiled once per structure into fused steps on a batched state vector, backprop or
+    adjoint gradients. Slower than the hand-written strategies on their circuits; the
+    planner picks it when they cannot run a spec."""
 
     name = "compiled"
 
