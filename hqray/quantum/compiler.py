@@ -36,8 +36,15 @@ import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
-from hqray.quantum.program import (STATE_PREPARATIONS, Program, amplitude_class, apply_dense,
-                                      apply_diag, compile_program, structure_key)
+from hqray.quantum.program import (
+    STATE_PREPARATIONS,
+    Program,
+    amplitude_class,
+    apply_dense,
+    apply_diag,
+    compile_program,
+    structure_key,
+)
 
 __all__ = ["run_qfunc", "record_tape", "run_tape", "supported", "UnsupportedOperation"]
 

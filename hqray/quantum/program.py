@@ -517,7 +517,7 @@ class Program:
         then the gates multiply pairwise, ``log2(gates)`` batched products deep."""
         plan = self._embedding(step, dtype, device)
         embedded = []
-        for arity, (members, index, mask) in plan["arities"].items():
+        for members, index, mask in plan["arities"].values():
             flat = torch.cat([self._as_matrix(i, tensors, dtype, device).reshape(1, -1) for i in members])
             embedded.append(flat.reshape(-1)[index].reshape(len(members), *mask.shape[1:]) * mask)
         matrices = torch.cat(embedded).index_select(0, plan["order"]) if len(embedded) > 1 else embedded[0]
