@@ -713,12 +713,7 @@ def _plan_layouts(steps: list[Step], n_wires: int) -> None:
 
 def compile_program(operations: Sequence[qml.operation.Operator], n_wires: int, amplitudes: int) -> Program:
     """The :class:`Program` of a decomposed operation list (structure only; see the module)."""
-    gates = [_gate(op) for op in operations]
-    for index, gate in enumerate(gates):
-        if gate.kind == "prep" and index:
-            from hqray.quantum.compiler import UnsupportedOperation
-
-            raise UnsupportedOperation(f"{gate.name} must come first in the circuit")
+    gates = [_gate(op) for op in operations]  # compiler.supported() has put any state preparation first
     steps = _plan_steps(gates, n_wires, fused_width(amplitudes, n_wires))
     _plan_layouts(steps, n_wires)
     return Program(n_wires, gates, steps)
