@@ -22,7 +22,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hqray"
 # clear error that names the extra, or a check that the plugin is installed).
 OPTIONAL = {"mlflow": ("mlflow", {"hqray/training/tracking.py"}),
             "qiskit": ("plugins", {"hqray/benchmarks/noisy.py"}),
-            "qiskit_aer": ("plugins", {"hqray/quantum/backends.py", "hqray/benchmarks/noisy.py"})}
+            "qiskit_aer": ("plugins", {"hqray/quantum/backends.py", "hqray/benchmarks/noisy.py"}),
+            "jax": ("bench", {"hqray/benchmarks/circuits.py"}),
+            "tensorcircuit": ("bench", {"hqray/benchmarks/circuits.py"})}
 
 
 def imported_top_level_modules() -> dict[str, set[str]]:
