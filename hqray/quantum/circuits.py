@@ -89,6 +89,11 @@ def register_circuit(name: str, kind: Literal["embedding", "ansatz"], descriptio
                      layered: bool = True, replace: bool = False) -> Callable[[Callable], Callable]:
     """Decorator registering ``queue`` as a circuit (see :class:`CircuitEntry` for the arguments).
 
+    ``queue`` must queue the same gates on the same wires whatever the *values* of its
+    arguments (as for ``jax.jit``): noisy engines record a registered circuit once per
+    argument shape. A circuit that branches on values is caught by three random recordings
+    and recorded per call instead, but only if the branch shows on one of them.
+
     Raises:
         CircuitError: the name is taken (unless ``replace``), or an ansatz lacks ``weight_shape``.
     """
@@ -228,6 +233,9 @@ class Circuit(ValidatedModel):
                 return qml.state()
             measured = wires if self.measurement == "expval_z" else self.readout_wires()
             return [qml.expval(qml.PauliZ(w)) for w in measured]
+        # Its operations depend on the arguments' shapes only: engines may record it once per
+        # shape (hqray.quantum.tracing), which checks that on three random recordings.
+        circuit.hqray_static_key = ("circuit", self.model_dump_json())
         return circuit
 
     def run(self, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

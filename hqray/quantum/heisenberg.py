@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
-from hqray.quantum.mixed import (
-    DensityStep,
-    _apply_step,
-    _channel_superoperator,
-    _kron_conj,
-    _pauli_word,
-    _steps,
-)
+from hqray.quantum.mixed import _apply_step, _pauli_word
+from hqray.quantum.superoperators import DensityStep, noisy_program
 
 __all__ = ["run_heisenberg", "applies", "data_split", "PauliExpectations"]
 
@@ -85,11 +80,17 @@ def _measured_words(measurements: Sequence, n_wires: int) -> list[tuple[tuple[in
     return sorted(words)
 
 
-def _word_operator(word: tuple[tuple[int, str], ...], n_wires: int, like: torch.Tensor) -> torch.Tensor:
+@lru_cache(maxsize=256)
+def _word_operators(words: tuple, n_wires: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """The words as one ``(K, (2,)*2n)`` tensor (built once per words, width, dtype and device)."""
+    return torch.stack([_word_operator(word, n_wires, dtype, device) for word in words])
+
+
+def _word_operator(word: tuple[tuple[int, str], ...], n_wires: int, dtype: torch.dtype, device: str) -> torch.Tensor:
     """The word as a ``(2,)*2n`` tensor indexed (rows..., columns...)."""
-    factors = {w: torch.as_tensor(_PAULIS[name], dtype=like.dtype, device=like.device) for w, name in word}
-    identity = torch.eye(2, dtype=like.dtype, device=like.device)
-    operator = torch.ones((), dtype=like.dtype, device=like.device)
+    factors = {w: torch.as_tensor(_PAULIS[name], dtype=dtype, device=device) for w, name in word}
+    identity = torch.eye(2, dtype=dtype, device=device)
+    operator = torch.ones((), dtype=dtype, device=device)
     for wire in range(n_wires):  # outer product wire by wire, rows and columns interleaved
         operator = torch.einsum("...,ij->...ij", operator, factors.get(wire, identity))
     order = [2 * w for w in range(n_wires)] + [2 * w + 1 for w in range(n_wires)]
@@ -108,36 +109,40 @@ class PauliExpectations:
     def marginal(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
         """Outcome probabilities ``(B, 2^m)`` of measuring ``wires`` (``rotations`` turn X/Y to Z)."""
         names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
-        m = len(wires)
-        distribution = torch.zeros((self.batch, 2**m), dtype=self.real_dtype, device=self.device)
-        outcomes = torch.tensor([[(x >> (m - 1 - a)) & 1 for a in range(m)] for x in range(2**m)],
-                                device=self.device)
-        for size in range(m + 1):
-            for subset in itertools.combinations(range(m), size):
-                value = (torch.ones(self.batch, dtype=self.real_dtype, device=self.device) if not subset else
-                         self.values[:, self.index[tuple(sorted((wires[a], names[wires[a]]) for a in subset))]])
-                signs = (-1.0) ** outcomes[:, list(subset)].sum(dim=1) if subset else torch.ones(2**m)
-                distribution = distribution + value[:, None] * signs.to(self.real_dtype)[None, :]
-        return distribution / 2**m  # exact up to rounding; the sampler clips what rounding leaves below 0
+        subsets, signs = _subset_signs(len(wires))
+        columns = [self.index[tuple(sorted((wires[a], names[wires[a]]) for a in subset))] for subset in subsets]
+        ones = torch.ones((self.batch, 1), dtype=self.real_dtype, device=self.device)
+        values = torch.cat([ones, self.values[:, columns]], dim=1)  # the empty word's expectation is 1
+        # exact up to rounding; the sampler clips what rounding leaves below 0
+        return values @ signs.to(self.real_dtype).to(self.device) / 2 ** len(wires)
 
 
-def _product_states(prefix: Sequence, matrices: Sequence[torch.Tensor], by_row: Sequence[bool], noise,
-                    n_wires: int, rows: int, variants: int, like: torch.Tensor) -> torch.Tensor:
-    """Each row's one-qubit density matrices after the one-qubit prefix: ``(rows, n, 4)`` (row, column),
-    ``rows = variants x batch``, variant-major."""
+@lru_cache(maxsize=16)
+def _subset_signs(m: int) -> tuple[list[tuple[int, ...]], torch.Tensor]:
+    """The non-empty subsets of ``m`` measured wires, and ``signs[s, x] = (-1)^(bits of outcome x
+    in subset s)`` with the empty subset first: ``P(x) = sum_s <Z_s> signs[s, x] / 2^m``."""
+    subsets = [subset for size in range(1, m + 1) for subset in itertools.combinations(range(m), size)]
+    outcomes = [[(x >> (m - 1 - a)) & 1 for a in range(m)] for x in range(2**m)]
+    signs = [[1.0] * 2**m] + [[(-1.0) ** sum(bits[a] for a in subset) for bits in outcomes] for subset in subsets]
+    return subsets, torch.tensor(signs, dtype=torch.float64)
+
+
+def _product_states(wires_of: Sequence[tuple[int, ...]], superoperators: Sequence[torch.Tensor],
+                    by_row: Sequence[bool], n_wires: int, rows: int, variants: int,
+                    like: torch.Tensor) -> torch.Tensor:
+    """Each row's one-qubit density matrices after the one-qubit prefix (its gates'
+    superoperators, channels included): ``(rows, n, 4)`` (row, column), ``rows = variants x
+    batch``, variant-major."""
     start = torch.zeros(4, dtype=like.dtype, device=like.device)
     start[0] = 1
     per_wire = [start.expand(rows, 4) for _ in range(n_wires)]
-    for op, matrix, row_matrix in zip(prefix, matrices, by_row, strict=True):
-        if not op.wires:
+    for wires, superoperator, row_matrix in zip(wires_of, superoperators, by_row, strict=True):
+        if not wires:
             continue
-        if matrix.ndim == 3 and not row_matrix:  # one per variant: the same for the variant's rows
-            matrix = matrix.repeat_interleave(rows // variants, dim=0)
-        wire = int(op.wires[0])
-        channels = noise.gate_channels(op) if noise is not None else []
-        superoperator = _channel_superoperator(channels, like) @ _kron_conj(matrix)
+        if superoperator.ndim == 3 and not row_matrix:  # one per variant: the same for the variant's rows
+            superoperator = superoperator.repeat_interleave(rows // variants, dim=0)
         equation = "bij,bj->bi" if superoperator.ndim == 3 else "ij,bj->bi"  # per row, or shared
-        per_wire[wire] = torch.einsum(equation, superoperator, per_wire[wire])
+        per_wire[wires[0]] = torch.einsum(equation, superoperator, per_wire[wires[0]])
     return torch.stack(per_wire, dim=1)
 
 
@@ -215,10 +220,12 @@ def run_heisenberg(gates: Sequence, matrices: Sequence[torch.Tensor], by_row: Se
     if plan is None:
         return None
     split, words = plan
-    steps: list[DensityStep] = _steps(gates[split:], matrices[split:], noise, like)
-    states = _product_states(gates[:split], matrices[:split], by_row[:split], noise, n_wires, variants * batch,
-                             variants, like)
-    initial = torch.stack([_word_operator(word, n_wires, like) for word in words])
+    program = noisy_program(gates, noise, like)
+    superoperators = program.superoperators(matrices)
+    steps: list[DensityStep] = program.steps(superoperators, start=split)
+    states = _product_states(program.wires[:split], superoperators[:split], by_row[:split], n_wires,
+                             variants * batch, variants, like)
+    initial = _word_operators(tuple(words), n_wires, like.dtype, str(like.device))
     group = max(1, EVOLVED_BYTES // (len(words) * 4**n_wires * like.element_size()))
     values = []
     for first in range(0, variants, group):

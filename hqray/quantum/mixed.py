@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -48,45 +47,14 @@ import torch
 
 from hqray.errors import CircuitError
 from hqray.quantum.noise import NoiseModel, _gates
+from hqray.quantum.superoperators import DensityStep, kron_conj, noisy_program
 
-__all__ = ["run_noisy", "run_noisy_tape", "noisy_steps", "DensityStep", "MAX_DENSITY_QUBITS"]
+__all__ = ["run_noisy", "run_noisy_tape", "DensityStep", "MAX_DENSITY_QUBITS"]
 
 MAX_DENSITY_QUBITS = 14  # 4^14 amplitudes (4 GB in complex128) per row: beyond, trajectories are the tool
 # Rows of density matrices held at once: chunks keep each step's temporaries under this.
 CHUNK_BYTES = 256 * 2**20
 _PAULI_ROTATIONS = {"PauliX": "H", "PauliY": "Y->Z", "PauliZ": None, "Identity": None}
-
-
-@dataclass
-class DensityStep:
-    """One superoperator on ``wires``: ``(4^k, 4^k)`` or a batch ``(B, 4^k, 4^k)``."""
-
-    wires: tuple[int, ...]
-    superoperator: torch.Tensor
-
-
-def _kron_conj(matrix: torch.Tensor) -> torch.Tensor:
-    """``U (x) conj(U)`` (batched): acts on vec(rho) indexed (rows..., columns...)."""
-    d = matrix.shape[-1]
-    product = matrix[..., :, None, :, None] * matrix.conj()[..., None, :, None, :]
-    return product.reshape(*matrix.shape[:-2], d * d, d * d)
-
-
-def _channel_superoperator(channels: Sequence, like: torch.Tensor) -> torch.Tensor:
-    """The channels (all on one wire, in order) as one ``4 x 4`` superoperator."""
-    key = tuple((type(channel), tuple(float(p) for p in channel.parameters)) for channel in channels)
-    return _cached_superoperator(key, like.dtype, str(like.device))
-
-
-@lru_cache(maxsize=4096)
-def _cached_superoperator(key: tuple, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """A noise model's channels repeat for every gate of every call: built once (a few per device)."""
-    total = torch.eye(4, dtype=dtype, device=device)
-    for kind, parameters in key:
-        krauses = [torch.as_tensor(np.asarray(k), device=device).to(dtype)
-                   for k in kind.compute_kraus_matrices(*parameters)]
-        total = sum(_kron_conj(k) for k in krauses) @ total
-    return total
 
 
 def _matrix(op, like: torch.Tensor) -> torch.Tensor:
@@ -130,57 +98,12 @@ def _fixed_matrix(name: str, dtype: torch.dtype, device: str) -> torch.Tensor:
     return torch.as_tensor(qml.matrix(gate(wires=range(gate.num_wires))), device=device).to(dtype)
 
 
-def noisy_steps(operations: Sequence, noise: NoiseModel | None, like: torch.Tensor) -> list[DensityStep]:
-    """The operations (any, decomposed to one/two-qubit gates) and their channels as fused steps."""
-    gates = _gates(operations)
-    return _steps(gates, [_matrix(op, like) for op in gates], noise, like)
-
-
 def _steps(gates: Sequence, matrices: Sequence[torch.Tensor], noise: NoiseModel | None,
            like: torch.Tensor) -> list[DensityStep]:
-    """Device gates with their (possibly batched) matrices, and their channels, as fused steps.
-
-    One-qubit gates and channels wait on their wire and are absorbed into the next two-qubit
-    step that touches it, so a circuit costs about one pass over the density matrices per
-    two-qubit gate; what is left at the end runs as one-qubit steps.
-    """
-    steps: list[DensityStep] = []
-    pending: dict[int, torch.Tensor] = {}  # wire -> one-qubit superoperator not yet applied
-
-    for op, matrix in zip(gates, matrices, strict=True):
-        wires = tuple(int(w) for w in op.wires)
-        if not wires:  # a global phase: no effect on a density matrix
-            continue
-        channels = noise.gate_channels(op) if noise is not None else []
-        gate = _kron_conj(matrix)
-        if len(wires) == 1:
-            fused = _channel_superoperator(channels, like) @ gate
-            pending[wires[0]] = fused @ pending[wires[0]] if wires[0] in pending else fused
-            continue
-        before = [pending.pop(w, None) for w in wires]
-        after = [_channel_superoperator([c for c in channels if int(c.wires[0]) == w], like) for w in wires]
-        steps.append(DensityStep(wires, _fused_two_qubit(gate, before, after)))
-    steps.extend(DensityStep((wire,), pending[wire]) for wire in sorted(pending))
-    return steps
-
-
-def _fused_two_qubit(gate: torch.Tensor, before: list, after: list) -> torch.Tensor:
-    """``after (x) after  o  gate  o  before (x) before`` as one 16 x 16 superoperator.
-
-    Index order of a two-qubit superoperator: (row a, row b, column a, column b), out then in;
-    a one-qubit one: (row, column), out then in.
-    """
-    g = gate.reshape(*gate.shape[:-2], *[2] * 8)
-    for index, one in enumerate(before):
-        if one is not None:
-            p = one.reshape(*one.shape[:-2], 2, 2, 2, 2)
-            g = torch.einsum("...ABCDijkl,...ikmo->...ABCDmjol" if index == 0 else
-                             "...ABCDijkl,...jlnp->...ABCDinkp", g, p)
-    for index, one in enumerate(after):
-        c = one.reshape(*one.shape[:-2], 2, 2, 2, 2)
-        g = torch.einsum("...EGAC,...ABCDijkl->...EBGDijkl" if index == 0 else
-                         "...FHBD,...ABCDijkl->...AFCHijkl", c, g)
-    return g.reshape(*g.shape[:-8], 16, 16)
+    """Device gates with their (possibly batched) matrices, and their channels, as fused steps
+    (the structure compiled once: :func:`~hqray.quantum.superoperators.noisy_program`)."""
+    program = noisy_program(gates, noise, like)
+    return program.steps(program.superoperators(matrices))
 
 
 def _apply_step(rho: torch.Tensor, step: DensityStep, n_wires: int) -> torch.Tensor:
@@ -219,7 +142,7 @@ class DensityMatrices:
         rho, n = self.rho, self.n_wires
         for wire, rotation in rotations.items():
             matrix = torch.as_tensor(ROTATIONS[rotation], device=rho.device).to(rho.dtype)
-            rho = _apply_step(rho, DensityStep((wire,), _kron_conj(matrix)), n)
+            rho = _apply_step(rho, DensityStep((wire,), kron_conj(matrix)), n)
         return torch.diagonal(rho.reshape(rho.shape[0], 2**n, 2**n), dim1=1, dim2=2).real
 
 
@@ -333,8 +256,11 @@ def _measure(measurements: Sequence, rho, n_wires: int, confusion, sample: _Samp
 def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise: NoiseModel | None,
                    shots: int | None = None, seed: int | None = None, dtype: torch.dtype = torch.complex128,
                    device: torch.device | str = "cpu", diff_method: str = "exact",
-                   gates: Sequence | None = None) -> torch.Tensor:
+                   gates: Sequence | None = None, matrices: Sequence | None = None) -> torch.Tensor:
     """Runs a recorded (broadcast) tape on ``batch`` density matrices; returns ``(batch, outputs)``.
+
+    ``gates`` (the tape's device gates) and ``matrices`` (theirs, None for parameter-free
+    gates) may come from the caller, as a traced circuit has them without decomposing.
 
     ``diff_method="exact"`` differentiates the density matrices (torch autograd);
     ``"parameter-shift"`` runs the circuit and, for every trainable gate parameter, its two
@@ -356,9 +282,9 @@ def run_noisy_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, noise
     gates = _gates(tape.operations) if gates is None else gates  # device gates, when the caller has them
     if diff_method == "parameter-shift" and torch.is_grad_enabled():
         return _parameter_shift(gates, tape.measurements, n_wires, batch, noise, confusion, sampler, like)
-    matrices = [_matrix(op, like) for op in gates]
-    state = run_heisenberg(gates, matrices, [m.ndim == 3 for m in matrices], tape.measurements, n_wires, batch,
-                           noise, like)
+    matrices = [_matrix(op, like) for op in gates] if matrices is None else matrices
+    by_row = [matrix is not None and matrix.ndim == 3 for matrix in matrices]
+    state = run_heisenberg(gates, matrices, by_row, tape.measurements, n_wires, batch, noise, like)
     if state is None:  # not a data-then-shared-gates circuit: the rows' density matrices
         rho = _initial(batch, n_wires, dtype, device)
         for step in _steps(gates, matrices, noise, like):
@@ -452,7 +378,10 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
     """``qfunc(inputs, weights)`` under ``noise`` on every row of ``inputs``: ``(B, outputs)``.
 
     Rows run in chunks so that each step's density matrices stay under :data:`CHUNK_BYTES`;
-    with ``shots``, each chunk draws from its own stream of the seeded generator.
+    with ``shots``, each chunk draws from its own stream of the seeded generator. A
+    ``qfunc`` with a ``hqray_static_key`` attribute (a registered circuit's) is recorded once
+    per argument shape (:mod:`hqray.quantum.tracing`) unless parameter-shift gradients are
+    wanted; any other is recorded per call.
     """
     from hqray.quantum import heisenberg
     from hqray.quantum.compiler import record_tape
@@ -461,26 +390,44 @@ def run_noisy(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
         raise CircuitError(f"inputs must be (batch, features), got shape {tuple(inputs.shape)}")
     dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
     like = torch.zeros((), dtype=dtype)
-    tape = record_tape(qfunc, inputs, weights)
-    gates = _gates(tape.operations)
-    by_row = [op.batch_size is not None for op in gates]  # broadcast over the rows
+    shifting = diff_method == "parameter-shift" and torch.is_grad_enabled()
+    traced = _traced(qfunc, inputs, weights) if not shifting else None
+    if traced is not None:
+        tape, gates = traced.script, traced.operations
+        by_row = [gate.batched for gate in traced.gates]
+    else:
+        tape = record_tape(qfunc, inputs, weights)
+        gates = _gates(tape.operations)
+        by_row = [op.batch_size is not None for op in gates]  # broadcast over the rows
     if heisenberg.applies(gates, by_row, tape.measurements, n_wires, inputs.shape[0]):
         chunk = inputs.shape[0]  # product states per row: the Heisenberg path bounds its own memory
     else:
         per_row = 4**n_wires * like.element_size() * 2  # a step reads one density matrix, writes one
-        if diff_method == "parameter-shift" and torch.is_grad_enabled():  # every row runs 1 + 2P times
+        if shifting:  # every row runs 1 + 2P times
             per_row *= 1 + 2 * sum(1 for op in gates for p in op.data if torch.is_tensor(p) and p.requires_grad)
         chunk = max(1, CHUNK_BYTES // per_row)
-    if chunk >= inputs.shape[0]:  # one run: the tape recorded above
-        stream = None if shots is None else int(np.random.SeedSequence(seed).spawn(1)[0].generate_state(1)[0])
-        return run_noisy_tape(tape, n_wires, inputs.shape[0], noise, shots, stream, dtype, inputs.device,
-                              diff_method, gates=gates)
-    seeds = np.random.SeedSequence(seed).spawn((inputs.shape[0] + chunk - 1) // chunk)
+    chunks = (inputs.shape[0] + chunk - 1) // chunk
+    seeds = np.random.SeedSequence(seed).spawn(chunks)
     outputs = []
     for index, start in enumerate(range(0, inputs.shape[0], chunk)):
         rows = inputs[start:start + chunk]
-        chunk_tape = record_tape(qfunc, rows, weights)
         stream = None if shots is None else int(seeds[index].generate_state(1)[0])
-        outputs.append(run_noisy_tape(chunk_tape, n_wires, rows.shape[0], noise, shots, stream, dtype,
-                                      inputs.device, diff_method))
-    return torch.cat(outputs)
+        if traced is not None:
+            matrices = traced.matrices(rows, weights, dtype)
+        else:
+            matrices = None
+            if chunks > 1:  # the tape recorded above holds every row
+                tape = record_tape(qfunc, rows, weights)
+                gates = _gates(tape.operations)
+        outputs.append(run_noisy_tape(tape, n_wires, rows.shape[0], noise, shots, stream, dtype, inputs.device,
+                                      diff_method, gates=gates, matrices=matrices))
+    return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def _traced(qfunc: Callable, inputs: torch.Tensor, weights: torch.Tensor):
+    """The circuit's :class:`~hqray.quantum.tracing.Trace` (with a ``script`` of its device gates
+    and measurements), or None: not a static circuit, or one tracing cannot take."""
+    from hqray.quantum.tracing import trace
+
+    key = getattr(qfunc, "hqray_static_key", None)
+    return None if key is None else trace(qfunc, key, inputs.shape[1], tuple(weights.shape), _gates)
