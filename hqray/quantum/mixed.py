@@ -228,9 +228,13 @@ def _expval(observable, rho, n_wires: int, confusion, sample: _Sampler) -> torch
         return torch.ones(rho.batch, dtype=rho.real_dtype, device=rho.device)
     rotations = {w: ("H" if word[w] == "PauliX" else "Y->Z") for w in measured if word[w] != "PauliZ"}
     distribution = sample(_basis_distribution(rho, measured, rotations, n_wires, confusion))
-    signs = torch.tensor([(-1) ** bin(index).count("1") for index in range(2 ** len(measured))],
-                         dtype=distribution.dtype, device=distribution.device)
-    return distribution @ signs
+    return distribution @ _parity_signs(len(measured), distribution.dtype, str(distribution.device))
+
+
+@lru_cache(maxsize=64)
+def _parity_signs(m: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """``(-1)^(bits of x)`` for each outcome ``x`` of ``m`` wires: a Pauli word's eigenvalues."""
+    return torch.tensor([(-1) ** bin(index).count("1") for index in range(2**m)], dtype=dtype, device=device)
 
 
 def _measure(measurements: Sequence, rho, n_wires: int, confusion, sample: _Sampler) -> torch.Tensor:

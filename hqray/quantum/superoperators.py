@@ -117,6 +117,7 @@ class NoisyProgram:
         # After gate i: its channels as a superoperator, per wire (1q: 4 x 4; 2q: the pair, 16 x 16).
         self.channels: list[torch.Tensor | None] = []
         self.constants: dict[int, torch.Tensor] = {}  # parameter-free gate -> channels o gate
+        self._fixed: dict[int, torch.Tensor] = {}  # parameter-free gate -> its matrix
         from hqray.quantum.mixed import _matrix
 
         for index, op in enumerate(gates):
@@ -128,20 +129,34 @@ class NoisyProgram:
             per_wire = [channel_superoperator([c for c in channels if int(c.wires[0]) == w], like) for w in wires]
             self.channels.append(per_wire[0] if len(wires) == 1 else pair(*per_wire))
             if op.num_params == 0:
-                self.constants[index] = self.channels[index] @ kron_conj(_matrix(op, like))
+                self._fixed[index] = _matrix(op, like)
+                self.constants[index] = self.channels[index] @ kron_conj(self._fixed[index])
         self._plans: dict[tuple[int, int], list[_Fused]] = {}
+        self._stacks: dict[tuple, torch.Tensor] = {}  # constant stacks a call would rebuild
 
-    def superoperators(self, matrices: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    def matrix(self, index: int) -> torch.Tensor:
+        """Parameter-free gate ``index``'s matrix (its channels not included)."""
+        return self._fixed[index]
+
+    def _constant_stack(self, key: tuple, build) -> torch.Tensor:
+        if key not in self._stacks:
+            self._stacks[key] = build()
+        return self._stacks[key]
+
+    def superoperators(self, matrices: Sequence[torch.Tensor | None], start: int = 0) -> list[torch.Tensor | None]:
         """Each gate's superoperator with its channels after it: ``(D, D)``, or ``(N, D, D)`` for
-        a gate whose matrix is a batch. ``matrices[i]`` may be None for parameter-free gates."""
-        out: list[torch.Tensor | None] = [self.constants.get(i) for i in range(len(self.wires))]
+        a gate whose matrix is a batch; None before gate ``start``. ``matrices[i]`` may be None
+        for parameter-free gates."""
+        out: list[torch.Tensor | None] = [self.constants.get(i) if i >= start else None
+                                          for i in range(len(self.wires))]
         groups: dict[tuple, list[int]] = {}
-        for index, matrix in enumerate(matrices):
+        for index in range(start, len(matrices)):
             if index not in self.constants and self.wires[index]:
-                groups.setdefault(tuple(matrix.shape), []).append(index)
+                groups.setdefault(tuple(matrices[index].shape), []).append(index)
         for members in groups.values():
             stacked = kron_conj(torch.stack([matrices[i] for i in members]))
-            channels = torch.stack([self.channels[i] for i in members])
+            channels = self._constant_stack(("channels", tuple(members)),
+                                            lambda members=members: torch.stack([self.channels[i] for i in members]))
             if stacked.ndim == 4:  # (G, N, D, D): one channel per gate for all N
                 channels = channels[:, None]
             for index, superoperator in zip(members, (channels @ stacked).unbind(0), strict=True):
@@ -149,8 +164,9 @@ class NoisyProgram:
         return out
 
     def steps(self, superoperators: Sequence[torch.Tensor | None], start: int = 0,
-              stop: int | None = None) -> list[DensityStep]:
-        """The fused steps of gates ``start..stop`` (their superoperators from :meth:`superoperators`)."""
+              stop: int | None = None, adjoint: bool = False) -> list[DensityStep]:
+        """The fused steps of gates ``start..stop`` (their superoperators from :meth:`superoperators`);
+        with ``adjoint``, each step's adjoint superoperator (what the Heisenberg picture applies)."""
         stop = len(self.wires) if stop is None else stop
         plan = self._plans.get((start, stop))
         if plan is None:
@@ -167,21 +183,29 @@ class NoisyProgram:
         groups: dict[tuple, list[int]] = {}
         for position, fused in enumerate(plan):
             if fused.gate is None:
-                steps[position] = DensityStep(fused.wires, chains[fused.chains[0]])
+                chain = chains[fused.chains[0]]
+                steps[position] = DensityStep(fused.wires, chain.mH if adjoint else chain)
                 continue
             befores = [chains.get(chain) for chain in fused.chains]
-            batch = torch.broadcast_shapes(*[s.shape[:-2] for s in [superoperators[fused.gate], *befores]
-                                             if s is not None])
+            # Shapes are (D, D) or one batch (N, D, D): the longest is the step's.
+            batch = max((s.shape[:-2] for s in [superoperators[fused.gate], *befores] if s is not None), key=len)
             groups.setdefault((tuple(batch), tuple(b is None for b in befores)), []).append(position)
         identity = torch.eye(4, dtype=self.like.dtype, device=self.like.device)
         for (batch, missing), members in groups.items():
-            gate = torch.stack([superoperators[plan[p].gate].expand(*batch, 16, 16) for p in members])
+            gates = [plan[p].gate for p in members]
+            if not batch and all(g in self.constants for g in gates):
+                gate = self._constant_stack(("gates", tuple(gates)),
+                                            lambda gates=gates: torch.stack([self.constants[g] for g in gates]))
+            else:
+                gate = torch.stack([superoperators[g].expand(*batch, 16, 16) for g in gates])
             if all(missing):
                 fused = gate
             else:
                 sides = [torch.stack([(chains.get(plan[p].chains[side]) if not missing[side] else identity)
                                       .expand(*batch, 4, 4) for p in members]) for side in (0, 1)]
                 fused = gate @ pair(*sides)
+            if adjoint:
+                fused = fused.mH
             for position, superoperator in zip(members, fused.unbind(0), strict=True):
                 steps[position] = DensityStep(plan[position].wires, superoperator)
         return steps
