@@ -190,8 +190,10 @@ def _contract(evolved: torch.Tensor, states: torch.Tensor, n_wires: int, variant
     for start in range(0, rows, chunk):
         partial = torch.bmm(left[:, start:start + chunk], paired)  # (V, b, K 4^(n-m))
         partial = partial.reshape(variants, -1, words, right.shape[-1])
-        out.append(torch.einsum("vbkr,vbr->vbk", partial,
-                                right.reshape(variants, rows, -1)[:, start:start + chunk]).real)
+        # Row by row, a dot product of a few entries: as a product and a sum (a batched matrix
+        # product of 1 x r by r x k matrices is ten times slower, gradients included).
+        right_rows = right.reshape(variants, rows, 1, -1)[:, start:start + chunk]
+        out.append((partial * right_rows).sum(dim=-1).real)
     return torch.cat(out, dim=1).reshape(-1, words)
 
 

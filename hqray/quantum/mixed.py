@@ -116,6 +116,10 @@ def _apply_step(rho: torch.Tensor, step: DensityStep, n_wires: int) -> torch.Ten
         equation = "pqrs,blrmsn->blpmqn" if superoperator.ndim == 4 else "bpqrs,blrmsn->blpmqn"
         return torch.einsum(equation, superoperator, view).reshape(rho.shape)
     axes = [1 + w for w in step.wires] + [1 + n_wires + w for w in step.wires]
+    if step.superoperator.ndim == 2:  # one for all rows: the step's axes first, one matrix product
+        moved = rho.movedim(axes, list(range(2 * k)))
+        flat = step.superoperator @ moved.reshape(4**k, -1)
+        return flat.reshape(moved.shape).movedim(list(range(2 * k)), axes)
     moved = rho.movedim(axes, list(range(1, 1 + 2 * k)))
     shape = moved.shape
     flat = step.superoperator @ moved.reshape(shape[0], 4**k, -1)
