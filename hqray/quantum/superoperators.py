@@ -233,8 +233,8 @@ def noisy_program(gates: Sequence, noise, like: torch.Tensor) -> NoisyProgram:
     sight and cached (least recently used beyond ``PROGRAM_CACHE_SIZE``)."""
     from hqray.quantum.program import structure_key
 
-    key = (_structure(gates, structure_key), None if noise is None else noise.model_dump_json(), like.dtype,
-           str(like.device))
+    # A NoiseModel is frozen: hashed by its fields, no serialisation per call.
+    key = (_structure(gates, structure_key), noise, like.dtype, str(like.device))
     program = _PROGRAMS.get(key)
     if program is None:
         program = _PROGRAMS[key] = NoisyProgram(gates, noise, like)

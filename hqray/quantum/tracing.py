@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pennylane as qml
 import torch
@@ -76,6 +76,7 @@ class Trace:
     _groups: list | None = None
     _script: qml.tape.QuantumScript | None = None
     _operations: list | None = None
+    _constant_tensors: dict = field(default_factory=dict)
 
     @property
     def operations(self) -> list:
@@ -116,8 +117,12 @@ class Trace:
         return out
 
     def _constants(self, real: torch.dtype, device) -> torch.Tensor:
-        values = [source[1] for gate in self.gates for source in gate.sources if source[0] == "constant"]
-        return torch.tensor(values, dtype=real, device=device)
+        """The constant parameters, in slot order: built once per dtype and device."""
+        key = (real, str(device))
+        if key not in self._constant_tensors:
+            values = [source[1] for gate in self.gates for source in gate.sources if source[0] == "constant"]
+            self._constant_tensors[key] = torch.tensor(values, dtype=real, device=device)
+        return self._constant_tensors[key]
 
     def _grouped(self, n_weights: int) -> list:
         """Per (gate kind, batched, arity): members and, per parameter position, the sources'
