@@ -59,17 +59,35 @@ class TableOptions(DatasetOptions):
         path: CSV or Parquet file.
         label: name of the label column.
         features: columns to use; default all columns except the label.
+        test_path: a second file with the same columns, for data published as a fixed
+            train/test pair (as the benchmark paper's are): its rows follow ``path``'s, and
+            k-fold cross-validation runs over the rows of both.
+
+    **Example** (a study file's dataset entry)::
+
+        dataset: {name: table, options: {path: train.csv, test_path: test.csv, label: y}}
     """
 
     path: str
     label: str
     features: list[str] | None = Field(default=None, min_length=1)
+    test_path: str | None = None
+
+
+def _append_test_rows(train: pd.DataFrame, test: pd.DataFrame, name: str, test_path: str) -> pd.DataFrame:
+    """The test file's rows after the train file's; both must have the same columns, in any order."""
+    if set(test.columns) != set(train.columns):
+        raise DataError(f"{name}: test_path {test_path!r} has columns {list(test.columns)}, expected the same "
+                        f"columns as the train file: {list(train.columns)}")
+    return pd.concat([train, test[list(train.columns)]], ignore_index=True)
 
 
 @register_dataset("table", TableOptions, "any CSV/Parquet file with a label column")
 def load_table(options: TableOptions) -> Dataset:
     frame = read_table(options.path)
     name = f"table {options.path!r}"
+    if options.test_path is not None:
+        frame = _append_test_rows(frame, read_table(options.test_path), name, options.test_path)
     if options.label not in frame.columns:
         raise DataError(
             f"{name}: label column {options.label!r} not found; columns are {list(frame.columns)}"

@@ -54,9 +54,9 @@ BENCHMARK_FAMILIES = [
                             "ansatz_options": {"entangler": "none"}, "reupload": True}, "n_layers": 3},
                {**_RATES, "n_layers": {"choice": [1, 3, 5, 10]}}),
     Generation("tree_tensor", "tree tensor network classifier (Grant et al. 2018)",
-               "The angle embedding, then a binary tree of trainable two-qubit blocks down to one readout "
-               "wire.",
-               {"circuit": {"embedding": "angle", "ansatz": "tree_tensor"}, "n_layers": 1},
+               "The amplitude embedding of the (padded, normalised) features, as the paper's, then a binary "
+               "tree of trainable two-qubit blocks down to one readout wire (n_qubits a power of 2).",
+               {"circuit": {"embedding": "amplitude", "ansatz": "tree_tensor"}, "n_layers": 1},
                dict(_RATES)),
     Generation("qcnn_classifier", "quantum convolutional network (Cong et al. 2019)",
                "The angle embedding, then convolution and pooling levels down to one readout wire; for "

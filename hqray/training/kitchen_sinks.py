@@ -17,6 +17,9 @@ from hqray.quantum.engine import execute
 
 __all__ = ["QuantumKitchenSinks"]
 
+# Complex128 amplitudes of the circuits one engine call simulates (64 MiB: 4096 rows at 10 qubits).
+_STATE_BYTES_PER_CHUNK = 64 * 2**20
+
 
 class QuantumKitchenSinks(ClassifierMixin, BaseEstimator):
     """Random quantum features (Wilson et al. 2018, "Quantum kitchen sinks"), then logistic regression.
@@ -55,9 +58,13 @@ class QuantumKitchenSinks(ClassifierMixin, BaseEstimator):
         spec = self.circuit_spec()
         weights = torch.zeros(spec.weight_shape, dtype=torch.float64)  # RY(0): only the CNOT chain acts
         flat = torch.from_numpy(angles.reshape(-1, self.n_qubits))
+        # rows x episodes circuits at once would hold rows x episodes state vectors (8 GB for
+        # 240 rows x 2000 episodes at 10 qubits): run them in chunks of bounded state memory.
+        chunk = max(1, _STATE_BYTES_PER_CHUNK // (16 * 2**self.n_qubits))
         with torch.no_grad():
-            values = execute(spec, flat, weights).numpy()
-        return values.reshape(X.shape[0], -1)
+            values = torch.cat([execute(spec, flat[start:start + chunk], weights)
+                                for start in range(0, flat.shape[0], chunk)])
+        return values.numpy().reshape(X.shape[0], -1)
 
     def fit(self, X: Any, y: Any) -> QuantumKitchenSinks:
         features = check_features(X, what="X")

@@ -116,6 +116,25 @@ class TestTable:
         with pytest.raises(DataError, match=r"\['a'\] appear more than once"):
             load_dataset("table", path=str(parquet_path), label="label")
 
+    def test_train_test_pair_appends_the_test_rows(self, tmp_path):
+        train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+        pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, 0.6, 0.7], "y": ["x", "y", "x"]}).to_csv(train, index=False)
+        # Columns in another order are matched by name.
+        pd.DataFrame({"y": ["y", "x"], "b": [0.8, 0.9], "a": [4.0, 5.0]}).to_csv(test, index=False)
+        data = load_dataset("table", path=str(train), test_path=str(test), label="y")
+        np.testing.assert_array_equal(data.features, [[1, 0.5], [2, 0.6], [3, 0.7], [4, 0.8], [5, 0.9]])
+        assert data.labels.tolist() == [0, 1, 0, 1, 0]
+
+    def test_train_test_pair_with_other_columns_is_refused(self, tmp_path):
+        train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+        pd.DataFrame({"a": [1.0, 2.0], "y": ["x", "y"]}).to_csv(train, index=False)
+        pd.DataFrame({"a": [1.0, 2.0], "z": [3.0, 4.0], "y": ["x", "y"]}).to_csv(test, index=False)
+        with pytest.raises(DataError, match=r"test_path '.*test.csv' has columns \['a', 'z', 'y'\], expected the "
+                                            r"same columns as the train file: \['a', 'y'\]"):
+            load_dataset("table", path=str(train), test_path=str(test), label="y")
+        with pytest.raises(DataError, match=r"file '.*missing.csv' does not exist"):
+            load_dataset("table", path=str(train), test_path=str(tmp_path / "missing.csv"), label="y")
+
     def test_wrong_suffix(self, tmp_path):
         path = tmp_path / "t.txt"
         path.write_text("a,b\n1,2\n")
