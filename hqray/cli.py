@@ -560,6 +560,21 @@ def bench_serve(
     _write_json(json_path, results)
 
 
+@bench_app.command("sweep")
+def bench_sweep(
+    json_path: Path | None = typer.Option(None, "--json", help="write the results to this JSON file"),
+    quick: bool = typer.Option(False, "--quick", help="3 trials of 2 folds and 2 epochs (CI)"),
+    setups: list[str] = typer.Option([], "--setup", help="'1 cpu', '2 cpus', 'N nodes' (default: all three)"),
+) -> None:
+    """A study's trials per hour on 1 CPU, 2 CPUs and a 3-node loopback cluster."""
+    from hqray.benchmarks.sweep import SETUPS, run_sweep_benchmark
+
+    results = run_sweep_benchmark(quick=quick, setups=tuple(setups) or SETUPS, log=console.print)
+    for row in results["rows"]:
+        console.print(f"{row['setup']}: {row['trials_per_hour']:.0f} trials/hour ({row['speedup_vs_first']}x)")
+    _write_json(json_path, results)
+
+
 @bench_app.command("train")
 def bench_train(
     json_path: Path | None = typer.Option(None, "--json", help="write the timings to this JSON file"),

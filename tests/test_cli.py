@@ -14,9 +14,9 @@ import pytest
 from tests.cluster.test_connect import assert_only_loopback, listeners
 
 
-def hqray(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+def hqray(*args: str, cwd=None, env=None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hqray", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_help_and_listings_start_without_torch_ray_or_pennylane(args):
 def test_circuits_lists_every_registered_circuit_with_weights_and_readout():
     code, _, output = heavy_imports_after("circuits")
     text = " ".join(output.split())
-    for name in ("angle", "amplitude", "iqp", "strongly_entangling", "basic_entangler", "ry_cnot",
+    for name in ("angle", "amplitude", "rot", "iqp", "strongly_entangling", "basic_entangler", "ry_cnot",
                  "hardware_efficient", "qcnn", "tree_tensor"):
         assert f"│ {name} " in output or f"{name} │" in text, name
     assert "(L, n, 3)" in text and "(log2 n, 6)" in text and "<Z> on one readout" in text
@@ -266,6 +266,19 @@ def test_bench_kernel_quick_writes_json_rows(tmp_path):
     assert {row["method"] for row in rows} == {"hqray", "per-pair"}
     for row in rows:
         assert {"n_samples", "n_qubits", "method", "seconds"} <= set(row) and row["seconds"] > 0
+
+
+def test_bench_sweep_quick_runs_the_study_on_a_loopback_cluster_of_nodes(tmp_path):
+    path = tmp_path / "sweep.json"
+    completed = hqray("bench", "sweep", "--quick", "--setup", "2 nodes", "--json", str(path), timeout=600)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    results = json.loads(path.read_text())
+    (row,) = results["rows"]
+    # One trial per grid point of each of the three families, all on the two worker nodes.
+    assert (row["setup"], row["nodes"], row["cpus"], row["trials"]) == ("2 nodes", 2, 2, 3)
+    assert row["trials_per_hour"] > 0 and row["speedup_vs_first"] == 1.0
+    assert results["study"]["generations"] == ["dressed_quantum_circuit", "separable_variational", "iqp_kernel"]
+    assert "2 nodes: 3 trials in" in completed.stdout
 
 
 def test_serve_command_answers_http_and_stops_on_interrupt(trained, tmp_path):

@@ -33,9 +33,10 @@ BENCHMARK_FAMILIES = [
                {"circuit": {"embedding": "amplitude", "ansatz": "strongly_entangling"}, "n_layers": 1},
                {**_RATES, "n_layers": {"choice": [1, 5, 10]}}),
     Generation("data_reuploading", "data re-uploading classifier (Perez-Salinas et al. 2020)",
-               "The angle embedding re-uploaded before every strongly entangling layer. The paper encodes "
-               "three features per qubit; hqray one per qubit, with PCA beyond n_qubits.",
-               {"circuit": {"embedding": "angle", "ansatz": "strongly_entangling", "reupload": True},
+               "Three features per qubit (the rot embedding: one Rot gate per qubit, so ceil(d / 3) qubits take "
+               "d features) re-uploaded before every strongly entangling layer. The paper's trainable input "
+               "scaling and fidelity cost are not modelled: a linear read-out of <Z> on every wire.",
+               {"circuit": {"embedding": "rot", "ansatz": "strongly_entangling", "reupload": True},
                 "n_layers": 5},
                dict(_DEEP)),
     Generation("dressed_quantum_circuit", "dressed quantum circuit (Mari et al. 2020)",

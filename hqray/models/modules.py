@@ -117,7 +117,8 @@ def pca_width(config: HybridConfig) -> int | None:
     ``pca=True`` asks for ``n_qubits``; ``pca=False`` for none. By default (``pca=None``) a
     model sees every feature unless it cannot take them: the classical MLP and a learned
     input layer (``pre_net``, the dressed circuits) take any width; a circuit fed directly
-    is reduced to what its embedding takes (one feature per qubit; 2^n for amplitude).
+    is reduced to what its embedding takes (its registry entry says: one feature per qubit, 2^n for
+    amplitude, 3n for rot).
 
     >>> from hqray.models import make_config
     >>> pca_width(make_config("g1")), pca_width(make_config("g6")), pca_width(make_config("g6", pca=False))

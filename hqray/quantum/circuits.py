@@ -68,6 +68,8 @@ class CircuitEntry:
             shape ``(B, features)``), ``(w, wires, options)`` for one ansatz block
             (``w`` the weights of the layers it runs).
         readout: wires measured by default (``<Z>`` each): ``(n_qubits, options) -> wires``.
+        n_features: most input features an embedding takes, ``(n_qubits, options) -> int``
+            (``None``: one per qubit).
     """
 
     name: str
@@ -79,6 +81,13 @@ class CircuitEntry:
     readout: Callable[[int, Any], list[int]] | None = None
     min_qubits: int = 1
     layered: bool = True  # weights[layer] is one layer (data re-uploading interleaves them)
+    n_features: Callable[[int, Any], int] | None = None
+
+    def input_width(self, n_qubits: int, options: dict[str, Any] | None = None) -> int:
+        """Most input features this embedding takes on ``n_qubits`` wires."""
+        if self.n_features is None:
+            return n_qubits
+        return self.n_features(n_qubits, self.options.model_validate(options or {}))
 
 
 _REGISTRY: dict[str, CircuitEntry] = {}
@@ -86,7 +95,8 @@ _REGISTRY: dict[str, CircuitEntry] = {}
 
 def register_circuit(name: str, kind: Literal["embedding", "ansatz"], description: str,
                      options: type[BaseModel] = NoOptions, weight_shape=None, readout=None, min_qubits: int = 1,
-                     layered: bool = True, replace: bool = False) -> Callable[[Callable], Callable]:
+                     layered: bool = True, replace: bool = False,
+                     n_features: Callable[[int, Any], int] | None = None) -> Callable[[Callable], Callable]:
     """Decorator registering ``queue`` as a circuit (see :class:`CircuitEntry` for the arguments).
 
     ``queue`` must queue the same gates on the same wires whatever the *values* of its
@@ -104,7 +114,7 @@ def register_circuit(name: str, kind: Literal["embedding", "ansatz"], descriptio
 
     def decorator(queue: Callable) -> Callable:
         _REGISTRY[name] = CircuitEntry(name, kind, description, options, queue, weight_shape, readout, min_qubits,
-                                       layered)
+                                       layered, n_features)
         return queue
     return decorator
 
@@ -332,13 +342,24 @@ class AmplitudeOptions(NoOptions):
 
 
 @register_circuit("amplitude", "embedding", "features as the 2^n amplitudes, normalised and padded "
-                  "(AmplitudeEmbedding)", AmplitudeOptions)
+                  "(AmplitudeEmbedding)", AmplitudeOptions, n_features=lambda n_qubits, _: 2**n_qubits)
 def _amplitude(x, wires, options: AmplitudeOptions) -> None:
     size = 2 ** len(wires)
     if x.shape[-1] > size:
         raise CircuitError(f"amplitude embedding of {x.shape[-1]} features needs at least "
                            f"{math.ceil(math.log2(x.shape[-1]))} qubits, got {len(wires)}")
     qml.AmplitudeEmbedding(x, wires=wires, normalize=True, pad_with=options.pad_with)
+
+
+@register_circuit("rot", "embedding", "three features per qubit: Rot(x[3q], x[3q+1], x[3q+2]) on wire q, "
+                  "missing ones 0 (the data re-uploading classifier's encoding)",
+                  n_features=lambda n_qubits, _: 3 * n_qubits)
+def _rot(x, wires, options) -> None:
+    width = x.shape[-1]
+    zero = x[..., 0] * 0.0  # a missing angle, batched like the others
+    for wire in range(math.ceil(width / 3)):
+        angles = [x[..., index] if index < width else zero for index in range(3 * wire, 3 * wire + 3)]
+        qml.Rot(*angles, wires=wires[wire])
 
 
 class IqpOptions(NoOptions):

@@ -142,8 +142,10 @@ class CircuitSpec(ValidatedModel):
 
     @property
     def n_features(self) -> int:
-        """Most input features the embedding takes (one per wire; 2^n for amplitude)."""
-        return 2**self.n_qubits if self.embedding == "amplitude" else self.n_qubits
+        """Most input features the embedding takes (one per wire; 2^n for amplitude; its registry entry says)."""
+        from hqray.quantum.circuits import get_circuit
+
+        return get_circuit(self.embedding).input_width(self.n_qubits, self.embedding_options)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:

@@ -234,9 +234,8 @@ def _compiler_rejects(spec: CircuitSpec) -> str | None:
     from hqray.quantum.compiler import UnsupportedOperation, record_tape, supported
 
     dtype = gates.real_dtype(spec)
-    inputs = torch.zeros(1, spec.n_features if spec.embedding == "amplitude" else spec.n_qubits, dtype=dtype)
-    if spec.embedding == "amplitude":
-        inputs[0, 0] = 1.0  # a normalisable row
+    inputs = torch.zeros(1, spec.n_features, dtype=dtype)
+    inputs[0, 0] = 1.0  # a normalisable row (amplitude embeddings)
     try:
         supported(record_tape(spec.to_circuit().qfunc(), inputs, torch.zeros(spec.weight_shape, dtype=dtype)),
                   spec.n_qubits)

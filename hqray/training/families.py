@@ -150,6 +150,8 @@ class KernelOptions(BaseModel):
     reupload: bool = True
     kernel: Literal["fidelity", "projected"] = "fidelity"
     gamma: float = Field(1.0, gt=0)
+    bandwidth: Literal["fixed", "scale"] = Field("fixed", description="projected kernel: 'scale' multiplies "
+                                                                      "gamma by a scale fitted to the data")
     C: float = Field(1.0, gt=0)
     shots: int | None = Field(None, ge=1)
 
@@ -209,9 +211,11 @@ register_family(ModelFamily(
     search_space={"C": {"choice": [0.1, 1.0, 10.0, 100.0]}}, estimator=_kernel_svc))
 register_family(ModelFamily(
     name="projected_kernel", kind="kernel", title="projected quantum kernel",
-    description="an SVC on an RBF kernel of each row's one-qubit reduced states, as in Huang et al. (2021)",
-    options=KernelOptions, defaults={"kernel": "projected"},
-    search_space={"C": {"loguniform": [0.1, 100.0]}, "gamma": {"loguniform": [0.01, 10.0]}},
+    description="an SVC on an RBF kernel of each row's one-qubit reduced states, as in Huang et al. (2021); "
+                "gamma multiplies the paper's data-fitted bandwidth 2 / (n_qubits * var) (the reduced states "
+                "come from hqray's embedding and ansatz, not the paper's Hamiltonian evolution)",
+    options=KernelOptions, defaults={"kernel": "projected", "bandwidth": "scale"},
+    search_space={"C": {"loguniform": [0.1, 100.0]}, "gamma": {"loguniform": [0.1, 10.0]}},
     estimator=_kernel_svc))
 
 

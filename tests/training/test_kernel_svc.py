@@ -53,3 +53,24 @@ def test_errors():
         model.predict(data.features[:, :3])
     with pytest.raises(CircuitError, match="unknown kernel executor 'gpu-farm'"):
         QuantumKernelSVC(executor="gpu-farm").fit(data.features, data.labels)
+
+
+def test_scaled_bandwidth_is_fitted_to_the_training_states_and_survives_a_checkpoint(tmp_path):
+    from hqray.training import load_model, save_checkpoint
+
+    data = load_dataset("breast_cancer")
+    model = QuantumKernelSVC(n_qubits=6, n_layers=1, kernel="projected", bandwidth="scale", gamma=0.5)
+    model.fit(data.features, data.labels)
+    # The paper's default bandwidth: 1 / (n_qubits * var) of the Bloch components, in
+    # hqray's exp(-gamma * |r_a - r_b|^2 / 2) convention, times gamma.
+    expected = 0.5 * 2.0 / (6 * np.var(model.train_states_))
+    assert model.kernel_.gamma == pytest.approx(expected)
+    rows = model.kernel_.states(model._angles(data.features[:3]))  # (3, 3 * 6) Bloch components
+    gram = model.kernel_.gram_from_states(rows)
+    distances = ((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(gram, np.exp(-expected * distances / 2), atol=1e-12)
+    loaded = load_model(save_checkpoint(model, tmp_path / "pqk", family="projected_kernel"))
+    assert loaded.kernel_.gamma == pytest.approx(expected)
+    np.testing.assert_allclose(loaded.predict_proba(data.features[:20]), model.predict_proba(data.features[:20]))
+    with pytest.raises(ValueError, match="bandwidth must be 'fixed' or 'scale', got 'auto'"):
+        QuantumKernelSVC(kernel="projected", bandwidth="auto").fit(data.features, data.labels)
