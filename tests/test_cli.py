@@ -180,7 +180,7 @@ def test_help_and_listings_start_without_torch_ray_or_pennylane(args):
 def test_circuits_lists_every_registered_circuit_with_weights_and_readout():
     code, _, output = heavy_imports_after("circuits")
     text = " ".join(output.split())
-    for name in ("angle", "amplitude", "rot", "iqp", "strongly_entangling", "basic_entangler", "ry_cnot",
+    for name in ("angle", "amplitude", "rot", "iqp", "hamiltonian", "strongly_entangling", "basic_entangler", "ry_cnot",
                  "hardware_efficient", "qcnn", "tree_tensor"):
         assert f"│ {name} " in output or f"{name} │" in text, name
     assert "(L, n, 3)" in text and "(log2 n, 6)" in text and "<Z> on one readout" in text

@@ -362,6 +362,34 @@ def _rot(x, wires, options) -> None:
         qml.Rot(*angles, wires=wires[wire])
 
 
+class HamiltonianOptions(NoOptions):
+    t: float = Field(1.0 / 3.0, gt=0, description="evolution time per unit of feature")
+    trotter_steps: int = Field(5, ge=1, le=100)
+    seed: int = Field(42, ge=0, description="seed of the fixed random rotations")
+
+
+@register_circuit("hamiltonian", "embedding", "fixed random Rot on every wire, then a Trotterised Heisenberg "
+                  "evolution: XX+YY+ZZ between wires j, j+1 with strength x[j] (n_qubits - 1 features; the "
+                  "projected quantum kernel's map, Huang et al. 2021)", HamiltonianOptions, min_qubits=2,
+                  n_features=lambda n_qubits, _: n_qubits - 1)
+def _hamiltonian(x, wires, options: HamiltonianOptions) -> None:
+    import numpy as np
+
+    width = x.shape[-1]
+    if width > len(wires) - 1:
+        raise CircuitError(f"the hamiltonian embedding on {len(wires)} qubits takes at most {len(wires) - 1} "
+                           f"features (one per neighbouring pair), got {width}")
+    # Fixed by the seed, not by the data: the same rotations for every row and call.
+    rotations = np.random.default_rng(options.seed).uniform(0.0, 2 * math.pi, size=(len(wires), 3))
+    for wire, (phi, theta, omega) in zip(wires, rotations.tolist(), strict=True):
+        qml.Rot(phi, theta, omega, wires=wire)
+    step = options.t / options.trotter_steps * (len(wires) - 1)
+    for _ in range(options.trotter_steps):
+        for pair in range(width):
+            for gate in (qml.IsingXX, qml.IsingYY, qml.IsingZZ):
+                gate(x[..., pair] * step, wires=[wires[pair], wires[pair + 1]])
+
+
 class IqpOptions(NoOptions):
     n_repeats: int = Field(1, ge=1, le=10)
 

@@ -385,6 +385,8 @@ def _pattern_builder(name: str, arity: int) -> Callable:
 
 
 def _as_real(value, dtype: torch.dtype, device) -> torch.Tensor:
+    if isinstance(value, (int, float)):  # a Python number: torch's default float32 would round it first
+        return torch.tensor(value, dtype=dtype, device=device)
     tensor = torch.as_tensor(value, device=device)
     return tensor.to(dtype) if not tensor.is_complex() else tensor
 

@@ -30,6 +30,8 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
             any registered embedding and ansatz, ``hqray circuits``); ``reupload=True``
             interleaves the embedding with entangling layers.
         repeats: repetitions of an embedding that repeats (``iqp``'s ``n_repeats``).
+        embedding_options, ansatz_options: the circuits' registered options (``None``: defaults),
+            e.g. ``ansatz_options={"entangler": "none"}`` for a feature map without entangling gates.
         kernel: ``"fidelity"`` or ``"projected"``; gamma: projected-kernel bandwidth.
         bandwidth: ``"fixed"``: the projected kernel is ``exp(-gamma * d)``; ``"scale"``:
             ``gamma`` multiplies a scale fitted to the training rows, ``2 / (n_qubits *
@@ -56,8 +58,11 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
                  reupload: bool = True, kernel: Literal["fidelity", "projected"] = "fidelity",
                  gamma: float = 1.0, C: float = 1.0, shots: int | None = None, executor: str = "local",
                  pool_tiers: tuple[str, ...] = ("gpu", "cpu"), tile_rows: int = 2048, seed: int = 0,
-                 embedding: str = "angle", repeats: int = 1, bandwidth: Literal["fixed", "scale"] = "fixed"):
+                 embedding: str = "angle", repeats: int = 1, bandwidth: Literal["fixed", "scale"] = "fixed",
+                 embedding_options: dict | None = None, ansatz_options: dict | None = None):
         self.n_qubits = n_qubits
+        self.embedding_options = embedding_options
+        self.ansatz_options = ansatz_options
         self.bandwidth = bandwidth
         self.embedding = embedding
         self.repeats = repeats
@@ -81,10 +86,10 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         """The kernel; ``gamma``: the bandwidth to use (default ``self.gamma``)."""
         if self.bandwidth not in ("fixed", "scale"):
             raise ValueError(f"bandwidth must be 'fixed' or 'scale', got {self.bandwidth!r}")
-        options = {"n_repeats": self.repeats} if self.repeats != 1 else {}
+        options = {**(self.embedding_options or {}), **({"n_repeats": self.repeats} if self.repeats != 1 else {})}
         spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
-                           embedding_options=options, ansatz=self.ansatz, reupload=self.reupload,
-                           measurement="state")
+                           embedding_options=options, ansatz=self.ansatz, ansatz_options=self.ansatz_options or {},
+                           reupload=self.reupload, measurement="state")
         return QuantumKernel(spec, kind=self.kernel, gamma=self.gamma if gamma is None else gamma,
                              shots=self.shots, tile_rows=self.tile_rows, seed=self.seed)
 

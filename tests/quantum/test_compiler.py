@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hqray.errors import CircuitError
-from hqray.quantum.circuits import Circuit, list_circuits, register_circuit
+from hqray.quantum.circuits import Circuit, get_circuit, list_circuits, register_circuit
 from hqray.quantum.compiler import UnsupportedOperation, program_for, record_tape, run_qfunc, supported
 
 EMBEDDINGS = [entry.name for entry in list_circuits("embedding")]
@@ -47,7 +47,8 @@ def compositions():
 @pytest.mark.parametrize("circuit", list(compositions()), ids=lambda c: f"{c.embedding}-{c.ansatz}-{c.reupload}")
 def test_every_registered_pair_equals_default_qubit_with_gradients(circuit):
     generator = torch.Generator().manual_seed(7)
-    inputs = (torch.rand(4, 4, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
+    width = min(4, get_circuit(circuit.embedding).input_width(4))  # the hamiltonian embedding takes n - 1
+    inputs = (torch.rand(4, width, generator=generator, dtype=torch.float64) * 3).requires_grad_(True)
     weights = (torch.rand(circuit.weight_shape, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
     ours = circuit.run(inputs, weights)
     theirs = reference(circuit.qfunc(), 4, inputs, weights)
@@ -218,8 +219,8 @@ def test_a_registered_user_ansatz_composes_with_every_embedding():
             for a, b in zip(wires[:-1], wires[1:], strict=True):
                 qml.CZ(wires=[a, b])
 
-    inputs = torch.rand(3, 4, dtype=torch.float64)
     for embedding in EMBEDDINGS:
+        inputs = torch.rand(3, min(4, get_circuit(embedding).input_width(4)), dtype=torch.float64)
         circuit = Circuit(embedding=embedding, ansatz="test_ladder", n_layers=3)
         weights = torch.rand(circuit.weight_shape, dtype=torch.float64)
         np.testing.assert_allclose(circuit.run(inputs, weights).numpy(),
@@ -336,3 +337,19 @@ def test_property_random_circuits_equal_default_qubit_with_gradients(case, batch
         a = torch.zeros_like(like) if a is None else a
         b = torch.zeros_like(like, dtype=torch.float64) if b is None else b
         torch.testing.assert_close(a.double(), b, atol=tolerance * 10, rtol=0)
+
+
+def test_python_float_parameters_keep_double_precision():
+    # A constant angle given as a Python float was rounded through float32 (torch's default
+    # dtype) before the double-precision matrix was built: errors of ~1e-8 in every output.
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(2))
+        qml.Rot(0.1234567890123, 2.718281828459045, 1.4142135623730951, wires=0)
+        qml.IsingXX(0.3333333333333333, wires=[0, 1])
+        qml.RY(weights[0], wires=1)
+        return [qml.expval(qml.PauliZ(0)), qml.expval(qml.PauliX(1))]
+
+    inputs = torch.tensor([[0.3, 1.1], [2.0, 0.7]], dtype=torch.float64)
+    weights = torch.tensor([0.9], dtype=torch.float64)
+    torch.testing.assert_close(run_qfunc(circuit, 2, inputs, weights), reference(circuit, 2, inputs, weights),
+                               atol=1e-13, rtol=0)
