@@ -20,8 +20,8 @@ __all__ = ["QuantumKernelSVC"]
 class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
     """SVC with a precomputed quantum kernel; scikit-learn compatible.
 
-    ``fit`` scales the features, reduces them with PCA to ``n_qubits`` (fitted on the rows
-    given to ``fit`` only), maps them to angles ``pi/2 * (1 + tanh(x))``, simulates each
+    ``fit`` scales the features, reduces them with PCA to what the feature map takes
+    (``n_qubits`` for most embeddings; fitted on the rows given to ``fit`` only), maps them to angles ``pi/2 * (1 + tanh(x))``, simulates each
     row's feature-map state once and trains an SVC on the Gram matrix. Prediction needs
     the test-train kernel only.
 
@@ -117,7 +117,10 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = features.shape[1]
         self.feature_names_ = feature_names_of(X, features.shape[1])
         self.kernel_ = self.quantum_kernel()
-        self.preprocessor_ = FoldPreprocessor(n_components=self.n_qubits, seed=self.seed).fit(features)
+        # PCA (when the data is wider) to what the feature map takes: n_qubits for most, n_qubits - 1
+        # for the hamiltonian embedding, 2^n for amplitude.
+        width = self.kernel_.spec.n_features
+        self.preprocessor_ = FoldPreprocessor(n_components=width, seed=self.seed).fit(features)
         self.train_states_ = self.kernel_.states(self._angles(features))
         self.train_labels_ = encoded
         self.kernel_ = self._fitted_kernel()

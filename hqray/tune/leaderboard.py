@@ -10,7 +10,6 @@ Files written to ``results/<study>/``::
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,7 @@ def build_leaderboard(trials: pd.DataFrame, baselines: dict[str, dict[str, Any]]
                 row[name] = best.get(name, math.nan)
                 row[f"{name}_std"] = best.get(f"{name}_std", math.nan)
             row["trial_id"] = best["trial_id"]
-            row["config"] = json.dumps({k[len("config."):]: _plain(v) for k, v in best.items()
-                                        if k.startswith("config.") and not _missing(v)}, sort_keys=True)
+            row["config"] = best["config"]  # JSON, as the trial got it (see _trial_rows)
         rows.append(row)
     for name, result in baselines.items():
         row = {"model": BASELINE_PREFIX + name, "kind": "baseline", "trials": 1, "finished": 1,
@@ -71,10 +69,6 @@ def build_leaderboard(trials: pd.DataFrame, baselines: dict[str, dict[str, Any]]
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _cell(mean: Any, std: Any) -> str:

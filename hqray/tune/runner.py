@@ -198,8 +198,11 @@ def _trial_rows(generation: str, grid) -> list[dict[str, Any]]:
                "status": status, "epochs": metrics.get("epoch"), "iterations": metrics.get("training_iteration"),
                "time_s": metrics.get("time_total_s"),
                "error": None if result.error is None else str(result.error).splitlines()[0][:300]}
-        row.update({f"config.{name}": value for name, value in (result.config or {}).items()
-                    if name != "generation"})
+        config = {name: value for name, value in (result.config or {}).items() if name != "generation"}
+        row.update({f"config.{name}": value for name, value in config.items()})
+        # The settings as the trial got them: in the table's columns an integer setting that
+        # another family lacks turns into a float (NaN elsewhere), which strict options refuse.
+        row["config"] = json.dumps(config, sort_keys=True, default=str)
         for name in (*SCALAR_METRICS, "loss"):
             row[name] = metrics.get(name, math.nan)
             row[f"{name}_std"] = metrics.get(f"{name}_std", math.nan)

@@ -15,6 +15,7 @@ import hqray.cluster as cluster
 from hqray.data import load_dataset
 from hqray.errors import ConfigError
 from hqray.training import fold_splits, load_model, run_baselines
+from hqray.training.families import get_family
 from hqray.tune import StudyConfig, run_study
 from hqray.tune.leaderboard import build_leaderboard, comparison
 from hqray.tune.scoring import ScoringRecords
@@ -271,7 +272,7 @@ def test_optuna_and_asha_run_a_real_search(ray_session, tmp_path):
 
 def _board(hybrid: float, baseline: float) -> pd.DataFrame:
     trials = pd.DataFrame([{"generation": "g6", "trial_id": "a", "status": "finished", "balanced_accuracy": hybrid,
-                            "balanced_accuracy_std": 0.01, "config.n_layers": 2}])
+                            "balanced_accuracy_std": 0.01, "config.n_layers": 2, "config": '{"n_layers": 2}'}])
     baselines = {"svc": {"mean": {"balanced_accuracy": baseline}, "std": {"balanced_accuracy": 0.02}}}
     return build_leaderboard(trials, baselines, "balanced_accuracy", "max", {"g6": 1.0}, {"g6": "variational"}, 0.5)
 
@@ -403,6 +404,12 @@ def test_every_generation_and_family_runs_as_a_tune_trial(ray_session, tmp_path)
     assert (kinds["iqp_kernel"], kinds["t_user_logreg"], kinds["dressed_quantum_circuit"]) == (
         "kernel", "classical", "variational")
     assert load_model(result.best_checkpoint).metadata_["generation"] in names  # any kind is refitted
+    # Each row's settings as its trial got them: qsvm's n_qubits stays the integer 2, though
+    # the other families' trials leave that column empty (NaN makes it a float column).
+    for row in result.leaderboard.itertuples():
+        if not row.model.startswith("baseline:"):
+            assert get_family(row.model).validate(json.loads(row.config)), row.model
+    assert json.loads(result.leaderboard.set_index("model").loc["qsvm", "config"])["n_qubits"] == 2
 
 
 def test_a_trial_scored_exactly_the_studys_folds(sweep):
