@@ -21,9 +21,9 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
     """SVC with a precomputed quantum kernel; scikit-learn compatible.
 
     ``fit`` scales the features, reduces them with PCA to what the feature map takes
-    (``n_qubits`` for most embeddings; fitted on the rows given to ``fit`` only), maps them to angles ``pi/2 * (1 + tanh(x))``, simulates each
-    row's feature-map state once and trains an SVC on the Gram matrix. Prediction needs
-    the test-train kernel only.
+    (``n_qubits`` for most embeddings; fitted on the rows given to ``fit`` only), maps them
+    to angles ``pi/2 * (1 + tanh(x))``, simulates each row's feature-map state once and
+    trains an SVC on the Gram matrix. Prediction needs the test-train kernel only.
 
     Args:
         n_qubits, n_layers, embedding, ansatz, reupload: the feature map (see ``CircuitSpec``;

@@ -369,7 +369,7 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     try:
         rows, seconds, notes = _run_generations(
             study, dataset, settings, info.resources, storage_path, resume, verbose, on_generation,
-            [*callbacks, *(tracking.callbacks() if tracking else [])])
+            [*callbacks, *(tracking.callbacks() if tracking else [])], directory / GENERATION_SECONDS_FILE)
         result = _write_results(study, dataset, splits, rows, seconds, notes, directory, smoke_test)
     except BaseException:
         if tracking:
@@ -382,13 +382,23 @@ def run_study(study: StudyConfig, *, address: str | None = None, resume: bool = 
     return result
 
 
+# Each generation's wall seconds, kept as it finishes (a resumed study adds them up).
+GENERATION_SECONDS_FILE = "generation_seconds.json"
+
+
 def _run_generations(study: StudyConfig, dataset: Dataset, settings: TrialSettings, resources: dict[str, float],
                      storage_path: str, resume: bool, verbose: int,
                      on_generation: Callable[[str, int, int], None] | None,
-                     callbacks: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, float], list[str]]:
-    """One Tune run per generation, within the study's time budget: trial rows, seconds, notes."""
+                     callbacks: Sequence[Any], seconds_file: Path,
+                     ) -> tuple[list[dict[str, Any]], dict[str, float], list[str]]:
+    """One Tune run per generation, within the study's time budget: trial rows, seconds, notes.
+
+    Each generation's wall seconds are kept in ``seconds_file`` as it finishes, so a resumed
+    study adds what the interrupted run spent instead of reporting a restore's seconds.
+    """
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
+    spent_before = json.loads(seconds_file.read_text()) if resume and seconds_file.is_file() else {}
     seconds: dict[str, float] = {}
     notes: list[str] = []
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(SNAPSHOT_SECONDS))  # read by Tuner.fit
@@ -406,7 +416,8 @@ def _run_generations(study: StudyConfig, dataset: Dataset, settings: TrialSettin
         generation_started = time.monotonic()
         grid = _tuner(study, generation, trainable, storage_path, resume, remaining, verbose, callbacks).fit()
         prune_trial_checkpoints(grid)
-        seconds[generation] = time.monotonic() - generation_started
+        seconds[generation] = spent_before.get(generation, 0.0) + time.monotonic() - generation_started
+        seconds_file.write_text(json.dumps({**spent_before, **seconds}, indent=2))
         rows.extend(_trial_rows(generation, grid))
     return rows, seconds, notes
 

@@ -8,6 +8,7 @@ trials that had finished, and continue the interrupted trial from its last epoch
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,6 +111,9 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
         kill_process_group(process)
     killed_at = time.time()
     scored_before = {line["trial_id"] for line in ledger(results)}
+    # g0 finished before the kill: its wall seconds were kept for the resumed run to add to.
+    spent_on_g0 = json.loads((results / "t_resume" / "generation_seconds.json").read_text())["g0"]
+    assert spent_on_g0 > 0
     interrupted = interrupted_trial_dirs(results)
     assert interrupted
 
@@ -136,3 +140,6 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
         # The last epoch is reported once, with the final scores.
         assert epochs["epoch"].iloc[-1] == EPOCHS - 1 and progress["epoch"].iloc[-1] == EPOCHS
     assert "t_resume" in resumed.stdout and "leaderboard" in resumed.stdout
+    # The leaderboard's wall time is what g0's trials took, not the seconds of restoring them.
+    board = pd.read_csv(results / "t_resume" / "leaderboard.csv").set_index("model")
+    assert board.loc["g0", "wall_s"] >= round(spent_on_g0, 1)
