@@ -276,7 +276,7 @@ def test_bench_sweep_quick_runs_the_study_on_a_loopback_cluster_of_nodes(tmp_pat
     (row,) = results["rows"]
     # One trial per grid point of each of the three families, all on the two worker nodes.
     assert (row["setup"], row["nodes"], row["cpus"], row["trials"]) == ("2 nodes", 2, 2, 3)
-    assert row["trials_per_hour"] > 0 and row["speedup_vs_first"] == 1.0
+    assert row["trials_per_hour"] > 0
     assert results["study"]["generations"] == ["dressed_quantum_circuit", "separable_variational", "iqp_kernel"]
     assert "2 nodes: 3 trials in" in completed.stdout
 
