@@ -173,12 +173,15 @@ class KernelOptions(BaseModel):
     @model_validator(mode="after")
     def _check_circuit(self) -> KernelOptions:
         from hqray.quantum.circuits import get_circuit
-        from hqray.training.kernel_svc import QuantumKernelSVC
+        from hqray.quantum.spec import CircuitSpec  # light: listings validate options without torch
 
         if self.repeats != 1 and "n_repeats" not in get_circuit(self.embedding).options.model_fields:
             raise ValueError(f"repeats = {self.repeats}: the {self.embedding!r} embedding does not repeat "
                              "(repeats applies to embeddings with n_repeats, such as iqp)")
-        QuantumKernelSVC(**self.model_dump()).circuit_spec()  # the feature map, built as the estimator builds it
+        options = {**(self.embedding_options or {}), **({"n_repeats": self.repeats} if self.repeats != 1 else {})}
+        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
+                    embedding_options=options, ansatz=self.ansatz, ansatz_options=self.ansatz_options or {},
+                    reupload=self.reupload, measurement="state")
         return self
 
 
