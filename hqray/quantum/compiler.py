@@ -36,6 +36,7 @@ import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
+from hqray.quantum.contraction import choose_network, contract
 from hqray.quantum.program import (
     STATE_PREPARATIONS,
     Program,
@@ -135,14 +136,30 @@ def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torc
     measurement); ``"auto"`` (default) takes backprop while that graph (about two states per
     step) stays under :data:`BACKPROP_GRAPH_LIMIT_BYTES`, the adjoint method beyond.
     """
-    if diff_method not in ("auto", "adjoint", "backprop"):
-        raise CircuitError(f"diff_method {diff_method!r}: expected 'auto', 'adjoint' or 'backprop'")
+    _check_diff_method(diff_method)
     operations = supported(tape, n_wires)
     program = program_for(operations, n_wires, batch)
     measure = _measurements_for(tape.measurements, n_wires, dtype, device)
+    return _run(program, operations, measure, batch, dtype, device, diff_method)
+
+
+def _check_diff_method(diff_method: str) -> None:
+    if diff_method not in ("auto", "adjoint", "backprop"):
+        raise CircuitError(f"diff_method {diff_method!r}: expected 'auto', 'adjoint' or 'backprop'")
+
+
+def _run(program: Program, operations, measure: _Measurements, batch: int, dtype: torch.dtype, device,
+         diff_method: str) -> torch.Tensor:
+    """The compiled program on the operations' live parameters, differentiated as asked:
+    by contracting it as a tensor network where that is much cheaper (expectation values of
+    narrow circuits, :mod:`hqray.quantum.contraction`), else on the state vector."""
+    if diff_method == "auto":
+        network = choose_network(program, measure, batch)
+        if network is not None:
+            return contract(network, program, operations, batch, dtype, device)
     tensors = program.step_tensors(operations, batch, dtype, device)
     if diff_method == "auto":
-        graph_bytes = 2 * len(program.steps) * batch * 2**n_wires * torch.empty((), dtype=dtype).element_size()
+        graph_bytes = 2 * len(program.steps) * batch * 2**program.n_wires * torch.empty((), dtype=dtype).element_size()
         diff_method = "adjoint" if graph_bytes > BACKPROP_GRAPH_LIMIT_BYTES else "backprop"
     differentiable = [s for s, t in enumerate(tensors) if t is not None and t.requires_grad]
     if diff_method == "adjoint" and differentiable and torch.is_grad_enabled() and measure.adjoint_supported:
@@ -221,6 +238,7 @@ def _measurements_for(measurements: Sequence, n_wires: int, dtype: torch.dtype, 
     plan = _MEASUREMENTS.get(key)
     if plan is None:
         plan = _MEASUREMENTS[key] = _Measurements(measurements, n_wires, dtype, device)
+        plan.key = key
         if len(_MEASUREMENTS) > PROGRAM_CACHE_SIZE:
             _MEASUREMENTS.popitem(last=False)
     return plan
@@ -360,5 +378,34 @@ def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
     check_finite(inputs, weights)
     if dtype is None:
         dtype = torch.complex64 if inputs.dtype == torch.float32 else torch.complex128
-    tape = record_tape(qfunc, inputs, weights)
-    return run_tape(tape, n_wires, inputs.shape[0], dtype, inputs.device, diff_method)
+    traced = _traced(qfunc, n_wires, inputs, weights)
+    if traced is None:
+        tape = record_tape(qfunc, inputs, weights)
+        return run_tape(tape, n_wires, inputs.shape[0], dtype, inputs.device, diff_method)
+    _check_diff_method(diff_method)
+    batch = inputs.shape[0]
+    program_key = ("program", n_wires, amplitude_class(batch, n_wires))
+    if program_key not in traced.memo:
+        traced.memo[program_key] = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
+    measure_key = ("measure", n_wires, dtype, str(inputs.device))
+    if measure_key not in traced.memo:
+        traced.memo[measure_key] = _measurements_for(traced.measurements, n_wires, dtype, inputs.device)
+    return _run(traced.memo[program_key], traced.live(inputs, weights, dtype), traced.memo[measure_key], batch,
+                dtype, inputs.device, diff_method)
+
+
+def _traced(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor):
+    """The circuit's :class:`~hqray.quantum.tracing.Trace` when it is a registered (static)
+    circuit tracing can take, else None (then the tape is recorded per call). Recording and
+    decomposing a template-heavy tape costs about a millisecond a call: at a few qubits,
+    more than the simulation."""
+    key = getattr(qfunc, "hqray_static_key", None)
+    if key is None:
+        return None
+    from hqray.quantum.tracing import trace
+
+    traced = trace(qfunc, key, inputs.shape[1], tuple(weights.shape), _expanded)
+    if traced is not None and ("wires", n_wires) not in traced.memo:
+        _check_wires(traced.script, n_wires)
+        traced.memo[("wires", n_wires)] = True
+    return traced

@@ -405,6 +405,9 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
     gates of one fast kind are built together."""
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     tensors: list[torch.Tensor | None] = [None] * len(gates)
+    if getattr(operations, "groups", None) is not None:  # a traced circuit: parameters already grouped
+        _grouped_tensors(operations.groups, tensors, dtype)
+        return tensors
     groups: dict[tuple[str, bool], list[int]] = {}
     for i in wanted:
         gate = gates[i]
@@ -422,6 +425,16 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
         for i, tensor in zip(members, built.unbind(0), strict=True):
             tensors[i] = tensor if batched else tensor[None]
     return tensors
+
+
+def _grouped_tensors(groups, tensors: list, dtype: torch.dtype) -> None:
+    """Each group's matrices (or phase vectors) built in one call from its stacked parameters,
+    shaped as :func:`gate_tensors` gives them."""
+    for name, batched, arity, members, params in groups:
+        builder = FAST_GATES[name] if name in FAST_GATES else _pattern_builder(name, arity)
+        built = builder(*params).to(dtype)
+        for i, tensor in zip(members, (built if batched else built.unsqueeze(1)).unbind(0), strict=True):
+            tensors[i] = tensor
 
 
 # ---------------------------------------------------------------- the program --------------
@@ -447,6 +460,11 @@ class Program:
 
     def _gate_tensor(self, i: int, tensors, dtype, device) -> torch.Tensor:
         return tensors[i] if self.gates[i].parametric else self.constant(i, dtype, device)
+
+    @property
+    def parametric(self) -> list[int]:
+        """Every gate with parameters (state preparations aside)."""
+        return [i for i, g in enumerate(self.gates) if g.parametric and g.kind != "prep"]
 
     @property
     def wanted(self) -> list[int]:

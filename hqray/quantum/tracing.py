@@ -41,7 +41,7 @@ import torch
 
 from hqray.quantum.program import FAST_GATES, PHASE_PATTERNS, _pattern_builder
 
-__all__ = ["trace", "Trace", "TracedGate"]
+__all__ = ["trace", "Trace", "TracedGate", "LiveGate"]
 
 PROBE_ROWS = 4  # an affine fit takes two rows; the others check it
 TOLERANCE = 1e-12
@@ -67,6 +67,29 @@ class TracedGate:
         return any(source[0] == "input" for source in self.sources)
 
 
+@dataclass(frozen=True)
+class LiveGate:
+    """A traced gate with live parameters (see :meth:`Trace.live`)."""
+
+    name: str
+    wires: object
+    data: tuple
+    batch_size: int | None
+
+    @property
+    def num_params(self) -> int:
+        return len(self.data)
+
+
+class LiveOperations(list):
+    """A traced circuit's gates with live parameters, and their parameters per gate group
+    (``(name, batched, arity, members, parameters)``, as :meth:`Trace._parameters` gives)."""
+
+    def __init__(self, operations):
+        super().__init__(operations)
+        self.groups: list[tuple] = []
+
+
 @dataclass
 class Trace:
     """A circuit's device gates and measurements, recorded once, and its parameters' sources."""
@@ -77,6 +100,7 @@ class Trace:
     _script: qml.tape.QuantumScript | None = None
     _operations: list | None = None
     _constant_tensors: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # what callers derive from the trace once (programs, measurements)
 
     @property
     def operations(self) -> list:
@@ -96,10 +120,37 @@ class Trace:
                  dtype: torch.dtype) -> list[torch.Tensor | None]:
         """Each gate's matrix for these arguments: ``(B, d, d)`` for gates on the inputs, ``(d, d)``
         for the rest; None for parameter-free gates. Gates of one kind are built together."""
-        real = torch.float64 if dtype == torch.complex128 else torch.float32
+        out: list[torch.Tensor | None] = [None] * len(self.gates)
+        for name, arity, members, params in self._parameters(inputs, weights, dtype):
+            if name in FAST_GATES:
+                built = FAST_GATES[name](*params)
+            else:  # a diagonal rotation: its phase pattern, as a matrix
+                built = torch.diag_embed(_pattern_builder(name, arity)(*params))
+            for member, matrix in zip(members, built.to(dtype).unbind(0), strict=True):
+                out[member] = matrix
+        return out
+
+    def live(self, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> LiveOperations:
+        """The device gates with these arguments' parameters, as light stand-ins for the
+        operations a recording would give (``name``, ``wires``, ``data``, ``batch_size``):
+        what the noiseless compiler reads, without recording or decomposing a tape. The list
+        also carries each gate group's stacked parameters (``groups``), so a consumer can build
+        a group's matrices at once."""
+        out = LiveOperations(self.operations)
+        batch = inputs.shape[0]
+        for name, arity, members, params in self._parameters(inputs, weights, dtype):
+            batch_size = batch if self.gates[members[0]].batched else None
+            out.groups.append((name, batch_size is not None, arity, members, params))
+            for member, values in zip(members, zip(*[p.unbind(0) for p in params], strict=True), strict=True):
+                out[member] = LiveGate(name, self.operations[member].wires, values, batch_size)
+        return out
+
+    def _parameters(self, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype):
+        """Per gate group: (name, arity, members, each parameter position's values stacked
+        ``(members,)`` or ``(members, B)``), gathered with one index per position."""
+        real = torch.float64 if dtype in (torch.complex128, torch.float64) else torch.float32
         pool = torch.cat([weights.reshape(-1).to(real), self._constants(real, weights.device)])
         columns = inputs.to(real).T  # (features, B)
-        out: list[torch.Tensor | None] = [None] * len(self.gates)
         for name, batched, arity, members, indices, scales, offsets in self._grouped(len(weights.reshape(-1))):
             params = []
             for index, scale, offset in zip(indices, scales, offsets, strict=True):
@@ -108,13 +159,7 @@ class Trace:
                 if batched:
                     scale, offset = scale[:, None], offset[:, None]
                 params.append(source * scale + offset)
-            if name in FAST_GATES:
-                built = FAST_GATES[name](*params)
-            else:  # a diagonal rotation: its phase pattern, as a matrix
-                built = torch.diag_embed(_pattern_builder(name, arity)(*params))
-            for member, matrix in zip(members, built.to(dtype).unbind(0), strict=True):
-                out[member] = matrix
-        return out
+            yield name, arity, members, params
 
     def _constants(self, real: torch.dtype, device) -> torch.Tensor:
         """The constant parameters, in slot order: built once per dtype and device."""

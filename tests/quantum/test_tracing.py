@@ -89,3 +89,27 @@ def test_a_trace_is_kept_per_argument_shape():
     assert deeper.qfunc().hqray_static_key != qfunc.hqray_static_key
     assert len(trace(deeper.qfunc(), deeper.qfunc().hqray_static_key, 3, deeper.weight_shape, _gates).gates) > \
         len(one.gates)
+
+
+@pytest.mark.parametrize(("embedding", "ansatz", "reupload"), [
+    ("angle", "strongly_entangling", False), ("angle", "hardware_efficient", True), ("angle", "qcnn", False),
+    ("angle", "tree_tensor", False), ("iqp", "ry_cnot", False)])
+@pytest.mark.parametrize("diff_method", ["backprop", "adjoint"])
+def test_the_noiseless_compiler_runs_a_traced_circuit_as_the_recorded_one(embedding, ansatz, reupload, diff_method):
+    from hqray.quantum.compiler import _traced, run_qfunc
+
+    circuit = Circuit(n_qubits=4, embedding=embedding, ansatz=ansatz, n_layers=2, reupload=reupload)
+    torch.manual_seed(5)
+    inputs = torch.rand(6, 4, dtype=torch.float64)
+    weights = torch.rand(circuit.weight_shape, dtype=torch.float64)
+    results = []
+    for qfunc in (circuit.qfunc(), _untraced(circuit.qfunc())):
+        x, w = inputs.clone().requires_grad_(), weights.clone().requires_grad_()
+        out = run_qfunc(qfunc, 4, x, w, diff_method=diff_method)
+        results.append((out.detach(), *torch.autograd.grad((out * torch.arange(1, out.shape[1] + 1)).sum(), (x, w))))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    traced = _traced(circuit.qfunc(), 4, inputs, weights)
+    assert (traced is None) == (embedding == "iqp")  # products of features: recorded per call
+    if traced is not None:  # the call above ran the program compiled from the trace
+        assert any(key[0] == "program" for key in traced.memo)

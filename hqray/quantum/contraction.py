@@ -1,0 +1,212 @@
+"""Expectation values by contracting the circuit as a tensor network.
+
+A state-vector engine pays for all ``2^n`` amplitudes of every row at every step. An
+expectation value ``<0| U^dagger O U |0>`` is also a tensor network — the gates, their
+conjugates, the observable and the ``|0>`` of each wire — and for circuits of narrow
+structure (a quantum convolutional network's tree, a shallow circuit read on one wire) a
+good contraction order never builds anything near ``2^n`` entries per row. This module
+builds that network for each measured term, once per circuit structure:
+
+* only the gates in the term's backward light cone enter (the rest cancel against their
+  conjugates);
+* diagonal gates (and diagonal observables) add no index: their phases join the indices
+  already on their wires;
+* the batch is one index shared by every data-dependent tensor, so a contraction runs every
+  row at once; its order is found once by ``opt_einsum`` (greedy) for the batch size seen
+  first and reused for any batch.
+
+:func:`network_for` answers None when the circuit's measurements are not all expectation
+values (``probs`` and ``state`` need the state) or a state preparation starts it; the
+caller compares :attr:`Network.cost` with the state-vector cost and takes the cheaper one.
+Gradients are torch's through the pairwise contractions (small tensors: memory stays small).
+Exactness against the state vector: tests/quantum/test_contraction.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Network", "network_for", "choose_network", "contract", "light_cone"]
+
+MAX_TERMS = 4  # every term is its own contraction: beyond a few, the state vector wins anyway
+MIN_WIRES = 10  # below, the state vector is cheap and planning (about a second) would not pay
+PATH_REPEATS = 128  # randomised greedy orders tried (seeded per try: the same path every time)
+ADVANTAGE = 3.0  # the network must promise this many times fewer operations than the state vector
+MAX_INTERMEDIATE_BYTES = 256 * 2**20
+
+
+@dataclass
+class _Term:
+    coefficient: float
+    expression: object  # opt_einsum ContractExpression
+    operands: list[tuple]  # ("gate", i, conj) | ("zero",) | ("observable",)
+    observable: torch.Tensor | None
+    batched: bool
+
+
+@dataclass
+class Network:
+    """Per expectation value: its terms as tensor networks (and its constant part);
+    ``cost``: the contractions' estimated scalar operations per row."""
+
+    columns: list[list[_Term]]
+    constants: list[float]
+    cost: float
+    gates: list  # the program's Gate list (kind, arity)
+
+    def __call__(self, tensors: list[torch.Tensor | None], constant, batch: int, dtype: torch.dtype,
+                 device) -> torch.Tensor:
+        """``(batch, expvals)`` from each parametric gate's tensor (a matrix ``(1 or B, d, d)``
+        or phase vector ``(1 or B, d)``, as the program's gate tensors are) and ``constant(i)``
+        for the fixed gates'."""
+        zero = torch.tensor([1.0, 0.0], dtype=dtype, device=device)
+        cache: dict[tuple[int, bool], torch.Tensor] = {}
+
+        def gate(i: int, conj: bool) -> torch.Tensor:
+            if (i, conj) not in cache:
+                g = self.gates[i]
+                tensor = tensors[i] if g.parametric else constant(i)
+                if not g.batched:  # (1, ...): shared by every row
+                    tensor = tensor[0]
+                legs = len(g.wires) * (1 if g.kind == "diag" else 2)
+                tensor = tensor.reshape(*tensor.shape[:-1 if g.kind == "diag" else -2], *[2] * legs)
+                cache[(i, conj)] = tensor.conj() if conj else tensor
+            return cache[(i, conj)]
+
+        outputs = []
+        for terms, offset in zip(self.columns, self.constants, strict=True):
+            value = torch.full((batch,), offset, dtype=zero.real.dtype, device=device)
+            for term in terms:
+                arrays = [zero if kind[0] == "zero" else term.observable.to(device=device, dtype=dtype)
+                          if kind[0] == "observable" else gate(kind[1], kind[2]) for kind in term.operands]
+                result = term.expression(*arrays, backend="torch").real
+                value = value + term.coefficient * (result if term.batched else result.expand(batch))
+            outputs.append(value[:, None])
+        return torch.cat(outputs, dim=1)
+
+
+def light_cone(gates, wires) -> list[int]:
+    """The gates (indices, in order) that can influence a measurement on ``wires``: walking
+    back from the end, a gate touching the cone joins it and widens it by its wires."""
+    cone, kept = set(wires), []
+    for i in range(len(gates) - 1, -1, -1):
+        if cone & set(gates[i].wires):
+            kept.append(i)
+            cone |= set(gates[i].wires)
+    return kept[::-1]
+
+
+def _sandwich(gates, kept: list[int], wires: list[int], diagonal: bool, batch: int):
+    """The einsum operands of ``<0|U^dagger O U|0>`` over the ``kept`` gates: per operand its
+    kind and index symbols, its shape, and whether any operand carries the batch index."""
+    import opt_einsum
+
+    symbols = (opt_einsum.get_symbol(i) for i in itertools.count(1))
+    rows = opt_einsum.get_symbol(0)
+    touched = sorted({w for i in kept for w in gates[i].wires} | set(wires))
+    operands, batched = [], False
+    sides = {}
+    for conj in (False, True):
+        current = {w: next(symbols) for w in touched}
+        for w in touched:
+            operands.append((("zero",), current[w], (2,)))
+        for i in kept:
+            g = gates[i]
+            lead, shape = (rows, (batch,)) if g.batched else ("", ())
+            batched |= g.batched
+            if g.kind == "diag":
+                operands.append((("gate", i, conj), lead + "".join(current[w] for w in g.wires),
+                                 shape + (2,) * len(g.wires)))
+                continue
+            inputs = "".join(current[w] for w in g.wires)
+            for w in g.wires:
+                current[w] = next(symbols)
+            operands.append((("gate", i, conj), lead + "".join(current[w] for w in g.wires) + inputs,
+                             shape + (2,) * (2 * len(g.wires))))
+        sides[conj] = current
+    ket, bra = sides[False], sides[True]
+    rename = {bra[w]: ket[w] for w in touched if w not in wires or diagonal}
+    operands = [(kind, "".join(rename.get(c, c) for c in indices), shape) for kind, indices, shape in operands]
+    if diagonal:
+        operands.append((("observable",), "".join(ket[w] for w in wires), (2,) * len(wires)))
+    else:  # <bra| O |ket>: O's rows on the bra's indices, columns on the ket's
+        operands.append((("observable",), "".join(bra[w] for w in wires) + "".join(ket[w] for w in wires),
+                         (2,) * (2 * len(wires))))
+    return operands, rows, batched
+
+
+def _term(gates, coefficient: float, wires: list[int], diagonal: bool, observable: torch.Tensor,
+          batch: int) -> tuple[_Term, float, int]:
+    import opt_einsum
+
+    operands, rows, batched = _sandwich(gates, light_cone(gates, wires), wires, diagonal, batch)
+    equation = ",".join(indices for _, indices, _ in operands) + "->" + (rows if batched else "")
+    shapes = [shape for _, _, shape in operands]
+    optimizer = opt_einsum.RandomGreedy(max_repeats=PATH_REPEATS)
+    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimizer)
+    expression = opt_einsum.contract_expression(equation, *shapes, optimize=info.path)
+    per_row = float(info.opt_cost) / (batch if batched else 1)
+    term = _Term(coefficient, expression, [kind for kind, _, _ in operands], observable, batched)
+    return term, per_row, int(info.largest_intermediate)
+
+
+def network_for(gates, measure, batch: int) -> Network | None:
+    """The contraction plan of a compiled program's measurements (``measure``: the
+    compiler's measurement plan), or None when they are not all expectation values, a
+    state preparation starts the circuit, or there are more than :data:`MAX_TERMS` terms."""
+    from hqray.quantum.compiler import _observable
+
+    if any(kind != "expval" for kind, _ in measure.items) or any(g.kind == "prep" for g in gates):
+        return None
+    if sum(1 for _, terms in measure.items for _, wires, _ in terms if wires) > MAX_TERMS:
+        return None
+    columns, constants, cost = [], [], 0.0
+    for _, terms in measure.items:
+        column, offset = [], 0.0
+        for coefficient, wires, observable in terms:
+            if not wires:
+                offset += float(coefficient)
+                continue
+            diagonal, tensor = _observable(observable, measure.dtype, measure.device)
+            legs = len(wires) * (1 if diagonal else 2)
+            term, per_row, largest = _term(gates, float(coefficient), wires, diagonal,
+                                           tensor.reshape((2,) * legs), batch)
+            if largest * torch.empty((), dtype=measure.dtype).element_size() > MAX_INTERMEDIATE_BYTES:
+                return None
+            column.append(term)
+            cost += per_row
+        columns.append(column)
+        constants.append(offset)
+    return Network(columns, constants, cost, gates)
+
+
+def state_vector_cost(program) -> float:
+    """The state-vector steps' operations per row, counted as the network's are (one per
+    multiply-add): a dense step of ``k`` wires touches each amplitude ``2^k`` times, the others once."""
+    size = 2**program.n_wires
+    return float(sum(size * (2 ** len(step.wires) if step.kind == "dense" else 1) for step in program.steps))
+
+
+def choose_network(program, measure, batch: int) -> Network | None:
+    """The network to run ``program``'s measurements with, when it promises :data:`ADVANTAGE`
+    times fewer operations than the state vector (decided once per program and measurements)."""
+    key = ("network", measure.key)
+    if key not in program._constants:
+        network = None
+        if program.n_wires >= MIN_WIRES:
+            network = network_for(program.gates, measure, batch)
+            if network is not None and network.cost * ADVANTAGE > state_vector_cost(program):
+                network = None
+        program._constants[key] = network
+    return program._constants[key]
+
+
+def contract(network: Network, program, operations, batch: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """``(batch, expvals)`` of ``program`` on the operations' live parameters, by ``network``."""
+    from hqray.quantum.program import gate_tensors
+
+    tensors = gate_tensors(operations, program.gates, program.parametric, dtype, device)
+    return network(tensors, lambda i: program.constant(i, dtype, device), batch, dtype, device)
