@@ -12,12 +12,12 @@ builds that network for each measured term, once per circuit structure:
 * diagonal gates (and diagonal observables) add no index: their phases join the indices
   already on their wires;
 * the batch is one index shared by every data-dependent tensor, so a contraction runs every
-  row at once; its order is found once by ``opt_einsum`` (greedy) for the batch size seen
-  first and reused for any batch.
+  row at once; its order is found once by ``opt_einsum`` (randomised greedy, seeded) for a
+  few rows and reused for any batch.
 
 :func:`network_for` answers None when the circuit's measurements are not all expectation
 values (``probs`` and ``state`` need the state) or a state preparation starts it; the
-caller compares :attr:`Network.cost` with the state-vector cost and takes the cheaper one.
+caller (:func:`choose_network`) estimates both paths' time for the batch and takes the faster.
 Gradients are torch's through the pairwise contractions (small tensors: memory stays small).
 Exactness against the state vector: tests/quantum/test_contraction.py.
 """
@@ -32,10 +32,18 @@ import torch
 __all__ = ["Network", "network_for", "choose_network", "contract", "light_cone"]
 
 MAX_TERMS = 4  # every term is its own contraction: beyond a few, the state vector wins anyway
-MIN_WIRES = 10  # below, the state vector is cheap and planning (about a second) would not pay
+MIN_WIRES = 8  # below, the state vector is cheap and planning (a fraction of a second) would not pay
 PATH_REPEATS = 128  # randomised greedy orders tried (seeded per try: the same path every time)
-ADVANTAGE = 3.0  # the network must promise this many times fewer operations than the state vector
-MAX_INTERMEDIATE_BYTES = 256 * 2**20
+# The order is planned for a few rows: planned for the real batch, the shared batch index
+# pushes opt_einsum towards orders that keep it off tensors as long as possible, and those
+# ran 1.5-2.5x slower here (qcnn, 8-12 qubits, B = 256 and 4096) than orders planned at 8.
+PLAN_ROWS = 8
+MAX_INTERMEDIATE_BYTES = 256 * 2**20  # per call; a larger batch runs on the state vector
+# Seconds per forward + backward, fitted on qcnn 8/12 qubits at B = 256 and 4096 (2-core Xeon,
+# one torch thread; predictions within 1.5x there): a fixed cost per pairwise contraction or
+# state-vector step (torch calls, gate building), and a cost per counted operation per row.
+NETWORK_STEP_S, NETWORK_OPERATION_S = 66e-6, 1.18e-9
+STATE_STEP_S, STATE_OPERATION_S = 360e-6, 1.36e-9
 
 
 @dataclass
@@ -54,8 +62,14 @@ class Network:
 
     columns: list[list[_Term]]
     constants: list[float]
-    cost: float
+    cost: float  # counted operations per row (opt_einsum's count)
     gates: list  # the program's Gate list (kind, arity)
+    contractions: int = 0  # pairwise contractions per call
+    largest_per_row: float = 0.0  # entries of the largest intermediate, per row
+
+    def seconds(self, batch: int) -> float:
+        """Estimated forward + backward seconds for ``batch`` rows."""
+        return self.contractions * NETWORK_STEP_S + batch * self.cost * NETWORK_OPERATION_S
 
     def __call__(self, tensors: list[torch.Tensor | None], constant, batch: int, dtype: torch.dtype,
                  device) -> torch.Tensor:
@@ -138,22 +152,22 @@ def _sandwich(gates, kept: list[int], wires: list[int], diagonal: bool, batch: i
     return operands, rows, batched
 
 
-def _term(gates, coefficient: float, wires: list[int], diagonal: bool, observable: torch.Tensor,
-          batch: int) -> tuple[_Term, float, int]:
+def _term(gates, coefficient: float, wires: list[int], diagonal: bool,
+          observable: torch.Tensor) -> tuple[_Term, object]:
+    """One term's network, its contraction order planned for :data:`PLAN_ROWS` rows (an
+    expression runs any batch); with opt_einsum's path information."""
     import opt_einsum
 
-    operands, rows, batched = _sandwich(gates, light_cone(gates, wires), wires, diagonal, batch)
+    operands, rows, batched = _sandwich(gates, light_cone(gates, wires), wires, diagonal, PLAN_ROWS)
     equation = ",".join(indices for _, indices, _ in operands) + "->" + (rows if batched else "")
     shapes = [shape for _, _, shape in operands]
-    optimizer = opt_einsum.RandomGreedy(max_repeats=PATH_REPEATS)
+    optimizer = opt_einsum.RandomGreedy(max_repeats=PATH_REPEATS, minimize="size")
     _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimizer)
     expression = opt_einsum.contract_expression(equation, *shapes, optimize=info.path)
-    per_row = float(info.opt_cost) / (batch if batched else 1)
-    term = _Term(coefficient, expression, [kind for kind, _, _ in operands], observable, batched)
-    return term, per_row, int(info.largest_intermediate)
+    return _Term(coefficient, expression, [kind for kind, _, _ in operands], observable, batched), info
 
 
-def network_for(gates, measure, batch: int) -> Network | None:
+def network_for(gates, measure) -> Network | None:
     """The contraction plan of a compiled program's measurements (``measure``: the
     compiler's measurement plan), or None when they are not all expectation values, a
     state preparation starts the circuit, or there are more than :data:`MAX_TERMS` terms."""
@@ -163,7 +177,7 @@ def network_for(gates, measure, batch: int) -> Network | None:
         return None
     if sum(1 for _, terms in measure.items for _, wires, _ in terms if wires) > MAX_TERMS:
         return None
-    columns, constants, cost = [], [], 0.0
+    network = Network([], [], 0.0, gates)
     for _, terms in measure.items:
         column, offset = [], 0.0
         for coefficient, wires, observable in terms:
@@ -172,15 +186,15 @@ def network_for(gates, measure, batch: int) -> Network | None:
                 continue
             diagonal, tensor = _observable(observable, measure.dtype, measure.device)
             legs = len(wires) * (1 if diagonal else 2)
-            term, per_row, largest = _term(gates, float(coefficient), wires, diagonal,
-                                           tensor.reshape((2,) * legs), batch)
-            if largest * torch.empty((), dtype=measure.dtype).element_size() > MAX_INTERMEDIATE_BYTES:
-                return None
+            term, info = _term(gates, float(coefficient), wires, diagonal, tensor.reshape((2,) * legs))
+            rows = PLAN_ROWS if term.batched else 1
+            network.cost += float(info.opt_cost) / rows
+            network.contractions += len(info.path)
+            network.largest_per_row = max(network.largest_per_row, float(info.largest_intermediate) / rows)
             column.append(term)
-            cost += per_row
-        columns.append(column)
-        constants.append(offset)
-    return Network(columns, constants, cost, gates)
+        network.columns.append(column)
+        network.constants.append(offset)
+    return network
 
 
 def state_vector_cost(program) -> float:
@@ -190,18 +204,25 @@ def state_vector_cost(program) -> float:
     return float(sum(size * (2 ** len(step.wires) if step.kind == "dense" else 1) for step in program.steps))
 
 
+def state_vector_seconds(program, batch: int) -> float:
+    """Estimated forward + backward seconds of the state-vector program for ``batch`` rows."""
+    return len(program.steps) * STATE_STEP_S + batch * state_vector_cost(program) * STATE_OPERATION_S
+
+
 def choose_network(program, measure, batch: int) -> Network | None:
-    """The network to run ``program``'s measurements with, when it promises :data:`ADVANTAGE`
-    times fewer operations than the state vector (decided once per program and measurements)."""
+    """The network to run ``program``'s measurements on ``batch`` rows with, when its
+    estimated time beats the state vector's and its intermediates fit
+    :data:`MAX_INTERMEDIATE_BYTES`; else None. Planned once per program and measurements."""
     key = ("network", measure.key)
     if key not in program._constants:
-        network = None
-        if program.n_wires >= MIN_WIRES:
-            network = network_for(program.gates, measure, batch)
-            if network is not None and network.cost * ADVANTAGE > state_vector_cost(program):
-                network = None
-        program._constants[key] = network
-    return program._constants[key]
+        program._constants[key] = network_for(program.gates, measure) if program.n_wires >= MIN_WIRES else None
+    network = program._constants[key]
+    if network is None:
+        return None
+    itemsize = torch.empty((), dtype=measure.dtype).element_size()
+    if network.largest_per_row * batch * itemsize > MAX_INTERMEDIATE_BYTES:
+        return None
+    return network if network.seconds(batch) < state_vector_seconds(program, batch) else None
 
 
 def contract(network: Network, program, operations, batch: int, dtype: torch.dtype, device) -> torch.Tensor:

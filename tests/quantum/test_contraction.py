@@ -43,8 +43,7 @@ def by_network(qfunc, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor)
     tape = record_tape(qfunc, inputs, weights)
     operations = supported(tape, n_wires)
     program = program_for(operations, n_wires, inputs.shape[0])
-    network = contraction.network_for(program.gates, _measurements_for(tape.measurements, n_wires, dtype, "cpu"),
-                                      inputs.shape[0])
+    network = contraction.network_for(program.gates, _measurements_for(tape.measurements, n_wires, dtype, "cpu"))
     assert network is not None
     return contraction.contract(network, program, operations, inputs.shape[0], dtype, "cpu")
 
@@ -111,16 +110,19 @@ def test_a_plan_made_for_one_batch_runs_any_batch_and_single_precision():
     torch.testing.assert_close(single.double(), run_qfunc(qfunc, 5, inputs, weights), atol=1e-5, rtol=0)
 
 
-def test_the_compiler_contracts_a_wide_qcnn_and_keeps_the_state_vector_elsewhere():
+def test_the_compiler_contracts_a_wide_qcnn_with_the_state_vectors_results():
     wide = Circuit(n_qubits=12, embedding="angle", ansatz="qcnn")
-    inputs = torch.rand(6, wide.n_qubits, dtype=torch.float64, requires_grad=True)
+    inputs = torch.rand(64, wide.n_qubits, dtype=torch.float64, requires_grad=True)
     weights = torch.rand(wide.weight_shape, dtype=torch.float64, requires_grad=True)
     ours = run_qfunc(wide.qfunc(), wide.n_qubits, inputs, weights)
     traced = _traced(wide.qfunc(), wide.n_qubits, inputs, weights)
     [program] = [v for k, v in traced.memo.items() if k[0] == "program"]
-    chosen = [v for k, v in program._constants.items() if k[0] == "network"]
-    assert chosen and chosen[0] is not None  # the tree's network is far cheaper than 2^12 amplitudes
-    assert chosen[0].cost * contraction.ADVANTAGE <= contraction.state_vector_cost(program)
+    network = contraction.choose_network(program, _measurements_for(traced.measurements, 12, torch.complex128, "cpu"),
+                                         inputs.shape[0])
+    assert network is not None  # the tree's network: far fewer operations than 2^12 amplitudes
+    assert network.seconds(64) < contraction.state_vector_seconds(program, 64)
+    assert contraction.choose_network(program, _measurements_for(traced.measurements, 12, torch.complex128, "cpu"),
+                                      2) is None  # two rows: the state vector's few steps are quicker
     theirs = run_qfunc(wide.qfunc(), wide.n_qubits, inputs, weights, diff_method="backprop")
     torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
     for a, b in zip(torch.autograd.grad(ours.sum(), [inputs, weights]),
@@ -128,9 +130,10 @@ def test_the_compiler_contracts_a_wide_qcnn_and_keeps_the_state_vector_elsewhere
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
 
 
-@pytest.mark.parametrize("reason", ["probs", "narrow", "many terms"])
+@pytest.mark.parametrize("reason", ["probs", "narrow", "many terms", "too many rows"])
 def test_no_network_where_it_cannot_measure_or_would_not_pay(reason):
     n = 4 if reason == "narrow" else contraction.MIN_WIRES
+    rows = 2**40 if reason == "too many rows" else 3
 
     def qfunc(inputs, weights):
         qml.AngleEmbedding(inputs, wires=range(n), rotation="Y")
@@ -141,4 +144,17 @@ def test_no_network_where_it_cannot_measure_or_would_not_pay(reason):
     tape = record_tape(qfunc, torch.rand(3, n), torch.rand(1))
     program = program_for(supported(tape, n), n, 3)
     measure = _measurements_for(tape.measurements, n, torch.complex64, "cpu")
-    assert contraction.choose_network(program, measure, 3) is None
+    assert contraction.choose_network(program, measure, rows) is None
+    if reason == "too many rows":  # a light cone of two gates: the network wins on a batch that fits
+        assert contraction.choose_network(program, measure, 1024) is not None
+
+
+def test_a_narrow_qcnn_contracts_only_large_batches():
+    """At 8 qubits the state vector is small: its few steps beat ~170 contractions on a small
+    batch, and the network's fewer operations per row win on a large one."""
+    circuit = Circuit(n_qubits=8, embedding="angle", ansatz="qcnn")
+    traced = _traced(circuit.qfunc(), 8, torch.rand(4, 8), torch.rand(circuit.weight_shape))
+    program = program_for(traced.operations, 8, 4)
+    measure = _measurements_for(traced.measurements, 8, torch.complex64, "cpu")
+    assert contraction.choose_network(program, measure, 16) is None
+    assert contraction.choose_network(program, measure, 4096) is not None
