@@ -120,6 +120,26 @@ class CircuitSpec(ValidatedModel):
                    embedding_options=embedding_options, embedding_rotation=rotation, ansatz=choice.ansatz,
                    ansatz_options=choice.ansatz_options, reupload=choice.reupload, **execution)
 
+    @classmethod
+    def feature_map(cls, n_qubits: int, n_layers: int, embedding: str, embedding_options: dict | None = None,
+                    repeats: int = 1, ansatz: str = "strongly_entangling", ansatz_options: dict | None = None,
+                    reupload: bool = False) -> CircuitSpec:
+        """A quantum kernel's feature map: the embedding (``repeats`` times where it has
+        ``n_repeats``) and optional ansatz, measured as its state. Raises ValueError for an
+        embedding that does not repeat (or any invalid option), naming it.
+
+        >>> CircuitSpec.feature_map(4, 1, "iqp", repeats=2).embedding_options
+        {'n_repeats': 2}
+        """
+        from hqray.quantum.circuits import get_circuit
+
+        if repeats != 1 and "n_repeats" not in get_circuit(embedding).options.model_fields:
+            raise ValueError(f"repeats = {repeats}: the {embedding!r} embedding does not repeat "
+                             "(repeats applies to embeddings with n_repeats, such as iqp)")
+        options = {**(embedding_options or {}), **({"n_repeats": repeats} if repeats != 1 else {})}
+        return cls(n_qubits=n_qubits, n_layers=n_layers, embedding=embedding, embedding_options=options,
+                   ansatz=ansatz, ansatz_options=ansatz_options or {}, reupload=reupload, measurement="state")
+
     def __hash__(self) -> int:  # options are dicts: hash their sorted items (specs key caches)
         return hash(tuple((k, repr(v)) for k, v in sorted(self.__dict__.items())))
 

@@ -172,16 +172,10 @@ class KernelOptions(BaseModel):
 
     @model_validator(mode="after")
     def _check_circuit(self) -> KernelOptions:
-        from hqray.quantum.circuits import get_circuit
         from hqray.quantum.spec import CircuitSpec  # light: listings validate options without torch
 
-        if self.repeats != 1 and "n_repeats" not in get_circuit(self.embedding).options.model_fields:
-            raise ValueError(f"repeats = {self.repeats}: the {self.embedding!r} embedding does not repeat "
-                             "(repeats applies to embeddings with n_repeats, such as iqp)")
-        options = {**(self.embedding_options or {}), **({"n_repeats": self.repeats} if self.repeats != 1 else {})}
-        CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
-                    embedding_options=options, ansatz=self.ansatz, ansatz_options=self.ansatz_options or {},
-                    reupload=self.reupload, measurement="state")
+        CircuitSpec.feature_map(self.n_qubits, self.n_layers, self.embedding, self.embedding_options, self.repeats,
+                                self.ansatz, self.ansatz_options, self.reupload)
         return self
 
 

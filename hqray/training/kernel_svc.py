@@ -86,10 +86,8 @@ class QuantumKernelSVC(ClassifierMixin, BaseEstimator):
         """The kernel; ``gamma``: the bandwidth to use (default ``self.gamma``)."""
         if self.bandwidth not in ("fixed", "scale"):
             raise ValueError(f"bandwidth must be 'fixed' or 'scale', got {self.bandwidth!r}")
-        options = {**(self.embedding_options or {}), **({"n_repeats": self.repeats} if self.repeats != 1 else {})}
-        spec = CircuitSpec(n_qubits=self.n_qubits, n_layers=self.n_layers, embedding=self.embedding,
-                           embedding_options=options, ansatz=self.ansatz, ansatz_options=self.ansatz_options or {},
-                           reupload=self.reupload, measurement="state")
+        spec = CircuitSpec.feature_map(self.n_qubits, self.n_layers, self.embedding, self.embedding_options,
+                                       self.repeats, self.ansatz, self.ansatz_options, self.reupload)
         return QuantumKernel(spec, kind=self.kernel, gamma=self.gamma if gamma is None else gamma,
                              shots=self.shots, tile_rows=self.tile_rows, seed=self.seed)
 
