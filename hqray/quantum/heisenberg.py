@@ -106,6 +106,12 @@ class PauliExpectations:
         self.values, self.batch = values, values.shape[0]
         self.real_dtype, self.device = values.dtype, values.device
 
+    def word(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
+        """The expectation ``(B,)`` of the Pauli word on ``wires`` (Z, or X / Y where ``rotations``
+        turns them to Z): computed already, so read rather than rebuilt from a distribution."""
+        names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
+        return self.values[:, self.index[tuple(sorted((w, names[w]) for w in wires))]]
+
     def marginal(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
         """Outcome probabilities ``(B, 2^m)`` of measuring ``wires`` (``rotations`` turn X/Y to Z)."""
         names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
