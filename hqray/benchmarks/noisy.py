@@ -35,11 +35,13 @@ def _inputs(n_qubits: int, batch: int, shape: tuple[int, ...], seed: int = 0):
             torch.rand(shape, dtype=torch.float64, generator=generator) * 6)
 
 
-def _default_mixed(circuit: Circuit, noise: NoiseModel) -> Callable:
+def _default_mixed(circuit: Circuit, noise: NoiseModel, shots: int | None = None) -> Callable:
+    """default.mixed on the same noisy circuit: exact (backprop), or estimated from ``shots``
+    measurements per row (forward only: samples have no gradient)."""
     import pennylane as qml
 
     node = qml.QNode(with_noise(circuit.qfunc(), noise), qml.device("default.mixed", wires=circuit.n_qubits),
-                     interface="torch", diff_method="backprop")
+                     interface="torch", **({"diff_method": "backprop"} if shots is None else {"shots": shots}))
     return lambda inputs, weights: torch.stack(list(node(inputs, weights)), dim=-1)
 
 
@@ -155,7 +157,8 @@ def _configuration(n_qubits: int, batch: int, small_batch: int, p: float, repeat
     rows = []
     methods = [("hqray-density_matrix", hqray, inputs, True), ("hqray-density_matrix-1024-shots", hqray_shots,
                                                                inputs, True),
-               ("default.mixed", mixed, small, True)]
+               ("default.mixed", mixed, small, True),
+               ("default.mixed-1024-shots", _default_mixed(circuit, noise, shots=1024), small, False)]
     for name, run in _aer(circuit, p):
         methods.append((name, run, inputs if "direct" in name else small[:min(8, len(small))], False))
     for name, run, rows_in, differentiable in methods:
