@@ -301,11 +301,11 @@ def random_gate_circuit(n_wires: int, draws: list[tuple[int, list[int], list[int
 
 
 @st.composite
-def gate_draws(draw):
-    n_wires = draw(st.integers(1, 12))
+def gate_draws(draw, max_wires: int = 12, max_gates: int = 30):
+    n_wires = draw(st.integers(1, max_wires))
     kinds = [i for i, (_, arity, _) in enumerate(RANDOM_GATES) if arity <= n_wires]
     draws = []
-    for _ in range(draw(st.integers(1, 30))):
+    for _ in range(draw(st.integers(1, max_gates))):
         kind = draw(st.sampled_from(kinds))
         _, arity, n_params = RANDOM_GATES[kind]
         wires = draw(st.permutations(range(n_wires)))[:arity]

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from hqray.quantum import contraction
 from hqray.quantum.circuits import Circuit
 from hqray.quantum.compiler import _measurements_for, _traced, program_for, record_tape, run_qfunc, supported
-from tests.quantum.test_compiler import RANDOM_GATES
+from tests.quantum.test_compiler import RANDOM_GATES, gate_draws
 
 
 def expval_circuit(n_wires: int, draws):
-    """Hypothesis' gate draws, measured by expectation values only: a diagonal word, a
-    non-diagonal word and a sum with a constant."""
+    """Hypothesis' gate draws (as the compiler's property test draws them), measured by
+    expectation values only: a diagonal word, a non-diagonal word and a sum with a constant."""
     def qfunc(inputs, weights):
         qml.AngleEmbedding(inputs[..., :n_wires], wires=range(n_wires), rotation="Y")
         for kind, wires, sources in draws:
@@ -48,21 +48,8 @@ def by_network(qfunc, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor)
     return contraction.contract(network, program, operations, inputs.shape[0], dtype, "cpu")
 
 
-@st.composite
-def draws(draw):
-    n_wires = draw(st.integers(1, 6))
-    kinds = [i for i, (_, arity, _) in enumerate(RANDOM_GATES) if arity <= n_wires]
-    gates = []
-    for _ in range(draw(st.integers(0, 20))):
-        kind = draw(st.sampled_from(kinds))
-        _, arity, n_params = RANDOM_GATES[kind]
-        wires = draw(st.permutations(range(n_wires)))[:arity]
-        gates.append((kind, wires, [draw(st.integers(0, 7)) for _ in range(n_params)]))
-    return n_wires, gates
-
-
 @settings(max_examples=25, deadline=None)
-@given(case=draws(), batch=st.integers(1, 5), seed=st.integers(0, 1000))
+@given(case=gate_draws(max_wires=6, max_gates=20), batch=st.integers(1, 5), seed=st.integers(0, 1000))
 def test_property_the_network_equals_the_state_vector_with_gradients(case, batch, seed):
     n_wires, gates = case
     qfunc = expval_circuit(n_wires, gates)
