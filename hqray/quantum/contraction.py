@@ -36,7 +36,8 @@ MIN_WIRES = 8  # below, the state vector is cheap and planning (a fraction of a 
 PATH_REPEATS = 128  # randomised greedy orders tried (seeded per try: the same path every time)
 # The order is planned for a few rows: planned for the real batch, the shared batch index
 # pushes opt_einsum towards orders that keep it off tensors as long as possible, and those
-# ran 1.5-2.5x slower here (qcnn, 8-12 qubits, B = 256 and 4096) than orders planned at 8.
+# ran 1.2-4x slower here (12-qubit qcnn, B = 256 and 4096) than orders planned for 8 rows;
+# minimising size rather than operations was 1.1x faster at both batches.
 PLAN_ROWS = 8
 MAX_INTERMEDIATE_BYTES = 256 * 2**20  # per call; a larger batch runs on the state vector
 # Seconds per forward + backward, fitted on qcnn 8/12 qubits at B = 256 and 4096 (2-core Xeon,

@@ -406,7 +406,7 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     tensors: list[torch.Tensor | None] = [None] * len(gates)
     if getattr(operations, "groups", None) is not None:  # a traced circuit: parameters already grouped
-        _grouped_tensors(operations.groups, tensors, dtype)
+        _grouped_tensors(operations.groups, set(wanted), tensors, dtype)
         return tensors
     groups: dict[tuple[str, bool], list[int]] = {}
     for i in wanted:
@@ -427,10 +427,13 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
     return tensors
 
 
-def _grouped_tensors(groups, tensors: list, dtype: torch.dtype) -> None:
+def _grouped_tensors(groups, wanted: set[int], tensors: list, dtype: torch.dtype) -> None:
     """Each group's matrices (or phase vectors) built in one call from its stacked parameters,
-    shaped as :func:`gate_tensors` gives them."""
+    shaped as :func:`gate_tensors` gives them; groups with no wanted gate are skipped (their
+    rotations are covered by a phase table)."""
     for name, batched, arity, members, params in groups:
+        if wanted.isdisjoint(members):
+            continue
         builder = FAST_GATES[name] if name in FAST_GATES else _pattern_builder(name, arity)
         built = builder(*params).to(dtype)
         for i, tensor in zip(members, (built if batched else built.unsqueeze(1)).unbind(0), strict=True):
