@@ -200,9 +200,13 @@ def network_for(gates, measure) -> Network | None:
 
 def state_vector_cost(program) -> float:
     """The state-vector steps' operations per row, counted as the network's are (one per
-    multiply-add): a dense step of ``k`` wires touches each amplitude ``2^k`` times, the others once."""
-    size = 2**program.n_wires
-    return float(sum(size * (2 ** len(step.wires) if step.kind == "dense" else 1) for step in program.steps))
+    multiply-add): a dense step of ``k`` wires touches each amplitude ``2^k`` times, the others once.
+    Computed once per program (it is asked on every call)."""
+    if "state_vector_cost" not in program._constants:
+        size = 2**program.n_wires
+        program._constants["state_vector_cost"] = float(
+            sum(size * (2 ** len(step.wires) if step.kind == "dense" else 1) for step in program.steps))
+    return program._constants["state_vector_cost"]
 
 
 def state_vector_seconds(program, batch: int) -> float:
