@@ -26,6 +26,7 @@ grow with depth).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -694,12 +695,31 @@ class Program:
         return psi, _permute_state(lam, step.after, step.before, self.n_wires), gradient
 
 
+# A re-layout whose last wires stay in place copies runs of 2^run contiguous amplitudes;
+# below 4 wires (16 amplitudes) torch's strided copy of size-2 axes runs 2-5x slower than one
+# gather of each row by a precomputed index (measured at 8-12 qubits, B = 16-4096, forward and
+# backward; level at a run of 3 wires, the copy ahead at 4). In whole circuits, one thread,
+# B = 256: random 10 qubits 1.3-1.4x faster, hardware_efficient 12 level.
+PERMUTE_RUN_WIRES = 4
+
+
 def _permute_state(state: torch.Tensor, before: tuple[int, ...], after: tuple[int, ...], n_wires: int) -> torch.Tensor:
     """``state`` ``(B, 2^n)`` with its wire axes in order ``before``, re-laid out as ``after``."""
     if before == after:
         return state
     batch = state.shape[0]
-    return state.reshape(batch, *[2] * n_wires).permute(0, *[1 + before.index(w) for w in after]).reshape(batch, -1)
+    run = next((i for i in range(n_wires) if before[n_wires - 1 - i] != after[n_wires - 1 - i]), n_wires)
+    if run >= PERMUTE_RUN_WIRES:
+        return state.reshape(batch, *[2] * n_wires).permute(0, *[1 + before.index(w) for w in after]).reshape(batch, -1)
+    return state.index_select(1, _layout_index(before, after, state.device))
+
+
+@functools.lru_cache(maxsize=64)  # an index is one row of int64 per state: keep few
+def _layout_index(before: tuple[int, ...], after: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The gather index that re-lays a state's amplitudes out from wire order ``before`` to ``after``."""
+    n_wires = len(before)
+    positions = torch.arange(2**n_wires).reshape([2] * n_wires).permute([before.index(w) for w in after])
+    return positions.reshape(-1).to(device)
 
 
 def _reorder(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...], matrix: bool) -> torch.Tensor:
