@@ -320,6 +320,17 @@ def apply_diag(state: torch.Tensor, diagonal: torch.Tensor, wires: Sequence[int]
     return product.reshape(product.shape[0], -1, columns)
 
 
+def _kronecker(vectors: list[torch.Tensor]) -> torch.Tensor:
+    """The Kronecker product of per-row vectors ``(rows, d_i)``, first vector most significant,
+    halves first: the large products then have long inner axes (a running product times a
+    two-entry vector broadcasts over an axis of two, several times slower at 8 qubits)."""
+    if len(vectors) == 1:
+        return vectors[0]
+    half = len(vectors) // 2
+    left, right = _kronecker(vectors[:half]), _kronecker(vectors[half:])
+    return (left[:, :, None] * right[:, None, :]).reshape(left.shape[0], -1)
+
+
 def _fit(gradient: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
     """``gradient`` summed over the rows a shared (broadcast) step tensor stands for."""
     if tensor.shape[0] == 1 and gradient.shape[0] != 1:
@@ -400,12 +411,22 @@ def _slow_tensor(op, gate: Gate, dtype: torch.dtype, real: torch.dtype, device) 
     return torch.diagonal(matrix, dim1=-2, dim2=-1) if gate.kind == "diag" else matrix
 
 
+class GateTensors(list):
+    """Each gate's tensor (see :func:`gate_tensors`), and the same tensors as built, stacked per
+    group: ``stacks`` holds ``(members, (m, [B,] d, d) matrices or (m, [B,] d) phase vectors,
+    batched)``, which the product and shared dense steps read without unbinding them gate by gate."""
+
+    def __init__(self, n_gates: int):
+        super().__init__([None] * n_gates)
+        self.stacks: list[tuple[Sequence[int], torch.Tensor, bool]] = []
+
+
 def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: torch.dtype,
-                 device) -> list[torch.Tensor | None]:
+                 device) -> GateTensors:
     """The matrix ``(1 or B, d, d)`` or phase vector ``(1 or B, d)`` of each ``wanted`` gate;
     gates of one fast kind are built together."""
     real = torch.float64 if dtype == torch.complex128 else torch.float32
-    tensors: list[torch.Tensor | None] = [None] * len(gates)
+    tensors = GateTensors(len(gates))
     if getattr(operations, "groups", None) is not None:  # a traced circuit: parameters already grouped
         _grouped_tensors(operations.groups, set(wanted), tensors, dtype)
         return tensors
@@ -417,18 +438,17 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
         else:
             tensor = _slow_tensor(operations[i], gate, dtype, real, device)
             tensors[i] = tensor if gate.batched else tensor[None]
+            tensors.stacks.append(([i], tensor[None], gate.batched))
     for (name, batched, arity), members in groups.items():
         builder = FAST_GATES[name] if name in FAST_GATES else _pattern_builder(name, arity)
         columns = zip(*[operations[i].data for i in members], strict=True)
         shape = (operations[members[0]].batch_size,) if batched else ()
         params = [torch.stack([_as_real(p, real, device).expand(shape) for p in column]) for column in columns]
-        built = builder(*params).to(dtype)
-        for i, tensor in zip(members, built.unbind(0), strict=True):
-            tensors[i] = tensor if batched else tensor[None]
+        _keep(tensors, members, builder(*params).to(dtype), batched)
     return tensors
 
 
-def _grouped_tensors(groups, wanted: set[int], tensors: list, dtype: torch.dtype) -> None:
+def _grouped_tensors(groups, wanted: set[int], tensors: GateTensors, dtype: torch.dtype) -> None:
     """Each group's matrices (or phase vectors) built in one call from its stacked parameters,
     shaped as :func:`gate_tensors` gives them; groups with no wanted gate are skipped (their
     rotations are covered by a phase table)."""
@@ -436,9 +456,28 @@ def _grouped_tensors(groups, wanted: set[int], tensors: list, dtype: torch.dtype
         if wanted.isdisjoint(members):
             continue
         builder = FAST_GATES[name] if name in FAST_GATES else _pattern_builder(name, arity)
-        built = builder(*params).to(dtype)
-        for i, tensor in zip(members, (built if batched else built.unsqueeze(1)).unbind(0), strict=True):
-            tensors[i] = tensor
+        _keep(tensors, members, builder(*params).to(dtype), batched)
+
+
+def _keep(tensors: GateTensors, members: Sequence[int], built: torch.Tensor, batched: bool) -> None:
+    """A group's built tensors ``(m, [B,] ...)`` as each member's, and as a stack."""
+    tensors.stacks.append((members, built, batched))
+    for i, tensor in zip(members, (built if batched else built.unsqueeze(1)).unbind(0), strict=True):
+        tensors[i] = tensor
+
+
+def _embedded_index(local: list[int], k: int, offset: int, vector: bool) -> np.ndarray:
+    """Where each entry of a ``k``-wire block comes from, for one gate on the block's positions
+    ``local`` whose entries start at ``offset`` of the flat source (a matrix, or a phase vector
+    if ``vector``): index 0 (a zero) where the block's other wires differ or, for a phase
+    vector, off the diagonal."""
+    arity, basis = len(local), np.arange(2**k)
+    sub = sum(((basis >> (k - 1 - p)) & 1) << (arity - 1 - t) for t, p in enumerate(local))
+    rest = basis & ~sum(1 << (k - 1 - p) for p in local)
+    same_rest = rest[:, None] == rest[None, :]
+    if vector:
+        return np.where(same_rest & (sub[:, None] == sub[None, :]), offset + sub[:, None], 0)
+    return np.where(same_rest, offset + sub[:, None] * 2**arity + sub[None, :], 0)
 
 
 # ---------------------------------------------------------------- the program --------------
@@ -483,9 +522,12 @@ class Program:
         """Each step's tensor from the live parameters: a state for product/prep steps, a
         matrix for dense steps, a phase vector for diagonal ones, None for gathers."""
         tensors = gate_tensors(operations, self.gates, self.wanted, dtype, device)
+        shared = self._shared_blocks(tensors, dtype, device)
         out: list[torch.Tensor | None] = []
-        for step in self.steps:
-            if step.kind == "perm":
+        for s, step in enumerate(self.steps):
+            if s in shared:
+                out.append(shared[s])
+            elif step.kind == "perm":
                 out.append(None)
             elif step.kind == "product":
                 out.append(self._product(step, tensors, batch, dtype, device))
@@ -496,24 +538,56 @@ class Program:
                 out.append(self._fused(step, operations, tensors, dtype, device))
         return out
 
-    def _product(self, step: Step, tensors, batch: int, dtype, device) -> torch.Tensor:
-        """The product state of the leading one-wire gates: every wire's vector advanced one
-        gate at a time, all wires at once (one batched product per depth), then their
-        Kronecker product."""
+    def _product(self, step: Step, tensors: GateTensors, batch: int, dtype, device) -> torch.Tensor:
+        """The product state of the leading one-wire gates: their matrices gathered from the
+        gate groups' stacks in one index per depth, every wire's vector advanced one gate at a
+        time, all wires at once (one batched product per depth), then their Kronecker product."""
         rows = batch if step.batched else 1
-        vectors = torch.zeros(self.n_wires, rows, 2, 1, dtype=dtype, device=device)
-        vectors[:, :, 0] = 1
-        depth = max((len(g) for g in step.per_wire), default=0)
-        for t in range(depth):
+        plan = self._product_plan(step, tensors.stacks, dtype, device)
+        stacks = [stack for stack, used in zip(tensors.stacks, plan["used"], strict=True) if used]
+        pool = torch.cat([plan["constants"].expand(-1, rows, 2, 2)] + [
+            (torch.diag_embed(stack) if stack.ndim == 2 + batched else stack).reshape(len(members), -1, 2, 2)
+            .expand(-1, rows, 2, 2) for members, stack, batched in stacks])
+        vectors = None
+        for wires, positions in plan["depths"]:
+            matrices = pool.index_select(0, positions)
+            if vectors is None and len(wires) == self.n_wires:  # every wire's first gate acts on |0>
+                vectors = matrices[..., 0]
+                continue
+            if vectors is None:
+                vectors = torch.zeros(self.n_wires, rows, 2, dtype=dtype, device=device)
+                vectors[:, :, 0] = 1
+            vectors = vectors.index_copy(0, wires, (matrices @ vectors.index_select(0, wires)[..., None])[..., 0])
+        if vectors is None:
+            vectors = torch.zeros(self.n_wires, rows, 2, dtype=dtype, device=device)
+            vectors[:, :, 0] = 1
+        return _kronecker(list(vectors.unbind(0))).expand(batch, -1)[:, :, None]
+
+    def _product_plan(self, step: Step, stacks, dtype, device) -> dict:
+        """Which stacks hold the product step's gates, and per depth the wires and their gates'
+        rows in ``[constant gates, those stacks]`` (worked out once per stack layout)."""
+        key = ("product", id(step), dtype, str(device), tuple((tuple(m), t.ndim, b) for m, t, b in stacks))
+        if key in self._constants:
+            return self._constants[key]
+        gates = set(step.gates)
+        constants = [i for i in step.gates if not self.gates[i].parametric]
+        where = {i: row for row, i in enumerate(constants)}
+        used, offset = [], len(constants)
+        for members, _, _ in stacks:
+            used.append(not gates.isdisjoint(members))
+            if used[-1]:
+                where.update({i: offset + row for row, i in enumerate(members)})
+                offset += len(members)
+        matrices = [np.asarray(self.gates[i].constant) for i in constants]
+        plan = {"used": used, "depths": [],
+                "constants": torch.as_tensor(np.stack(matrices) if matrices else np.zeros((0, 2, 2)),
+                                             device=device).to(dtype).reshape(-1, 1, 2, 2)}
+        for t in range(max((len(g) for g in step.per_wire), default=0)):
             wires = [w for w, g in enumerate(step.per_wire) if len(g) > t]
-            matrices = torch.stack([self._as_matrix(step.per_wire[w][t], tensors, dtype, device).expand(rows, 2, 2)
-                                    for w in wires])
-            index = torch.as_tensor(wires, device=device)
-            vectors = vectors.index_copy(0, index, torch.matmul(matrices, vectors.index_select(0, index)))
-        state = vectors[0, :, :, 0]
-        for vector in vectors[1:, :, :, 0]:
-            state = (state[:, :, None] * vector[:, None, :]).reshape(rows, -1)
-        return state.expand(batch, -1)[:, :, None]
+            plan["depths"].append((torch.as_tensor(wires, device=device),
+                                   torch.as_tensor([where[step.per_wire[w][t]] for w in wires], device=device)))
+        self._constants[key] = plan
+        return plan
 
     def _fused(self, step: Step, operations, tensors, dtype, device) -> torch.Tensor:
         """A dense step's matrix ``(1 or B, d, d)`` (gates applied to the identity's columns),
@@ -522,8 +596,6 @@ class Program:
         k = len(step.wires)
         if step.kind == "diag":
             return self._phases(step, operations, tensors, position, dtype, device)
-        if not step.batched:
-            return self._shared_block(step, tensors, dtype, device)
         block = torch.eye(2**k, dtype=dtype, device=device)[None]
         for i in step.gates:
             gate = self.gates[i]
@@ -534,52 +606,58 @@ class Program:
                 block = apply_dense(block, self._gate_tensor(i, tensors, dtype, device), local, k)
         return block
 
-    def _shared_block(self, step: Step, tensors, dtype, device) -> torch.Tensor:
-        """A shared dense step's matrix ``(1, d, d)`` in a fixed number of torch calls, however
-        many gates it holds: every gate of one arity is embedded in the block's space by one
-        gather (its entries placed by a precomputed index, zero where the other wires differ),
-        then the gates multiply pairwise, ``log2(gates)`` batched products deep."""
-        plan = self._embedding(step, dtype, device)
-        embedded = []
-        for members, index, mask in plan["arities"].values():
-            flat = torch.cat([self._as_matrix(i, tensors, dtype, device).reshape(1, -1) for i in members])
-            embedded.append(flat.reshape(-1)[index].reshape(len(members), *mask.shape[1:]) * mask)
-        matrices = torch.cat(embedded).index_select(0, plan["order"]) if len(embedded) > 1 else embedded[0]
-        while matrices.shape[0] > 1:  # later gates on the left: (E2 E1), (E4 E3), ...
-            pairs = matrices.shape[0] // 2
-            product = torch.bmm(matrices[1:2 * pairs:2], matrices[0:2 * pairs:2])
-            matrices = torch.cat([product, matrices[2 * pairs:]]) if matrices.shape[0] % 2 else product
-        return matrices
+    def _shared_blocks(self, tensors: GateTensors, dtype, device) -> dict[int, torch.Tensor]:
+        """Every shared dense step's matrix ``(1, d, d)``, by step index: all steps of one width
+        at once, in a fixed number of torch calls however many steps and gates they hold. One
+        gather places every gate's entries in its step's space (zero where the step's other
+        wires differ; steps padded to one power-of-two gate count with identities), then the
+        gates multiply pairwise, ``log2(gates)`` batched products deep."""
+        plan = self._shared_plan(tensors.stacks, dtype, device)
+        if plan is None:
+            return {}
+        shared = [stack.reshape(-1) for _, stack, batched in tensors.stacks if not batched]
+        flat = torch.cat([plan["constants"], *shared])
+        blocks = {}
+        for step_ids, index in plan["widths"]:
+            matrices = flat[index]  # (steps, gates, d, d), later gates at higher slots
+            while matrices.shape[1] > 1:
+                matrices = matrices[:, 1::2] @ matrices[:, 0::2]
+            blocks.update({s: matrices[j] for j, s in enumerate(step_ids)})
+        return blocks
 
-    def _as_matrix(self, i: int, tensors, dtype, device) -> torch.Tensor:
-        tensor = self._gate_tensor(i, tensors, dtype, device)
-        return torch.diag_embed(tensor) if self.gates[i].kind == "diag" else tensor
-
-    def _embedding(self, step: Step, dtype, device) -> dict:
-        """Per arity: the gates, the gather index into their stacked entries and the mask that
-        embed each in the step's space; and the gates' order (computed once per step)."""
-        key = ("embedding", id(step), dtype, str(device))
+    def _shared_plan(self, stacks, dtype, device) -> dict | None:
+        """Where each shared dense step's gate entries sit in ``[0, 1, constant gates' entries,
+        the stacks' entries]`` (worked out once per stack layout, dtype and device)."""
+        shared = [s for s, step in enumerate(self.steps) if step.kind == "dense" and not step.batched]
+        if not shared:
+            return None
+        stacks = [(members, stack) for members, stack, batched in stacks if not batched]
+        key = ("shared", dtype, str(device), tuple((tuple(members), stack.ndim) for members, stack in stacks))
         if key in self._constants:
             return self._constants[key]
-        k = len(step.wires)
-        position = {w: p for p, w in enumerate(step.wires)}
-        basis = np.arange(2**k)
-        arities: dict[int, list] = {}
-        for i in step.gates:
-            arities.setdefault(len(self.gates[i].wires), []).append(i)
-        plan, ordered = {"arities": {}}, []
-        for arity, members in arities.items():
-            indices, masks = [], []
-            for slot, i in enumerate(members):
-                local = [position[w] for w in self.gates[i].wires]
-                sub = sum(((basis >> (k - 1 - p)) & 1) << (arity - 1 - t) for t, p in enumerate(local))
-                rest = basis & ~sum(1 << (k - 1 - p) for p in local)
-                indices.append(slot * 4**arity + sub[:, None] * 2**arity + sub[None, :])
-                masks.append(rest[:, None] == rest[None, :])
-            plan["arities"][arity] = (members, torch.as_tensor(np.concatenate(indices).reshape(-1), device=device),
-                                      torch.as_tensor(np.stack(masks), device=device).to(dtype))
-            ordered += members
-        plan["order"] = torch.as_tensor([ordered.index(i) for i in step.gates], device=device)
+        constants = sorted({i for s in shared for i in self.steps[s].gates if not self.gates[i].parametric})
+        entries, where = [np.array([0.0, 1.0])], {}
+        offset = 2
+        for i in constants:
+            where[i] = (offset, False)
+            entries.append(np.asarray(self.gates[i].constant).reshape(-1))
+            offset += entries[-1].size
+        for members, stack in stacks:
+            size = stack[0].numel()
+            where.update({i: (offset + row * size, stack.ndim == 2) for row, i in enumerate(members)})
+            offset += len(members) * size
+        widths: dict[int, list[int]] = {}
+        for s in shared:
+            widths.setdefault(len(self.steps[s].wires), []).append(s)
+        plan = {"constants": torch.as_tensor(np.concatenate(entries), device=device).to(dtype), "widths": []}
+        for k, step_ids in widths.items():
+            slots = 1 << (max(len(self.steps[s].gates) for s in step_ids) - 1).bit_length()
+            index = np.broadcast_to(np.eye(2**k, dtype=np.int64), (len(step_ids), slots, 2**k, 2**k)).copy()
+            for j, s in enumerate(step_ids):
+                position = {w: p for p, w in enumerate(self.steps[s].wires)}
+                for slot, i in enumerate(self.steps[s].gates):
+                    index[j, slot] = _embedded_index([position[w] for w in self.gates[i].wires], k, *where[i])
+            plan["widths"].append((step_ids, torch.as_tensor(index, device=device)))
         self._constants[key] = plan
         return plan
 
