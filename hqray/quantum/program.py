@@ -548,19 +548,15 @@ class Program:
         pool = torch.cat([plan["constants"].expand(-1, rows, 2, 2)] + [
             (torch.diag_embed(stack) if stack.ndim == 2 + batched else stack).reshape(len(members), -1, 2, 2)
             .expand(-1, rows, 2, 2) for members, stack, batched in stacks])
-        vectors = None
-        for wires, positions in plan["depths"]:
-            matrices = pool.index_select(0, positions)
-            if vectors is None and len(wires) == self.n_wires:  # every wire's first gate acts on |0>
-                vectors = matrices[..., 0]
-                continue
-            if vectors is None:
-                vectors = torch.zeros(self.n_wires, rows, 2, dtype=dtype, device=device)
-                vectors[:, :, 0] = 1
-            vectors = vectors.index_copy(0, wires, (matrices @ vectors.index_select(0, wires)[..., None])[..., 0])
-        if vectors is None:
+        depths = plan["depths"]
+        if depths and len(depths[0][0]) == self.n_wires:  # every wire's first gate acts on |0>: its first column
+            vectors, depths = pool.index_select(0, depths[0][1])[..., 0], depths[1:]
+        else:
             vectors = torch.zeros(self.n_wires, rows, 2, dtype=dtype, device=device)
             vectors[:, :, 0] = 1
+        for wires, positions in depths:
+            matrices = pool.index_select(0, positions)
+            vectors = vectors.index_copy(0, wires, (matrices @ vectors.index_select(0, wires)[..., None])[..., 0])
         return _kronecker(list(vectors.unbind(0))).expand(batch, -1)[:, :, None]
 
     def _product_plan(self, step: Step, stacks, dtype, device) -> dict:
