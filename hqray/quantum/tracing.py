@@ -151,15 +151,31 @@ class Trace:
         real = torch.float64 if dtype in (torch.complex128, torch.float64) else torch.float32
         pool = torch.cat([weights.reshape(-1).to(real), self._constants(real, weights.device)])
         columns = inputs.to(real).T  # (features, B)
-        for name, batched, arity, members, indices, scales, offsets in self._grouped(len(weights.reshape(-1))):
+        for name, batched, arity, members, positions in self._placed(len(weights.reshape(-1)), real, inputs.device):
             params = []
-            for index, scale, offset in zip(indices, scales, offsets, strict=True):
-                source = columns[index.to(inputs.device)] if batched else pool[index.to(pool.device)]
-                scale, offset = scale.to(source), offset.to(source)
-                if batched:
-                    scale, offset = scale[:, None], offset[:, None]
-                params.append(source * scale + offset)
+            for index, affine in positions:
+                source = columns[index] if batched else pool[index]
+                params.append(source if affine is None else source * affine[0] + affine[1])
             yield name, arity, members, params
+
+    def _placed(self, n_weights: int, real: torch.dtype, device) -> list:
+        """:meth:`_grouped` with each position's index, scale and offset on ``device`` in
+        ``real`` (once per dtype and device), the affine map left out where it is the
+        identity (a parameter read as it is: most are)."""
+        key = ("placed", n_weights, real, str(device))
+        if key not in self.memo:
+            placed = []
+            for name, batched, arity, members, indices, scales, offsets in self._grouped(n_weights):
+                positions = []
+                for index, scale, offset in zip(indices, scales, offsets, strict=True):
+                    affine = None
+                    if not (bool((scale == 1).all()) and bool((offset == 0).all())):
+                        scale, offset = scale.to(device, real), offset.to(device, real)
+                        affine = (scale[:, None], offset[:, None]) if batched else (scale, offset)
+                    positions.append((index.to(device), affine))
+                placed.append((name, batched, arity, members, positions))
+            self.memo[key] = placed
+        return self.memo[key]
 
     def _constants(self, real: torch.dtype, device) -> torch.Tensor:
         """The constant parameters, in slot order: built once per dtype and device."""
