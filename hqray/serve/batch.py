@@ -40,7 +40,6 @@ from ray.data.datasource import Datasink
 from hqray.cluster.resources import tier_actor_options
 from hqray.errors import ConfigError, DataError
 from hqray.ownership import claim_directory
-from hqray.quantum.memory import retain_heap_memory
 from hqray.serve.tables import ORDER, READ_ERROR, TableSource, check_table_columns, find_table_files
 from hqray.training import checkpoint_files, checkpoint_id, load_model
 
@@ -98,7 +97,6 @@ class _Scorer:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        retain_heap_memory()  # block after block of the same shapes: keep freed memory for the next
         self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)

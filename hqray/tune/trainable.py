@@ -32,7 +32,6 @@ from ray import tune
 from hqray.cluster import close_shared_pools
 from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
-from hqray.quantum.memory import retain_heap_memory
 from hqray.training import LockstepFolds, fold_splits, summarize
 from hqray.training.cv import score_fold
 from hqray.training.families import ModelFamily, get_family
@@ -161,11 +160,9 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     """
     # One line per epoch checkpoint of every trial would drown the trial table.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    # One trial per CPU it was given: torch would otherwise start a thread per core. Trials
-    # repeat the same batch shapes epoch after epoch: freed memory is kept for the next.
+    # One trial per CPU it was given: torch would otherwise start a thread per core.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    retain_heap_memory()
     try:
         records = _records(settings)
         scored = records.scored(tune.get_context().get_trial_id()) if records is not None else None
