@@ -28,7 +28,7 @@ from collections.abc import Callable
 import pennylane as qml
 import torch
 
-from hqray.benchmarks.common import best_time, machine_info, time_then_peak
+from hqray.benchmarks.common import PeakMemory, best_time, machine_info
 
 __all__ = ["run_circuit_benchmark", "CIRCUIT_GRID", "QUICK_CIRCUIT_GRID", "random_circuit"]
 
@@ -174,8 +174,10 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
     first = best_time(run, 1)  # compilation / tracing, never counted
     repeats = max(1, min(5, int(budget / max(first, 1e-6) / 2)))
     gc.collect()
-    seconds, peak_mb = time_then_peak(run, repeats)
-    return {"samples_per_s": rows / seconds, "peak_mb": round(peak_mb, 1), "repeats": repeats,
+    memory = PeakMemory()
+    with memory.measure():
+        seconds = best_time(run, repeats)
+    return {"samples_per_s": rows / seconds, "peak_mb": round(memory.peak_mb, 1), "repeats": repeats,
             "extrapolated_from": rows if rows < batch else None, "first_call_s": round(first, 3)}
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-__all__ = ["PeakMemory", "machine_info", "best_time", "timed", "median_ms", "time_then_peak"]
+__all__ = ["PeakMemory", "machine_info", "best_time", "timed", "median_ms"]
 
 
 def release_freed_memory() -> None:
@@ -25,43 +25,9 @@ def release_freed_memory() -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return
-    # Undoes reuse_heap_below and retain_heap_memory (M_MMAP_MAX = -4 back to glibc's default,
-    # M_TRIM_THRESHOLD = -1 back to 128 KiB); M_MMAP_THRESHOLD = -3: allocations above 1 MiB
-    # get their own mapping, unmapped on free.
-    libc.mallopt(-4, 65536)
-    libc.mallopt(-1, 128 << 10)
+    # M_MMAP_THRESHOLD = -3: allocations above 1 MiB get their own mapping, unmapped on free.
     libc.mallopt(-3, 1 << 20)
     libc.malloc_trim(0)
-
-
-def reuse_heap_below(limit_bytes: int = 256 << 20) -> None:
-    """Serves allocations under ``limit_bytes`` from glibc's heap and keeps up to that much
-    freed memory for reuse (glibc only); larger ones keep their own mappings, returned on
-    free. Bounded, unlike :func:`~hqray.quantum.memory.retain_heap_memory` (no mappings at
-    all), which ran a whole grid of baselines out of memory."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-4, 65536)  # M_MMAP_MAX: mappings allowed
-    libc.mallopt(-3, int(limit_bytes))  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, int(limit_bytes))  # M_TRIM_THRESHOLD
-
-
-def time_then_peak(run: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Best wall seconds of ``repeats`` calls of ``run``, then the RSS peak (MB) of one more.
-
-    The timed calls reuse freed memory (:func:`reuse_heap_below`); only the extra call runs
-    with freed memory returned to the OS, under the RSS sampler, so the peak shows. Timing
-    under that mode made every allocation over 1 MiB fault in fresh pages: up to 2x slower at
-    10 qubits and B = 4096 for torch's methods (JAX keeps its own allocator).
-    """
-    reuse_heap_below()
-    seconds = best_time(run, repeats)
-    memory = PeakMemory()
-    with memory.measure():
-        run()
-    return seconds, memory.peak_mb
 
 
 def _rss_bytes() -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from hqray.benchmarks.common import best_time, machine_info, time_then_peak
+from hqray.benchmarks.common import PeakMemory, best_time, machine_info
 from hqray.quantum import CircuitSpec, execute, plan
 from hqray.quantum.reference import build_qnode, stack_outputs
 
@@ -97,8 +97,10 @@ def _measure(method: str, spec: CircuitSpec, inputs: torch.Tensor, weights: torc
         rows = max(probe, min(batch, int(budget / probe_time * probe / 2)))
     repeats = 3 if probe_time * rows / probe < budget / 6 else 1
     gc.collect()
-    seconds, peak_mb = time_then_peak(lambda: call(rows), repeats)
-    return {"samples_per_s": rows / seconds, "peak_mb": round(peak_mb, 1),
+    memory = PeakMemory()
+    with memory.measure():
+        seconds = best_time(lambda: call(rows), repeats)
+    return {"samples_per_s": rows / seconds, "peak_mb": round(memory.peak_mb, 1),
             "extrapolated_from": rows if rows < batch else None,
             "seconds_full_batch": seconds * batch / rows}
 
