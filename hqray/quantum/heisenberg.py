@@ -109,18 +109,23 @@ class PauliExpectations:
     def word(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
         """The expectation ``(B,)`` of the Pauli word on ``wires`` (Z, or X / Y where ``rotations``
         turns them to Z): computed already, so read rather than rebuilt from a distribution."""
-        names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
+        names = _measured_paulis(wires, rotations)
         return self.values[:, self.index[tuple(sorted((w, names[w]) for w in wires))]]
 
     def marginal(self, wires: list[int], rotations: dict[int, str]) -> torch.Tensor:
         """Outcome probabilities ``(B, 2^m)`` of measuring ``wires`` (``rotations`` turn X/Y to Z)."""
-        names = {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
+        names = _measured_paulis(wires, rotations)
         subsets, signs = _subset_signs(len(wires))
         columns = [self.index[tuple(sorted((wires[a], names[wires[a]]) for a in subset))] for subset in subsets]
         ones = torch.ones((self.batch, 1), dtype=self.real_dtype, device=self.device)
         values = torch.cat([ones, self.values[:, columns]], dim=1)  # the empty word's expectation is 1
         # exact up to rounding; the sampler clips what rounding leaves below 0
         return values @ signs.to(self.real_dtype).to(self.device) / 2 ** len(wires)
+
+
+def _measured_paulis(wires: list[int], rotations: dict[int, str]) -> dict[int, str]:
+    """Each measured wire's Pauli: X where it is rotated by H, Y by "Y->Z", else Z."""
+    return {w: {"H": "PauliX", "Y->Z": "PauliY"}.get(rotations.get(w), "PauliZ") for w in wires}
 
 
 @lru_cache(maxsize=16)

@@ -419,6 +419,15 @@ class GateTensors(list):
     def __init__(self, n_gates: int):
         super().__init__([None] * n_gates)
         self.stacks: list[tuple[Sequence[int], torch.Tensor, bool]] = []
+        self._layout: tuple | None = None
+
+    @property
+    def layout(self) -> tuple:
+        """What the stacks' layout depends on (members, tensor rank, batched): the key under
+        which the product and shared steps cache their gather plans."""
+        if self._layout is None:
+            self._layout = tuple((tuple(members), stack.ndim, batched) for members, stack, batched in self.stacks)
+        return self._layout
 
 
 def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: torch.dtype,
@@ -543,7 +552,7 @@ class Program:
         gate groups' stacks in one index per depth, every wire's vector advanced one gate at a
         time, all wires at once (one batched product per depth), then their Kronecker product."""
         rows = batch if step.batched else 1
-        plan = self._product_plan(step, tensors.stacks, dtype, device)
+        plan = self._product_plan(step, tensors, dtype, device)
         stacks = [stack for stack, used in zip(tensors.stacks, plan["used"], strict=True) if used]
         pool = torch.cat([plan["constants"].expand(-1, rows, 2, 2)] + [
             (torch.diag_embed(stack) if stack.ndim == 2 + batched else stack).reshape(len(members), -1, 2, 2)
@@ -559,12 +568,13 @@ class Program:
             vectors = vectors.index_copy(0, wires, (matrices @ vectors.index_select(0, wires)[..., None])[..., 0])
         return _kronecker(list(vectors.unbind(0))).expand(batch, -1)[:, :, None]
 
-    def _product_plan(self, step: Step, stacks, dtype, device) -> dict:
+    def _product_plan(self, step: Step, tensors: GateTensors, dtype, device) -> dict:
         """Which stacks hold the product step's gates, and per depth the wires and their gates'
         rows in ``[constant gates, those stacks]`` (worked out once per stack layout)."""
-        key = ("product", id(step), dtype, str(device), tuple((tuple(m), t.ndim, b) for m, t, b in stacks))
+        key = ("product", id(step), dtype, str(device), tensors.layout)
         if key in self._constants:
             return self._constants[key]
+        stacks = tensors.stacks
         gates = set(step.gates)
         constants = [i for i in step.gates if not self.gates[i].parametric]
         where = {i: row for row, i in enumerate(constants)}
@@ -608,7 +618,7 @@ class Program:
         gather places every gate's entries in its step's space (zero where the step's other
         wires differ; steps padded to one power-of-two gate count with identities), then the
         gates multiply pairwise, ``log2(gates)`` batched products deep."""
-        plan = self._shared_plan(tensors.stacks, dtype, device)
+        plan = self._shared_plan(tensors, dtype, device)
         if plan is None:
             return {}
         shared = [stack.reshape(-1) for _, stack, batched in tensors.stacks if not batched]
@@ -621,16 +631,18 @@ class Program:
             blocks.update({s: matrices[j] for j, s in enumerate(step_ids)})
         return blocks
 
-    def _shared_plan(self, stacks, dtype, device) -> dict | None:
+    def _shared_plan(self, tensors: GateTensors, dtype, device) -> dict | None:
         """Where each shared dense step's gate entries sit in ``[0, 1, constant gates' entries,
-        the stacks' entries]`` (worked out once per stack layout, dtype and device)."""
-        shared = [s for s, step in enumerate(self.steps) if step.kind == "dense" and not step.batched]
-        if not shared:
-            return None
-        stacks = [(members, stack) for members, stack, batched in stacks if not batched]
-        key = ("shared", dtype, str(device), tuple((tuple(members), stack.ndim) for members, stack in stacks))
+        the stacks' entries]`` (worked out once per stack layout, dtype and device); None for a
+        program without shared dense steps."""
+        key = ("shared", dtype, str(device), tensors.layout)
         if key in self._constants:
             return self._constants[key]
+        shared = [s for s, step in enumerate(self.steps) if step.kind == "dense" and not step.batched]
+        if not shared:
+            self._constants[key] = None
+            return None
+        stacks = [(members, stack) for members, stack, batched in tensors.stacks if not batched]
         constants = sorted({i for s in shared for i in self.steps[s].gates if not self.gates[i].parametric})
         entries, where = [np.array([0.0, 1.0])], {}
         offset = 2
