@@ -104,15 +104,34 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
         setup = {"runtime_env": {"worker_process_setup_hook": WORKER_SETUP_HOOK}} if in_loopback_mode() else {}
         # address="local": a new embedded Ray, even when a `ray start` cluster on this machine
         # is what /tmp/ray/ray_current_cluster names (ray.init() would silently join that one).
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
-                 namespace="hqray", include_dashboard=include_dashboard,
-                 _node_ip_address=node_ip_address,
-                 **({"_metrics_export_port": metrics_export_port} if metrics_export_port else {}), **setup)
+        _start_local(num_cpus=num_cpus, num_gpus=num_gpus, resources={"QPU": float(num_qpus)},
+                     namespace="hqray", include_dashboard=include_dashboard, _node_ip_address=node_ip_address,
+                     **({"_metrics_export_port": metrics_export_port} if metrics_export_port else {}), **setup)
         info = describe_cluster(started_locally=True)
     if loopback_wanted():
         _refuse_exposed(shutdown=True)
     logger.info(info.summary())
     return info
+
+
+# Ray gives its raylet a fixed 30 s to register with the GCS; on a machine whose cores are
+# busy (a laptop mid-build, a CI host running other tests) the first start can miss that.
+LOCAL_START_ATTEMPTS = 3
+
+
+def _start_local(**init_options) -> None:
+    """``ray.init(address="local")``, started again (up to LOCAL_START_ATTEMPTS times) when
+    Ray's node misses its startup deadline on a busy machine; other errors are raised at once."""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(address="local", **init_options)
+            return
+        except Exception as error:  # noqa: BLE001 - Ray raises a bare Exception for this timeout
+            if "timed out during startup" not in str(error) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            logger.warning("the local Ray did not start in time (attempt %d of %d, the machine is busy): "
+                           "starting it again", attempt, LOCAL_START_ATTEMPTS)
+            ray.shutdown()
 
 
 def _refuse_exposed(shutdown: bool) -> None:

@@ -171,3 +171,28 @@ def test_other_addresses_are_not_loopback(ip):
     from hqray.cluster.loopback import _is_loopback_ip
 
     assert not is_loopback(ip) and not _is_loopback_ip(ip)
+
+
+SCRIPT_SLOW_FIRST_START = """
+import ray
+import hqray.cluster as cluster
+real_init, calls = ray.init, []
+def init_missing_its_deadline_once(*args, **kwargs):
+    # What Ray raises when its raylet does not register within 30 s (a busy machine).
+    calls.append(kwargs.get("address"))
+    if len(calls) == 1:
+        raise Exception("The current node timed out during startup. This could happen because some of the "
+                        "raylet failed to startup or the GCS has become overloaded.")
+    return real_init(*args, **kwargs)
+ray.init = init_missing_its_deadline_once
+info = cluster.connect(num_cpus=1, include_dashboard=False)
+print("started", info.started_locally, calls)
+ray.shutdown()
+"""
+
+
+def test_a_local_ray_that_misses_its_startup_deadline_is_started_again():
+    completed = subprocess.run([sys.executable, "-c", SCRIPT_SLOW_FIRST_START], capture_output=True, text=True,
+                               timeout=180, env=clean_environment(), cwd=REPO)
+    assert "started True ['local', 'local']" in completed.stdout, completed.stdout + completed.stderr[-3000:]
+    assert "did not start in time (attempt 1 of 3" in completed.stderr, completed.stderr[-3000:]
