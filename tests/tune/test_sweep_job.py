@@ -14,16 +14,17 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.processes import kill_session
 from tests.user_circuits import LADDER_MODULE
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
-RETRIED_START_FAILURES = ("address already in use", "timed out during startup")
 
 
 def free_port() -> int:
@@ -32,24 +33,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_head(env: dict) -> tuple[subprocess.CompletedProcess, int]:
-    """`ray start --head` on loopback; a port taken between choosing and binding it (by Ray's
-    own processes, which pick theirs at random) or a start slowed past Ray's deadline by a busy
-    machine is retried with fresh ports, not a failure."""
+def start_head(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    """`ray start --head --block` on loopback in a session of its own (stopped by killing that
+    session: `ray stop` would stop every Ray on the machine, the other xdist worker's too),
+    with every port it would fix chosen free: the job agent's default (52365) is held by any
+    other Ray here, and an agent that cannot bind it leaves the cluster answering "No
+    available agent to submit job". Returns the process and the dashboard's address once it
+    answers; a start that failed (a port taken meanwhile by Ray's own processes, a raylet
+    that missed Ray's startup deadline on a busy machine) is retried with fresh ports."""
     for _ in range(3):
-        dashboard = free_port()
-        started = subprocess.run(
-            [*RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}", "--num-cpus=2",
-             '--resources={"QPU": 2}', "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dashboard}", "--disable-usage-stats"],
-            env=env, capture_output=True, text=True, timeout=120)
-        said = started.stdout + started.stderr
-        # Retried: a port taken meanwhile, or a raylet that missed Ray's 30 s registration
-        # deadline because the machine's cores were busy.
-        if started.returncode == 0 or not any(cause in said for cause in RETRIED_START_FAILURES):
-            return started, dashboard
-        subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
-    return started, dashboard
+        dashboard = f"http://127.0.0.1:{free_port()}"
+        with log.open("a") as output:
+            head = subprocess.Popen(
+                [*RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
+                 "--num-cpus=2", '--resources={"QPU": 2}', "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                 f"--dashboard-port={dashboard.rsplit(':', 1)[1]}", f"--dashboard-agent-listen-port={free_port()}",
+                 "--disable-usage-stats"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while head.poll() is None and time.monotonic() < deadline and not answers(dashboard, env):
+            time.sleep(0.5)
+        if head.poll() is None and answers(dashboard, env):
+            return head, dashboard
+        kill_session(head)
+    raise AssertionError(f"ray start --head did not come up:\n{log.read_text()[-3000:]}")
+
+
+def answers(dashboard: str, env: dict) -> bool:
+    """Whether the dashboard serves its API (asked with the cluster's token)."""
+    request = urllib.request.Request(f"{dashboard}/api/version",
+                                     headers={"Authorization": f"Bearer {env['RAY_AUTH_TOKEN']}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -57,19 +74,18 @@ def loopback_cluster(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env.pop("RAY_ADDRESS", None)
-    started, dashboard = start_head(env)
+    head, dashboard = start_head(env, tmp_path / "ray_start.log")
     try:
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield env, f"http://127.0.0.1:{dashboard}"
+        yield env, dashboard
     finally:
-        subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        kill_session(head, grace_s=30)
 
 
 def submit(env: dict, dashboard: str, working_dir: Path, *command: str) -> tuple[str, str]:
     """Submits ``command`` as a Ray job, waits (up to 5 min) and returns its status and logs."""
     # The dashboard answers before its job agent has registered (seconds later on a busy
     # machine): "No available agent to submit job, please try again later" is retried.
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 120
     while True:
         submitted = subprocess.run(
             [*RAY, "job", "submit", "--address", dashboard, "--working-dir", str(working_dir), "--no-wait", "--",

@@ -9,8 +9,6 @@ trials that had finished, and continue the interrupted trial from its last epoch
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ import pandas as pd
 import yaml
 
 from hqray.tune.scoring import ScoringRecords
+from tests.processes import kill_session
 
 # Enough epochs that a trial runs for seconds: the kill waits until a trial's checkpoint is
 # old enough to be named by Tune's last experiment snapshot (taken every second).
@@ -66,30 +65,6 @@ def _oldest_checkpoint_age(trial_dir: Path) -> float:
     return max(ages, default=-1.0)
 
 
-def kill_process_group(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    # Ray's own daemons may have left the group; anything still in this session goes too.
-    for _ in range(50):
-        survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and _session(int(pid)) == process.pid]
-        if not survivors:
-            return
-        for pid in survivors:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-
-
-def _session(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[3])  # session id
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
     study_path = tmp_path / "study.yaml"
     study_path.write_text(yaml.safe_dump(STUDY))
@@ -108,7 +83,7 @@ def test_killed_driver_resumes_and_scores_every_fold_exactly_once(tmp_path):
         assert process.poll() is None, "the study finished before it could be interrupted"
         assert ledger(results), (tmp_path / "first.log").read_text()[-3000:]
     finally:
-        kill_process_group(process)
+        kill_session(process)
     killed_at = time.time()
     scored_before = {line["trial_id"] for line in ledger(results)}
     # g0 finished before the kill: its wall seconds were kept for the resumed run to add to.
