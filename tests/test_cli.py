@@ -255,6 +255,8 @@ def test_bench_engine_circuits_grid_compares_any_circuit_with_the_baselines_it_f
     if not has_jax:
         assert "default.qubit-jax-jit: left out, needs jax" in completed.stdout
     assert all(row["samples_per_s"] > 0 and row["threads"] >= 1 for row in rows)
+    # Small peaks: every method was timed with freed memory kept for reuse (glibc here).
+    assert all(row["heap_reuse"] is True and row["peak_mb"] >= 0 for row in rows), rows
     assert "x default.qubit-torch" in completed.stdout
 
 

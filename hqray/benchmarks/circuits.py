@@ -14,6 +14,9 @@ JAX and tensorcircuit-ng come with the ``bench`` extra; without them their colum
 left out, saying so. JAX's threads follow ``threads`` (set before JAX is imported). A
 method whose state would pass :data:`AMPLITUDE_LIMIT` amplitudes runs on a sub-batch and the
 row says so (``extrapolated_from``); the first call (compilation, tracing) is never timed.
+Each method's peak memory comes from one call that returns freed memory to the OS; its
+timed calls then keep freed memory for reuse where that peak is small enough to keep
+(``heap_reuse``; :func:`~hqray.benchmarks.common.peak_then_time`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable
 import pennylane as qml
 import torch
 
-from hqray.benchmarks.common import PeakMemory, best_time, machine_info
+from hqray.benchmarks.common import best_time, machine_info, peak_then_time
 
 __all__ = ["run_circuit_benchmark", "CIRCUIT_GRID", "QUICK_CIRCUIT_GRID", "random_circuit"]
 
@@ -174,11 +177,10 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
     first = best_time(run, 1)  # compilation / tracing, never counted
     repeats = max(1, min(5, int(budget / max(first, 1e-6) / 2)))
     gc.collect()
-    memory = PeakMemory()
-    with memory.measure():
-        seconds = best_time(run, repeats)
-    return {"samples_per_s": rows / seconds, "peak_mb": round(memory.peak_mb, 1), "repeats": repeats,
-            "extrapolated_from": rows if rows < batch else None, "first_call_s": round(first, 3)}
+    seconds, peak_mb, reused = peak_then_time(run, repeats)
+    return {"samples_per_s": rows / seconds, "peak_mb": round(peak_mb, 1), "repeats": repeats,
+            "heap_reuse": reused, "extrapolated_from": rows if rows < batch else None,
+            "first_call_s": round(first, 3)}
 
 
 def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: Callable[[str], None] = print,
@@ -216,6 +218,7 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
                         if method == "hqray-compiler":
                             raise
                         results[method] = {"samples_per_s": math.nan, "peak_mb": math.nan, "repeats": 0,
+                                           "heap_reuse": False,
                                            "extrapolated_from": None, "first_call_s": math.nan,
                                            "error": f"{type(error).__name__}: {str(error)[:200]}"}
                 out.append({"circuit": name, "n_qubits": n, "batch": batch, "method": method,

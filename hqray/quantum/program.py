@@ -695,7 +695,7 @@ class Program:
         if step.kind in ("product", "prep"):
             return tensor[:, :, 0]
         if step.kind == "perm":
-            return state.index_select(1, self._gather(step, inverse))
+            return relabel(state, self._gather(step, inverse), self._gather(step, not inverse))
         if step.kind == "diag":
             return state * self._phases_in_layout(step, tensor.conj() if inverse else tensor)
         matrix = _reorder(tensor, step.wires, step.local, matrix=True)
@@ -797,7 +797,36 @@ def _permute_state(state: torch.Tensor, before: tuple[int, ...], after: tuple[in
     run = next((i for i in range(n_wires) if before[n_wires - 1 - i] != after[n_wires - 1 - i]), n_wires)
     if run >= PERMUTE_RUN_WIRES:
         return state.reshape(batch, *[2] * n_wires).permute(0, *[1 + before.index(w) for w in after]).reshape(batch, -1)
-    return state.index_select(1, _layout_index(before, after, state.device))
+    return relabel(state, _layout_index(before, after, state.device), _layout_index(after, before, state.device))
+
+
+class _Relabel(torch.autograd.Function):
+    """Columns gathered by a permutation; the gradient gathers back by the inverse permutation
+    (a gather's own backward zero-fills a gradient and scatter-adds into it: at 8 qubits and
+    B = 256 those two took an eighth of a forward + backward pass)."""
+
+    @staticmethod
+    def forward(ctx, state: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.index, ctx.inverse = index, inverse
+        return _gather_columns(state, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return relabel(grad, ctx.inverse, ctx.index), None, None
+
+
+def relabel(state: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``state[:, index]`` for a permutation ``index`` whose inverse is ``inverse``, differentiable
+    (to any order) by gathering with the inverse."""
+    if torch.is_grad_enabled() and state.requires_grad:
+        return _Relabel.apply(state, index, inverse)
+    return _gather_columns(state, index)
+
+
+def _gather_columns(state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    # torch.gather with the index broadcast over rows (a view) ran 1.5-2.5x faster than
+    # index_select along the columns (256-4096 amplitudes, B = 256 and 4096, one thread).
+    return torch.gather(state, 1, index[None].expand(state.shape[0], -1))
 
 
 @functools.lru_cache(maxsize=64)  # an index is one row of int64 per state: keep few

@@ -78,7 +78,7 @@ def loopback_cluster(tmp_path):
     try:
         yield env, dashboard
     finally:
-        kill_session(head, grace_s=30)
+        kill_session(head)
 
 
 def submit(env: dict, dashboard: str, working_dir: Path, *command: str) -> tuple[str, str]:
