@@ -185,7 +185,13 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
 
 def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: Callable[[str], None] = print,
                           only: tuple[str, ...] = (), max_qubits: int | None = None) -> list[dict]:
-    """Runs the grid; returns rows keyed circuit, n_qubits, batch, method, threads, samples_per_s."""
+    """Runs the grid; returns rows keyed circuit, n_qubits, batch, method, threads, samples_per_s.
+
+    One method at a time over every cell, hqray first: torch's eager calls ran up to 1.45x
+    slower in a process where JAX had already run (measured here at 8 qubits, B = 256, one
+    thread), so interleaving methods cell by cell would time hqray after JAX on every cell
+    but the first. Every method still runs in this one process, on the same inputs.
+    """
     _configure_jax(threads)
     if threads:
         torch.set_num_threads(threads)
@@ -197,39 +203,55 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
         if reason:
             log(f"{method}: left out, {reason}")
     methods = [m for m in methods if available(m) is None]
+    cells = _cells(quick, max_qubits)
+    results: dict[tuple, dict[str, dict]] = {key: {} for key, *_ in cells}
+    for method in methods:
+        for key, qfunc, inputs, weights in cells:
+            results[key][method] = _measured_or_failed(method, qfunc, key[1], inputs, weights, quick)
+            if method == methods[-1]:
+                _log_cell(log, key, results[key])
+    return [{"circuit": name, "n_qubits": n, "batch": batch, "method": method, "threads": torch.get_num_threads(),
+             "machine": info, **result} for (name, n, batch), by_method in results.items()
+            for method, result in by_method.items()]
+
+
+def _cells(quick: bool, max_qubits: int | None) -> list[tuple]:
+    """(key, qfunc, inputs, weights) of every cell, drawn once so every method gets the same."""
     grid = QUICK_CIRCUIT_GRID if quick else CIRCUIT_GRID
     grid = [(name, n) for name, n in grid if max_qubits is None or n <= max_qubits]
-    batches = (16,) if quick else BATCHES
     generator = torch.Generator().manual_seed(0)
-    out = []
+    cells = []
     for name, n in grid:
         qfunc, features, weight_shape = _circuit(name, n)
         weights = torch.rand(weight_shape, generator=generator) * 6.28
-        for batch in batches:
+        for batch in (16,) if quick else BATCHES:
             inputs = torch.rand(batch, features, generator=generator) * 3.14
-            results = {}
-            for method in methods:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    try:
-                        results[method] = _measure(method, qfunc, n, inputs, weights,
-                                                   1.0 if quick else TIME_BUDGET_S)
-                    except Exception as error:  # recorded, not hidden (XLA out of memory, say)
-                        if method == "hqray-compiler":
-                            raise
-                        results[method] = {"samples_per_s": math.nan, "peak_mb": math.nan, "repeats": 0,
-                                           "heap_reuse": False,
-                                           "extrapolated_from": None, "first_call_s": math.nan,
-                                           "error": f"{type(error).__name__}: {str(error)[:200]}"}
-                out.append({"circuit": name, "n_qubits": n, "batch": batch, "method": method,
-                            "threads": torch.get_num_threads(), "machine": info, **results[method]})
-            ours = results["hqray-compiler"]["samples_per_s"]
-            log(f"{name} n={n} B={batch}: " + "; ".join(
-                f"{m} {r['samples_per_s']:,.0f}/s" + ("" if m == "hqray-compiler" else
-                                                     f" (hqray x{ours / r['samples_per_s']:.1f})")
-                + (f" [from {r['extrapolated_from']}]" if r["extrapolated_from"] else "")
-                for m, r in results.items()))
-    return out
+            cells.append(((name, n, batch), qfunc, inputs, weights))
+    return cells
+
+
+def _measured_or_failed(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Tensor,
+                        quick: bool) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _measure(method, qfunc, n, inputs, weights, 1.0 if quick else TIME_BUDGET_S)
+        except Exception as error:  # recorded, not hidden (XLA out of memory, say)
+            if method == "hqray-compiler":
+                raise
+            return {"samples_per_s": math.nan, "peak_mb": math.nan, "repeats": 0, "heap_reuse": False,
+                    "extrapolated_from": None, "first_call_s": math.nan,
+                    "error": f"{type(error).__name__}: {str(error)[:200]}"}
+
+
+def _log_cell(log: Callable[[str], None], key: tuple, results: dict[str, dict]) -> None:
+    name, n, batch = key
+    ours = results["hqray-compiler"]["samples_per_s"]
+    log(f"{name} n={n} B={batch}: " + "; ".join(
+        f"{m} {r['samples_per_s']:,.0f}/s"
+        + ("" if m == "hqray-compiler" else f" (hqray x{ours / r['samples_per_s']:.1f})")
+        + (f" [from {r['extrapolated_from']}]" if r["extrapolated_from"] else "")
+        for m, r in results.items()))
 
 
 def summary(rows: list[dict]) -> list[dict]:
