@@ -207,9 +207,11 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
     results: dict[tuple, dict[str, dict]] = {key: {} for key, *_ in cells}
     for method in methods:
         for key, qfunc, inputs, weights in cells:
-            results[key][method] = _measured_or_failed(method, qfunc, key[1], inputs, weights, quick)
-            if method == methods[-1]:
-                _log_cell(log, key, results[key])
+            result = results[key][method] = _measured_or_failed(method, qfunc, key[1], inputs, weights, quick)
+            log(f"  {method} {key[0]} n={key[1]} B={key[2]}: " + (
+                f"{result['samples_per_s']:,.0f}/s" if "error" not in result else f"failed ({result['error']})"))
+    for key, *_ in cells:
+        _log_cell(log, key, results[key])
     return [{"circuit": name, "n_qubits": n, "batch": batch, "method": method, "threads": torch.get_num_threads(),
              "machine": info, **result} for (name, n, batch), by_method in results.items()
             for method, result in by_method.items()]
