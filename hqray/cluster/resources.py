@@ -70,6 +70,9 @@ def connect(address: str | None = None, num_qpus: float = DEFAULT_VIRTUAL_QPUS, 
             (``http://<node_ip_address>:<port>/metrics``: the pool's ``hqray_pool_*``
             counters and latency histogram, with Ray's own metrics); default: Ray picks one.
 
+    A local Ray whose node misses Ray's fixed 30 s startup deadline (a machine whose cores
+    are busy) is started again, up to three times, with a warning.
+
     A Ray this starts (or joins on a loopback address) runs in Ray's single-machine mode,
     whatever was imported first, and is checked: if any of its processes listens beyond
     loopback, it is stopped and a ConfigError says so. ``HQRAY_RAY_LOOPBACK=0`` opts out.
