@@ -28,14 +28,14 @@ def kill_session(process: subprocess.Popen) -> None:
         survivors = _members(process.pid)
         if not survivors:
             return
-        _signal(survivors, signal.SIGKILL)
+        _kill(survivors)
         time.sleep(0.2)
 
 
-def _signal(pids: list[int], signum: int) -> None:
+def _kill(pids: list[int]) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signum)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
