@@ -148,16 +148,20 @@ def engine_cuda_table() -> str:
     return "\n".join(lines)
 
 
-def predict_tables() -> str:
-    recorded = json.loads((HERE / "predict.json").read_text())
-    lines = ["| features | rows | method | rows/s | seconds | driver peak MB | actor peak MB (each) |",
-             "|---|---|---|---|---|---|---|"]
+def predict_tables(name: str = "predict.json") -> str:
+    recorded = json.loads((HERE / name).read_text())
+    lines = ["| features | rows | method | rows/s | seconds | start-up s | scoring s | rows/s once scoring "
+             "| driver peak MB | actor peak MB (each) |", "|---" * 10 + "|"]
     for r in recorded["rows"]:
         actors = ", ".join(f"{mb:,.0f}" for mb in r["actor_peak_mb"]) or "-"
+        steady = f"{r['scoring_rows_per_s']:,.0f}" if "scoring_rows_per_s" in r else "-"
         lines.append(f"| {r['width']} | {r['rows']:,} | {r['method']} | {r['rows_per_s']:,.0f} | {r['seconds']} | "
+                     f"{r.get('startup_seconds', '-')} | {r.get('scoring_seconds', '-')} | {steady} | "
                      f"{r['driver_peak_mb']:,.0f} | {actors} |")
-    lines += ["", "| features | rows | 2 actors / 1 actor | 2 actors / in-process |", "|---|---|---|---|"]
-    lines += [f"| {r['width']} | {r['rows']:,} | {r['two_vs_one_actor']}x | {r['two_actors_vs_in_process']}x |"
+    lines += ["", "| features | rows | 2 actors / 1 actor, end to end | once scoring | 2 actors / in-process |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['width']} | {r['rows']:,} | {r['two_vs_one_actor']}x | "
+              f"{r.get('two_vs_one_actor_once_scoring', '-')}x | {r['two_actors_vs_in_process']}x |"
               for r in recorded["ratios"]]
     return "\n".join(lines)
 

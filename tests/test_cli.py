@@ -270,6 +270,22 @@ def test_bench_kernel_quick_writes_json_rows(tmp_path):
         assert {"n_samples", "n_qubits", "method", "seconds"} <= set(row) and row["seconds"] > 0
 
 
+def test_bench_predict_times_start_up_apart_from_scoring(tmp_path):
+    path = tmp_path / "predict.json"
+    completed = hqray("bench", "predict", "--rows", "3000", "--widths", "4", "--json", str(path),
+                      "--workdir", str(tmp_path), timeout=600)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    results = json.loads(path.read_text())
+    rows = {row["method"]: row for row in results["rows"]}
+    assert set(rows) == {"in-process", "hqray predict, 1 actor", "hqray predict, 2 actors"}
+    for method in ("hqray predict, 1 actor", "hqray predict, 2 actors"):
+        row = rows[method]
+        assert 0 < row["startup_seconds"] and 0 < row["scoring_seconds"] < row["seconds"], row
+        assert row["scoring_rows_per_s"] > row["rows_per_s"]
+    (ratio,) = results["ratios"]
+    assert ratio["two_vs_one_actor_once_scoring"] > 0 and "once scoring" in completed.stdout
+
+
 def test_bench_sweep_quick_runs_the_study_on_a_loopback_cluster_of_nodes(tmp_path):
     path = tmp_path / "sweep.json"
     completed = hqray("bench", "sweep", "--quick", "--setup", "2 nodes", "--json", str(path), timeout=600)

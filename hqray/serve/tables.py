@@ -130,6 +130,12 @@ class TableSource(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(os.path.getsize(path) for path in self.files.paths)
 
+    def read_task_count(self) -> int:
+        """Read tasks this source makes: one per CSV file, one per Parquet row-group chunk."""
+        if self.files.file_format == "csv":
+            return len(self.files.paths)
+        return sum(len(_row_group_chunks(path)) for path in self.files.paths)
+
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
         columns = self.features + ([self.id_column] if self.id_column else [])

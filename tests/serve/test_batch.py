@@ -58,6 +58,10 @@ def test_parquet_directory_scores_every_row_in_order(ray_session, checkpoint, ta
                        source / f"part{part}.parquet", row_group_size=64)
     report = predict_table(checkpoint, source, tmp_path / "out", actors=2, actor_cpus=0.5, batch_size=50)
     assert (report.rows, report.errors, report.errors_file) == (600, 0, None)
+    # The report splits the run into actor start-up and scoring (both inside the whole).
+    assert 0 < report.startup_seconds and 0 < report.scoring_seconds
+    assert report.startup_seconds + report.scoring_seconds <= report.seconds + 0.5  # two clocks
+    assert "scoring began after" in report.summary()
     out = pd.read_parquet(tmp_path / "out")  # files sort in input order
     assert list(out["file"].astype(str)) == [str(source / f"part{i}.parquet") for i in range(3) for _ in range(200)]
     assert out["row"].tolist() == [r for _ in range(3) for r in range(200)]
