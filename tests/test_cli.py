@@ -282,6 +282,7 @@ def test_bench_predict_times_start_up_apart_from_scoring(tmp_path):
         row = rows[method]
         assert 0 < row["startup_seconds"] and 0 < row["scoring_seconds"] < row["seconds"], row
         assert row["scoring_rows_per_s"] > row["rows_per_s"]
+        assert len(row["actor_peak_mb"]) >= int(method[len("hqray predict, ")]), row  # each actor sampled
     (ratio,) = results["ratios"]
     assert ratio["two_vs_one_actor_once_scoring"] > 0 and "once scoring" in completed.stdout
 

@@ -40,7 +40,7 @@ import ray
 from hqray.cluster.resources import tier_actor_options
 from hqray.errors import ConfigError, DataError
 from hqray.ownership import claim_directory
-from hqray.serve.tables import ORDER, READ_ERROR, TableSource, check_table_columns, find_table_files
+from hqray.serve.tables import ORDER, READ_ERROR, TableFiles, TableSource, check_table_columns, find_table_files
 from hqray.training import checkpoint_files, checkpoint_id, load_model
 
 __all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", "score_table"]
@@ -48,6 +48,7 @@ __all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", 
 ERRORS_FILE = "_errors.csv"  # inside the output directory; readers of Parquet directories skip "_" names
 OUTPUT_KIND = "predictions"
 ERROR = "error"
+ACTOR_START_TIMEOUT_S = 900  # Ray Data's limit on starting the scoring actors (a cluster may need to scale up)
 
 
 def _reason_column(name: str, values: np.ndarray, missing: np.ndarray) -> list[str]:
@@ -174,20 +175,41 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
     else:
         table_files = find_table_files(source)
         check_table_columns(table_files, features, id_column)
-        source = TableSource(table_files, features, id_column)
-        # One output block per read task: the reader's blocks already hold up to 262,144 rows, and
-        # Ray Data's default split into many more blocks left the actors idle 40% of the time
-        # (per-block overhead), against almost never without it (10M rows, 2 cores).
-        dataset = ray.data.read_datasource(source, override_num_blocks=source.read_task_count())
+        source = TableSource(table_files, features, id_column, block_rows=batch_size,
+                             task_rows=_read_task_rows(table_files, batch_size, actors))
+        blocks = source.read_task_count() if table_files.file_format == "parquet" else None
+        dataset = ray.data.read_datasource(source, override_num_blocks=blocks)  # no split of the blocks
         keep = [id_column] if id_column else ["file", "row"]
         keep.append(ORDER)
     scored = dataset.map_batches(
         actor_class, fn_constructor_kwargs={**actor_kwargs, "files": files, "keep": keep,
                                             "threads": int(max(1, actor_cpus)), "trust_code": trust_code},
-        batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), **options)
+        batch_size=batch_size, batch_format="pyarrow",
+        # Two calls in flight per actor: its next block is at hand, and no actor queues work another could take.
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2), **options)
     # In input order: each call gets a run of consecutive rows (parts written by calls sort in input order).
     scored.context.execution_options.preserve_order = True
+    # Work is handed out once every actor is up: else the first one ready queues blocks that another could
+    # score (3 blocks, 2 actors: one scored 2 of them while the other waited).
+    scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     return scored
+
+
+def _read_task_rows(files: TableFiles, batch_size: int, actors: int) -> int:
+    """Rows per Parquet read task: whole scoring calls, at most ~1M rows, at least 4 tasks an actor.
+
+    A read task reaches the actors as one input that one actor scores whole, so a table cut
+    into fewer tasks than actors leaves actors idle (a 10-qubit model's 1M rows in one task:
+    1 of 2 actors busy), while small tasks cost a task launch each (10M rows of a 4-qubit
+    model in tasks of 131,072 rows: actors idle 45%, against ~0% in tasks of 1M). Blocks are
+    one call each and are not split further: Ray Data's default split into many smaller blocks
+    left the actors idle 40% of the time.
+    """
+    if files.file_format != "parquet":
+        return batch_size
+    total = sum(pq.ParquetFile(path).metadata.num_rows for path in files.paths)
+    calls = max(1, min(1_000_000 // batch_size, total // (4 * actors * batch_size)))
+    return calls * batch_size
 
 
 def _check_tier_resources(tier: str, options: dict, actors: int) -> None:

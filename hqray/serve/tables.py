@@ -33,7 +33,6 @@ READ_ERROR = "_read_error"  # why a CSV line could not be read as a row (null wh
 ORDER = "_order"            # sort key of a row: file index * 2**40 + row (dropped before writing)
 ROW_ID_COLUMNS = ("file", "row")
 ROWS_PER_FILE_LIMIT = 2 ** 40
-READ_TASK_ROWS = 1_000_000  # rows per Parquet read task (row groups are never split)
 
 
 @dataclass(frozen=True)
@@ -113,16 +112,17 @@ def check_table_columns(files: TableFiles, features: list[str], id_column: str |
 class TableSource(Datasource):
     """Reads a table's files as blocks with ``file``/``row`` ids (or the user's id column).
 
-    Parquet files are split into read tasks along row groups; a CSV file is one task,
+    Parquet files are split into read tasks of ``task_rows`` rows; a CSV file is one task,
     streamed in blocks. CSV feature columns are read as text and parsed by the scorer, so
     one bad value fails one row, not the file.
     """
 
     def __init__(self, files: TableFiles, features: list[str], id_column: str | None = None,
-                 block_rows: int = 262_144, csv_block_bytes: int = 1 << 22):
+                 block_rows: int = 262_144, csv_block_bytes: int = 1 << 22, task_rows: int = 1_000_000):
         super().__init__()
         self.files, self.features, self.id_column = files, list(features), id_column
         self.block_rows, self.csv_block_bytes = block_rows, csv_block_bytes
+        self.task_rows = task_rows  # rows per Parquet read task (each reads the row groups it overlaps)
 
     def get_name(self) -> str:
         return f"Read{self.files.file_format.capitalize()}Table"
@@ -131,10 +131,10 @@ class TableSource(Datasource):
         return sum(os.path.getsize(path) for path in self.files.paths)
 
     def read_task_count(self) -> int:
-        """Read tasks this source makes: one per CSV file, one per Parquet row-group chunk."""
+        """Read tasks this source makes: one per CSV file, one per ``task_rows`` rows of Parquet."""
         if self.files.file_format == "csv":
             return len(self.files.paths)
-        return sum(len(_row_group_chunks(path)) for path in self.files.paths)
+        return sum(len(_row_ranges(path, self.task_rows)) for path in self.files.paths)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
@@ -147,30 +147,21 @@ class TableSource(Datasource):
                 tasks.append(ReadTask(read, BlockMetadata(num_rows=None, size_bytes=size, input_files=[path],
                                                           exec_stats=None)))
                 continue
-            for groups, offset, rows in _row_group_chunks(path):
-                read = partial(_read_parquet, path, index, groups, offset, columns, self.id_column,
-                               self.block_rows)
-                share = int(size * rows / max(1, pq.ParquetFile(path).metadata.num_rows))
-                tasks.append(ReadTask(read, BlockMetadata(num_rows=rows, size_bytes=share, input_files=[path],
-                                                          exec_stats=None)))
+            total = pq.ParquetFile(path).metadata.num_rows
+            for start, stop in _row_ranges(path, self.task_rows):
+                read = partial(_read_parquet, path, index, start, stop, columns, self.id_column, self.block_rows)
+                tasks.append(ReadTask(read, BlockMetadata(num_rows=stop - start,
+                                                          size_bytes=int(size * (stop - start) / max(1, total)),
+                                                          input_files=[path], exec_stats=None)))
         return tasks
 
 
-def _row_group_chunks(path: str) -> list[tuple[list[int], int, int]]:
-    """Row groups of a Parquet file bundled into read tasks: (groups, first row, rows)."""
-    metadata = pq.ParquetFile(path).metadata
-    if metadata.num_rows >= ROWS_PER_FILE_LIMIT:
-        raise DataError(f"{path!r} has {metadata.num_rows} rows; at most {ROWS_PER_FILE_LIMIT - 1} per file")
-    chunks, groups, first, rows = [], [], 0, 0
-    for group in range(metadata.num_row_groups):
-        groups.append(group)
-        rows += metadata.row_group(group).num_rows
-        if rows >= READ_TASK_ROWS:
-            chunks.append((groups, first, rows))
-            groups, first, rows = [], first + rows, 0
-    if groups or not chunks:
-        chunks.append((groups, first, rows))
-    return chunks
+def _row_ranges(path: str, task_rows: int) -> list[tuple[int, int]]:
+    """A Parquet file's rows cut into read tasks of ``task_rows`` rows: [(start, stop), ...]."""
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if rows >= ROWS_PER_FILE_LIMIT:
+        raise DataError(f"{path!r} has {rows} rows; at most {ROWS_PER_FILE_LIMIT - 1} per file")
+    return [(start, min(rows, start + task_rows)) for start in range(0, rows, task_rows)]
 
 
 def _with_ids(table: pa.Table, path: str, index: int, first_row: int, id_column: str | None) -> pa.Table:
@@ -182,15 +173,26 @@ def _with_ids(table: pa.Table, path: str, index: int, first_row: int, id_column:
     return table.append_column("file", files).append_column("row", pa.array(rows))
 
 
-def _read_parquet(path: str, index: int, groups: list[int], first_row: int, columns: list[str],
-                  id_column: str | None, block_rows: int) -> Iterator[pa.Table]:
+def _read_parquet(path: str, index: int, start: int, stop: int, columns: list[str], id_column: str | None,
+                  block_rows: int) -> Iterator[pa.Table]:
+    """Rows ``start`` to ``stop`` of a Parquet file, in blocks of up to ``block_rows``: the row
+    groups they overlap are read, and the rows outside the range left out."""
+    file = pq.ParquetFile(path)
+    groups, first, offset = [], None, 0
+    for group in range(file.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        if offset < stop and offset + rows > start:
+            groups.append(group)
+            first = offset if first is None else first
+        offset += rows
     if not groups:
         return
-    row = first_row
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows, row_groups=groups, columns=columns):
-        table = pa.Table.from_batches([batch])
-        yield _with_ids(table, path, index, row, id_column)
-        row += table.num_rows
+    row = first
+    for batch in file.iter_batches(batch_size=block_rows, row_groups=groups, columns=columns):
+        low, high = max(start - row, 0), min(stop - row, batch.num_rows)
+        if high > low:
+            yield _with_ids(pa.Table.from_batches([batch.slice(low, high - low)]), path, index, row + low, id_column)
+        row += batch.num_rows
 
 
 def _read_csv(path: str, index: int, columns: list[str], id_column: str | None,

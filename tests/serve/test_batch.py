@@ -20,7 +20,7 @@ import hqray.cluster
 from hqray.cli import main
 from hqray.errors import ConfigError, DataError
 from hqray.serve.batch import ERRORS_FILE, predict_table
-from hqray.serve.tables import READ_ERROR, _read_csv
+from hqray.serve.tables import READ_ERROR, TableSource, _read_csv, find_table_files
 from hqray.training import load_model
 
 
@@ -143,6 +143,18 @@ def test_csv_rows_are_numbered_across_parse_blocks(tmp_path):
     assert [r for r, e in enumerate(errors) if e] == bad
     values = table["a"].to_pylist()
     assert all(values[r] == str(r) for r in range(rows) if r not in bad)
+
+
+def test_parquet_read_tasks_cut_row_groups_and_cover_every_row_once(tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": np.arange(1000.0)}), path, row_group_size=64)
+    source = TableSource(find_table_files(path), ["a"], block_rows=30, task_rows=50)
+    tasks = source.get_read_tasks(1)
+    assert len(tasks) == source.read_task_count() == 20  # task bounds ignore the 64-row groups
+    blocks = [block for task in tasks for block in task()]
+    assert max(block.num_rows for block in blocks) <= 30
+    table = pa.concat_tables(blocks)
+    assert table["row"].to_pylist() == list(range(1000)) and table["a"].to_pylist() == list(map(float, range(1000)))
 
 
 def test_id_column_and_python_api_on_a_ray_dataset(ray_session, checkpoint, table, tmp_path):
