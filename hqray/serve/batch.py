@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,14 +100,13 @@ class _Scorer:
 
         torch.set_num_threads(max(1, threads))
         self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
+        # Removed with the actor, at exit too (a __del__ may run after shutil is torn down).
+        weakref.finalize(self, shutil.rmtree, self._directory, ignore_errors=True)
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)
         self.model = load_model(self._directory, trust_code=trust_code)
         self.keep = keep
         self.identity = checkpoint_id(files)
-
-    def __del__(self):
-        shutil.rmtree(getattr(self, "_directory", ""), ignore_errors=True)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return score_table(self.model, table, self.keep, self.identity)
