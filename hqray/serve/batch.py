@@ -201,7 +201,7 @@ def _read_task_rows(files: TableFiles, batch_size: int, actors: int) -> int:
     A read task reaches the actors as one input that one actor scores whole, so a table cut
     into fewer tasks than actors leaves actors idle (a 10-qubit model's 1M rows in one task:
     1 of 2 actors busy), while small tasks cost a task launch each (10M rows of a 4-qubit
-    model in tasks of 131,072 rows: actors idle 45%, against ~0% in tasks of 1M). Blocks are
+    model in tasks of 131,072 rows: actors idle 45%, against 5-15% in tasks of ~1M). Blocks are
     one call each and are not split further: Ray Data's default split into many smaller blocks
     left the actors idle 40% of the time.
     """
