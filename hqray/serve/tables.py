@@ -157,11 +157,32 @@ class TableSource(Datasource):
 
 
 def _row_ranges(path: str, task_rows: int) -> list[tuple[int, int]]:
-    """A Parquet file's rows cut into read tasks of ``task_rows`` rows: [(start, stop), ...]."""
-    rows = pq.ParquetFile(path).metadata.num_rows
-    if rows >= ROWS_PER_FILE_LIMIT:
-        raise DataError(f"{path!r} has {rows} rows; at most {ROWS_PER_FILE_LIMIT - 1} per file")
-    return [(start, min(rows, start + task_rows)) for start in range(0, rows, task_rows)]
+    """A Parquet file's rows cut into read tasks of about ``task_rows``: [(start, stop), ...].
+
+    Cuts fall between row groups where they can (consecutive small groups share a task), so
+    each group is decoded once; a group larger than ``task_rows`` is cut inside, each piece's
+    task decoding the whole group.
+    """
+    metadata = pq.ParquetFile(path).metadata
+    if metadata.num_rows >= ROWS_PER_FILE_LIMIT:
+        raise DataError(f"{path!r} has {metadata.num_rows} rows; at most {ROWS_PER_FILE_LIMIT - 1} per file")
+    ranges, start, offset = [], 0, 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        if rows > task_rows:
+            if offset > start:
+                ranges.append((start, offset))
+            pieces = -(-rows // task_rows)
+            cuts = [offset + rows * piece // pieces for piece in range(pieces + 1)]
+            ranges.extend(zip(cuts[:-1], cuts[1:], strict=True))
+            start = offset + rows
+        elif offset + rows - start >= task_rows:
+            ranges.append((start, offset + rows))
+            start = offset + rows
+        offset += rows
+    if offset > start:
+        ranges.append((start, offset))
+    return ranges
 
 
 def _with_ids(table: pa.Table, path: str, index: int, first_row: int, id_column: str | None) -> pa.Table:

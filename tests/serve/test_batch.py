@@ -145,13 +145,17 @@ def test_csv_rows_are_numbered_across_parse_blocks(tmp_path):
     assert all(values[r] == str(r) for r in range(rows) if r not in bad)
 
 
-def test_parquet_read_tasks_cut_row_groups_and_cover_every_row_once(tmp_path):
+@pytest.mark.parametrize(("task_rows", "tasks"), [(50, 31), (150, 6)])
+def test_parquet_read_tasks_cover_every_row_once(tmp_path, task_rows, tasks):
+    """15 row groups of 64 rows and one of 40: cut inside each group for tasks of 50 rows
+    (2 tasks a group, and the last group whole), between groups for tasks of 150 (3 groups a task)."""
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": np.arange(1000.0)}), path, row_group_size=64)
-    source = TableSource(find_table_files(path), ["a"], block_rows=30, task_rows=50)
-    tasks = source.get_read_tasks(1)
-    assert len(tasks) == source.read_task_count() == 20  # task bounds ignore the 64-row groups
-    blocks = [block for task in tasks for block in task()]
+    source = TableSource(find_table_files(path), ["a"], block_rows=30, task_rows=task_rows)
+    read_tasks = source.get_read_tasks(1)
+    assert len(read_tasks) == source.read_task_count() == tasks
+    assert sum(task.metadata.num_rows for task in read_tasks) == 1000
+    blocks = [block for task in read_tasks for block in task()]
     assert max(block.num_rows for block in blocks) <= 30
     table = pa.concat_tables(blocks)
     assert table["row"].to_pylist() == list(range(1000)) and table["a"].to_pylist() == list(map(float, range(1000)))
