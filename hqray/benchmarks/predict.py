@@ -102,7 +102,26 @@ def score_in_process(checkpoint: Path, table: Path, output: Path) -> None:
     pq.write_table(pa.table({f"proba_{c}": probabilities[:, i] for i, c in enumerate(model.classes_)}), output)
 
 
+def wait_for_free_cpus(timeout: float = 120.0) -> float:
+    """Waits until every CPU of the local Ray is free again (the previous run's actors have
+    exited; Ray Data stops them after a run ends); returns the seconds waited.
+
+    Without this, a run could start while the last one's actors still hold their CPUs and
+    its read tasks wait for one.
+    """
+    import ray
+
+    started = time.perf_counter()
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError(f"Ray's CPUs were not all free {timeout:.0f} s after the last run: "
+                               f"{ray.available_resources().get('CPU', 0)} of {ray.cluster_resources().get('CPU', 0)}")
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
 def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
+    wait_for_free_cpus()
     memory = PeakMemory(interval=0.02)
     with ActorMemory() as actors, memory.measure():
         started = time.perf_counter()
