@@ -178,7 +178,10 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
         source = TableSource(table_files, features, id_column, block_rows=batch_size,
                              task_rows=_read_task_rows(table_files, batch_size, actors))
         blocks = source.read_task_count() if table_files.file_format == "parquet" else None
-        dataset = ray.data.read_datasource(source, override_num_blocks=blocks)  # no split of the blocks
+        # No split of the blocks; and one read task at a time per actor, as reads are far
+        # cheaper than scoring: a second concurrent read with one actor waited seconds for a
+        # new worker process, and the actor, taking blocks in order, waited for that read.
+        dataset = ray.data.read_datasource(source, override_num_blocks=blocks, concurrency=actors)
         keep = [id_column] if id_column else ["file", "row"]
         keep.append(ORDER)
     scored = dataset.map_batches(
