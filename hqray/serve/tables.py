@@ -14,7 +14,7 @@ import glob
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +130,16 @@ class TableSource(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(os.path.getsize(path) for path in self.files.paths)
 
+    @cached_property
+    def _parquet_ranges(self) -> dict[str, list[tuple[int, int]]]:
+        """Each Parquet file's read-task row ranges (its metadata read once)."""
+        return {path: _row_ranges(path, self.task_rows) for path in self.files.paths}
+
     def read_task_count(self) -> int:
         """Read tasks this source makes: one per CSV file, one per ``task_rows`` rows of Parquet."""
         if self.files.file_format == "csv":
             return len(self.files.paths)
-        return sum(len(_row_ranges(path, self.task_rows)) for path in self.files.paths)
+        return sum(len(ranges) for ranges in self._parquet_ranges.values())
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
@@ -147,8 +152,9 @@ class TableSource(Datasource):
                 tasks.append(ReadTask(read, BlockMetadata(num_rows=None, size_bytes=size, input_files=[path],
                                                           exec_stats=None)))
                 continue
-            total = pq.ParquetFile(path).metadata.num_rows
-            for start, stop in _row_ranges(path, self.task_rows):
+            ranges = self._parquet_ranges[path]
+            total = ranges[-1][1] if ranges else 0  # the ranges cover every row
+            for start, stop in ranges:
                 read = partial(_read_parquet, path, index, start, stop, columns, self.id_column, self.block_rows)
                 tasks.append(ReadTask(read, BlockMetadata(num_rows=stop - start,
                                                           size_bytes=int(size * (stop - start) / max(1, total)),
