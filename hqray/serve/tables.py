@@ -216,6 +216,8 @@ def _read_parquet(path: str, index: int, start: int, stop: int, columns: list[st
         return
     row = first
     for batch in file.iter_batches(batch_size=block_rows, row_groups=groups, columns=columns):
+        if row >= stop:  # the rest of the last group belongs to the next task
+            break
         low, high = max(start - row, 0), min(stop - row, batch.num_rows)
         if high > low:
             yield _with_ids(pa.Table.from_batches([batch.slice(low, high - low)]), path, index, row + low, id_column)
