@@ -105,8 +105,9 @@ def _unsupported_measurement(measurement) -> str:
             "or state")
 
 
-# "auto" keeps torch's graph (faster) while it stays below this; beyond, the adjoint method.
-BACKPROP_GRAPH_LIMIT_BYTES = 256 * 2**20
+# "auto" keeps each step's input state for the adjoint pass (no step un-applied) while they
+# stay below this; beyond, the adjoint pass recomputes them (memory independent of depth).
+KEPT_STATES_LIMIT_BYTES = 256 * 2**20
 PROGRAM_CACHE_SIZE = 256
 _PROGRAMS: OrderedDict[tuple, Program] = OrderedDict()
 
@@ -132,9 +133,11 @@ def run_tape(tape: qml.tape.QuantumScript, n_wires: int, batch: int, dtype: torc
     The tape's structure is compiled once (:func:`program_for`); each call computes its gate
     matrices and runs the fused steps. ``diff_method="adjoint"`` differentiates expectation
     values and probabilities with the adjoint method (memory independent of depth);
-    ``"backprop"`` keeps torch's graph of every step (and so does any ``state``
-    measurement); ``"auto"`` (default) takes backprop while that graph (about two states per
-    step) stays under :data:`BACKPROP_GRAPH_LIMIT_BYTES`, the adjoint method beyond.
+    ``"backprop"`` keeps torch's graph of every step (differentiable again, e.g. for
+    Hessians; so does any ``state`` measurement); ``"auto"`` (default) runs the adjoint
+    pass on each step's kept input state while those states stay under
+    :data:`KEPT_STATES_LIMIT_BYTES` (one graph node for the whole circuit, no step
+    un-applied), and recomputes them beyond.
     """
     _check_diff_method(diff_method)
     operations = supported(tape, n_wires)
@@ -158,26 +161,32 @@ def _run(program: Program, operations, measure: _Measurements, batch: int, dtype
         if network is not None:
             return contract(network, program, operations, batch, dtype, device)
     tensors = program.step_tensors(operations, batch, dtype, device)
+    keep = False
     if diff_method == "auto":
-        graph_bytes = 2 * len(program.steps) * batch * 2**program.n_wires * torch.empty((), dtype=dtype).element_size()
-        diff_method = "adjoint" if graph_bytes > BACKPROP_GRAPH_LIMIT_BYTES else "backprop"
+        kept_bytes = len(program.steps) * batch * 2**program.n_wires * torch.empty((), dtype=dtype).element_size()
+        keep, diff_method = kept_bytes <= KEPT_STATES_LIMIT_BYTES, "adjoint"
     differentiable = [s for s, t in enumerate(tensors) if t is not None and t.requires_grad]
     if diff_method == "adjoint" and differentiable and torch.is_grad_enabled() and measure.adjoint_supported:
-        with torch.no_grad():
-            final = program.evolve([t.detach() if t is not None else None for t in tensors])
-        run = _AdjointRun(program, measure, tensors, final, differentiable)
+        run = _AdjointRun(program, measure, tensors, differentiable, keep)
         return _Adjoint.apply(run, *[tensors[s] for s in differentiable])
     return measure(program.evolve(tensors))
 
 
 class _AdjointRun:
-    def __init__(self, program: Program, measure: _Measurements, tensors, final: torch.Tensor, differentiable):
-        self.program, self.measure, self.final, self.differentiable = program, measure, final, differentiable
+    """One forward pass (no graph) and what its adjoint pass needs: the final state, and each
+    step's input where ``keep`` (else the backward pass un-applies the steps)."""
+
+    def __init__(self, program: Program, measure: _Measurements, tensors, differentiable, keep: bool):
+        self.program, self.measure, self.differentiable = program, measure, differentiable
         self.tensors = [t.detach() if t is not None else None for t in tensors]
+        with torch.no_grad():
+            if keep:
+                self.final, self.kept = program.evolve_keeping(self.tensors)
+            else:
+                self.final, self.kept = program.evolve(self.tensors), None
+            self.outputs = measure(self.final)
         for s in differentiable:  # gradients are asked of these
             self.tensors[s].requires_grad_(True)
-        with torch.no_grad():
-            self.outputs = measure(final)
 
 
 class _Adjoint(torch.autograd.Function):
@@ -192,7 +201,7 @@ class _Adjoint(torch.autograd.Function):
     def backward(ctx, grad_outputs):
         run = ctx.run
         lam = run.measure.cotangent(run.final, grad_outputs)
-        grads = run.program.gradients(run.tensors, run.final, lam)
+        grads = run.program.gradients(run.tensors, run.final, lam, run.kept)
         return (None, *[grads[s] for s in run.differentiable])
 
 

@@ -18,10 +18,11 @@ wires, which parameters are batched) is worked out once and cached as a :class:`
 Per call only the parameter-dependent numbers are computed: gate matrices built for a whole
 group of same-kind gates at once (one torch call per gate kind, not per gate), the fused
 step tensors from them, then one pass over the state per step. Gradients: torch's graph of
-the steps ("backprop"), or the adjoint method ("adjoint": the forward pass keeps only the
-final state; the backward pass un-applies each step and hands each step tensor its gradient
-``2 sum(lam psi^*)``, from which autograd reaches the gate parameters, so memory does not
-grow with depth).
+the steps ("backprop"), or the adjoint method: the backward pass walks the steps back and
+hands each step tensor its gradient ``2 sum(lam psi^*)``, reading each step's input state
+kept by the forward pass (:meth:`Program.evolve_keeping`, while they fit) or un-applying the
+steps (memory independent of depth). From the step tensors, the product state, the shared
+blocks and the rotation matrices pass gradients back by hand (:mod:`hqray.quantum.handgrad`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pennylane as qml
 import torch
+
+from hqray.quantum.handgrad import ROTATION_NAMES, ProductState, TreeProduct, rotation_matrices
 
 __all__ = ["Program", "compile_program", "structure_key", "STATE_PREPARATIONS", "DIAGONAL_GATES"]
 
@@ -320,17 +323,6 @@ def apply_diag(state: torch.Tensor, diagonal: torch.Tensor, wires: Sequence[int]
     return product.reshape(product.shape[0], -1, columns)
 
 
-def _kronecker(vectors: list[torch.Tensor]) -> torch.Tensor:
-    """The Kronecker product of per-row vectors ``(rows, d_i)``, first vector most significant,
-    halves first: the large products then have long inner axes (a running product times a
-    two-entry vector broadcasts over an axis of two, several times slower at 8 qubits)."""
-    if len(vectors) == 1:
-        return vectors[0]
-    half = len(vectors) // 2
-    left, right = _kronecker(vectors[:half]), _kronecker(vectors[half:])
-    return (left[:, :, None] * right[:, None, :]).reshape(left.shape[0], -1)
-
-
 def _fit(gradient: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
     """``gradient`` summed over the rows a shared (broadcast) step tensor stands for."""
     if tensor.shape[0] == 1 and gradient.shape[0] != 1:
@@ -340,51 +332,10 @@ def _fit(gradient: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- gate matrices ------------
 
-def _rx(t):
-    c, s = torch.cos(t / 2), torch.sin(t / 2)
-    return torch.stack([torch.stack([c, -1j * s], -1), torch.stack([-1j * s, c], -1)], -2)
-
-
-def _ry(t):
-    c, s = torch.cos(t / 2), torch.sin(t / 2)
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-
-
-def _rot(phi, theta, omega):
-    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    plus, minus = torch.exp(-0.5j * (phi + omega)), torch.exp(0.5j * (phi - omega))
-    return torch.stack([torch.stack([plus * c, -minus * s], -1),
-                        torch.stack([minus.conj() * s, plus.conj() * c], -1)], -2)
-
-
-def _controlled(matrix):
-    """``diag(1, 1, matrix)``: a one-wire gate controlled by the first wire."""
-    out = torch.zeros(*matrix.shape[:-2], 4, 4, dtype=matrix.dtype, device=matrix.device)
-    out[..., 0, 0] = 1
-    out[..., 1, 1] = 1
-    out[..., 2:, 2:] = matrix
-    return out
-
-
-def _ising(pauli: str):
-    def build(t):
-        c, s = torch.cos(t / 2).to(torch.complex128 if t.dtype == torch.float64 else torch.complex64), torch.sin(t / 2)
-        out = torch.zeros(*t.shape, 4, 4, dtype=c.dtype, device=t.device)
-        for i in range(4):
-            out[..., i, i] = c
-        out[..., 0, 3] = out[..., 3, 0] = -1j * s if pauli == "X" else 1j * s  # the only difference
-        out[..., 1, 2] = out[..., 2, 1] = -1j * s
-        return out
-    return build
-
-
 # Dense rotations built for a whole group of same-kind gates at once (real parameters in,
-# complex matrices out); diagonal rotations come from their phase patterns instead.
-FAST_GATES: dict[str, Callable] = {
-    "RX": _rx, "RY": _ry, "Rot": _rot,
-    "CRX": lambda t: _controlled(_rx(t)), "CRY": lambda t: _controlled(_ry(t)),
-    "IsingXX": _ising("X"), "IsingYY": _ising("Y"),
-}
+# complex matrices out, gradients written out: hqray.quantum.handgrad); diagonal rotations
+# come from their phase patterns instead.
+FAST_GATES: dict[str, Callable] = {name: functools.partial(rotation_matrices, name) for name in ROTATION_NAMES}
 
 
 def _pattern_builder(name: str, arity: int) -> Callable:
@@ -557,16 +508,10 @@ class Program:
         pool = torch.cat([plan["constants"].expand(-1, rows, 2, 2)] + [
             (torch.diag_embed(stack) if stack.ndim == 2 + batched else stack).reshape(len(members), -1, 2, 2)
             .expand(-1, rows, 2, 2) for members, stack, batched in stacks])
-        depths = plan["depths"]
+        depths, first = plan["depths"], None
         if depths and len(depths[0][0]) == self.n_wires:  # every wire's first gate acts on |0>: its first column
-            vectors, depths = pool.index_select(0, depths[0][1])[..., 0], depths[1:]
-        else:
-            vectors = torch.zeros(self.n_wires, rows, 2, dtype=dtype, device=device)
-            vectors[:, :, 0] = 1
-        for wires, positions in depths:
-            matrices = pool.index_select(0, positions)
-            vectors = vectors.index_copy(0, wires, (matrices @ vectors.index_select(0, wires)[..., None])[..., 0])
-        return _kronecker(list(vectors.unbind(0))).expand(batch, -1)[:, :, None]
+            first, depths = depths[0][1], depths[1:]
+        return ProductState.apply(pool, first, depths, self.n_wires).expand(batch, -1)[:, :, None]
 
     def _product_plan(self, step: Step, tensors: GateTensors, dtype, device) -> dict:
         """Which stacks hold the product step's gates, and per depth the wires and their gates'
@@ -625,10 +570,8 @@ class Program:
         flat = torch.cat([plan["constants"], *shared])
         blocks = {}
         for step_ids, index in plan["widths"]:
-            matrices = flat[index]  # (steps, gates, d, d), later gates at higher slots
-            while matrices.shape[1] > 1:
-                matrices = matrices[:, 1::2] @ matrices[:, 0::2]
-            blocks.update({s: matrices[j] for j, s in enumerate(step_ids)})
+            products = TreeProduct.apply(flat[index])  # (steps, gates, d, d) -> (steps, d, d)
+            blocks.update(zip(step_ids, products[:, None].unbind(0), strict=True))
         return blocks
 
     def _shared_plan(self, tensors: GateTensors, dtype, device) -> dict | None:
@@ -700,12 +643,16 @@ class Program:
             return state * self._phases_in_layout(step, tensor.conj() if inverse else tensor)
         matrix = _reorder(tensor, step.wires, step.local, matrix=True)
         if not inverse:
-            state = _permute_state(state, step.before, step.after, self.n_wires)
-            return _right_product(state.reshape(state.shape[0], -1, matrix.shape[-1]), matrix).reshape(
-                max(state.shape[0], matrix.shape[0]), -1)
+            return self._dense_product(matrix, _permute_state(state, step.before, step.after, self.n_wires))
         state = _right_product(state.reshape(state.shape[0], -1, matrix.shape[-1]),
                                matrix.conj().transpose(-2, -1)).reshape(state.shape[0], -1)
         return _permute_state(state, step.after, step.before, self.n_wires)
+
+    @staticmethod
+    def _dense_product(matrix: torch.Tensor, relaid: torch.Tensor) -> torch.Tensor:
+        """A dense step's matrix (in its local order) on a state whose step wires are last."""
+        return _right_product(relaid.reshape(relaid.shape[0], -1, matrix.shape[-1]), matrix).reshape(
+            max(relaid.shape[0], matrix.shape[0]), -1)
 
     def _gather(self, step: Step, inverse: bool) -> torch.Tensor:
         """A permutation step's gather in the state's layout (fixed per step: computed once)."""
@@ -731,14 +678,32 @@ class Program:
             state = self.apply(step, tensor, state)
         return self.canonical(state) if canonical else state
 
+    def evolve_keeping(self, tensors: list[torch.Tensor | None]) -> tuple[torch.Tensor, list]:
+        """The final state in wire order and, per step, the state its gradient needs (a dense
+        step's input with the step's wires last, a diagonal step's input; None otherwise):
+        what :meth:`gradients` reads instead of un-applying every step again."""
+        kept: list[torch.Tensor | None] = [None] * len(self.steps)
+        state = None
+        for s, (step, tensor) in enumerate(zip(self.steps, tensors, strict=True)):
+            if step.kind == "dense":
+                kept[s] = _permute_state(state, step.before, step.after, self.n_wires)
+                state = self._dense_product(_reorder(tensor, step.wires, step.local, matrix=True), kept[s])
+                continue
+            if step.kind == "diag":
+                kept[s] = state
+            state = self.apply(step, tensor, state)
+        return self.canonical(state), kept
+
     def canonical(self, state: torch.Tensor) -> torch.Tensor:
         return _permute_state(state, self.steps[-1].after, tuple(range(self.n_wires)), self.n_wires)
 
-    def gradients(self, tensors, final: torch.Tensor, lam: torch.Tensor) -> list[torch.Tensor | None]:
+    def gradients(self, tensors, final: torch.Tensor, lam: torch.Tensor,
+                  kept: list | None = None) -> list[torch.Tensor | None]:
         """The adjoint pass: each differentiable step tensor's gradient, given the final state
-        and the cotangent ``lam`` of the outputs (both ``(B, 2^n)`` in wire order)."""
+        and the cotangent ``lam`` of the outputs (both ``(B, 2^n)`` in wire order). With
+        ``kept`` (from :meth:`evolve_keeping`) each step's input is read, not recomputed."""
         order = tuple(range(self.n_wires))
-        psi = _permute_state(final, order, self.steps[-1].after, self.n_wires)
+        psi = _permute_state(final, order, self.steps[-1].after, self.n_wires) if kept is None else None
         lam = _permute_state(lam, order, self.steps[-1].after, self.n_wires)
         grads: list[torch.Tensor | None] = [None] * len(self.steps)
         for s in reversed(range(len(self.steps))):
@@ -749,9 +714,15 @@ class Program:
                     grads[s] = _fit(2 * lam[:, :, None], tensor)
                 break
             if step.kind == "dense":
-                psi, lam, grads[s] = self._dense_backward(step, tensor, psi, lam, wanted)
+                if kept is None:
+                    psi, lam, grads[s] = self._dense_backward(step, tensor, psi, lam, wanted)
+                else:
+                    lam, grads[s] = self._kept_dense_backward(step, tensor, kept[s], lam, wanted)
                 continue
-            psi = self.apply(step, tensor, psi, inverse=True)  # the state before this step
+            if kept is None:
+                psi = self.apply(step, tensor, psi, inverse=True)  # the state before this step
+            else:
+                psi = kept[s]
             if wanted:
                 physical = tuple(w for w in step.after if w in step.wires)
                 product = (lam * psi.conj()).reshape(lam.shape[0], *[2] * self.n_wires)
@@ -760,6 +731,26 @@ class Program:
                 grads[s] = _fit(_reorder(local, physical, step.wires, matrix=False), tensor)
             lam = self.apply(step, tensor, lam, inverse=True)
         return grads
+
+    def _kept_dense_backward(self, step: Step, tensor, relaid: torch.Tensor, lam, wanted: bool):
+        """As :meth:`_dense_backward`, reading the step's kept input (wires last) instead of
+        un-applying the step: one product fewer and no re-layout of the state."""
+        matrix = _reorder(tensor, step.wires, step.local, matrix=True)
+        d, batch = matrix.shape[-1], lam.shape[0]
+        gradient = None
+        if wanted:
+            gradient = _reorder(self._matrix_gradient(matrix, lam.reshape(batch, -1, d), relaid.reshape(batch, -1, d)),
+                                step.local, step.wires, matrix=True)
+        lam = _right_product(lam.reshape(batch, -1, d), matrix.conj().transpose(-2, -1)).reshape(batch, -1)
+        return _permute_state(lam, step.after, step.before, self.n_wires), gradient
+
+    @staticmethod
+    def _matrix_gradient(matrix: torch.Tensor, lam_local: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """``2 sum lam psi_before^*`` over the rows a (shared or per-row) matrix acts on."""
+        d = matrix.shape[-1]
+        if matrix.shape[0] == 1:  # (psi^H lam)^T: BLAS reads the conjugate transpose in place, no copy
+            return 2 * (before.reshape(-1, d).conj().transpose(0, 1) @ lam_local.reshape(-1, d)).transpose(0, 1)[None]
+        return 2 * torch.matmul(before.conj().transpose(1, 2), lam_local).transpose(1, 2)
 
     def _dense_backward(self, step: Step, tensor, psi, lam, wanted: bool):
         """Un-applies a dense step to ``psi`` and ``lam`` (laid out as after it) and, if wanted,
@@ -770,12 +761,8 @@ class Program:
         before = _right_product(psi.reshape(batch, -1, d), matrix.conj().transpose(-2, -1))
         gradient = None
         if wanted:
-            lam_local = lam.reshape(batch, -1, d)
-            if matrix.shape[0] == 1:
-                gradient = 2 * (lam_local.reshape(-1, d).transpose(0, 1) @ before.reshape(-1, d).conj())[None]
-            else:
-                gradient = 2 * torch.matmul(lam_local.transpose(1, 2), before.conj())
-            gradient = _reorder(gradient, step.local, step.wires, matrix=True)
+            gradient = _reorder(self._matrix_gradient(matrix, lam.reshape(batch, -1, d), before),
+                                step.local, step.wires, matrix=True)
         lam = _right_product(lam.reshape(batch, -1, d), matrix.conj().transpose(-2, -1)).reshape(batch, -1)
         psi = _permute_state(before.reshape(batch, -1), step.after, step.before, self.n_wires)
         return psi, _permute_state(lam, step.after, step.before, self.n_wires), gradient
