@@ -330,9 +330,9 @@ class _Measurements:
     def cotangent(self, psi: torch.Tensor, grad_outputs: torch.Tensor) -> torch.Tensor:
         """``lam`` with ``dL = 2 Re <lam|dpsi>``: ``sum_m g_m O_m psi`` for expectation values,
         ``g_bucket(i) psi_i`` for probabilities."""
-        batch, lam = psi.shape[0], torch.zeros_like(psi)
+        batch, lam = psi.shape[0], torch.zeros((), dtype=psi.dtype, device=psi.device)  # broadcasts
         if self.table is not None and self.expval_columns:
-            lam = lam + (grad_outputs[:, self.expval_columns].to(self.table.dtype) @ self.table.T) * psi
+            lam = (grad_outputs[:, self.expval_columns].to(self.table.dtype) @ self.table.T) * psi
         column = 0
         for kind, detail in self.items:
             if kind == "expval":
@@ -351,7 +351,7 @@ class _Measurements:
                 shape = [batch] + [2 if w in wires else 1 for w in range(self.n)]
                 lam = lam + (g.reshape(shape) * psi.reshape(batch, *[2] * self.n)).reshape(batch, -1)
                 column += width
-        return lam
+        return lam.expand_as(psi) if lam.ndim == 0 else lam
 
 
 def _probs(probabilities: torch.Tensor, wires: list[int], n_wires: int) -> torch.Tensor:

@@ -371,6 +371,21 @@ class GateTensors(list):
         super().__init__([None] * n_gates)
         self.stacks: list[tuple[Sequence[int], torch.Tensor, bool]] = []
         self._layout: tuple | None = None
+        self._pending: dict[int, tuple[torch.Tensor, int, bool]] = {}  # gate: (its stack, row, batched)
+
+    def __getitem__(self, index):
+        """A gate's tensor, sliced from its group's stack when first read (most are only read
+        through the stacks)."""
+        if isinstance(index, int) and self._pending:
+            index %= len(self)
+            pending = self._pending.pop(index, None)
+            if pending is not None:
+                built, row, batched = pending
+                super().__setitem__(index, built[row] if batched else built[row:row + 1])
+        return super().__getitem__(index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
     @property
     def layout(self) -> tuple:
@@ -422,8 +437,8 @@ def _grouped_tensors(groups, wanted: set[int], tensors: GateTensors, dtype: torc
 def _keep(tensors: GateTensors, members: Sequence[int], built: torch.Tensor, batched: bool) -> None:
     """A group's built tensors ``(m, [B,] ...)`` as each member's, and as a stack."""
     tensors.stacks.append((members, built, batched))
-    for i, tensor in zip(members, (built if batched else built.unsqueeze(1)).unbind(0), strict=True):
-        tensors[i] = tensor
+    for row, i in enumerate(members):
+        tensors._pending[i] = (built, row, batched)
 
 
 def _embedded_index(local: list[int], k: int, offset: int, vector: bool) -> np.ndarray:
@@ -570,7 +585,9 @@ class Program:
         flat = torch.cat([plan["constants"], *shared])
         blocks = {}
         for step_ids, index in plan["widths"]:
-            products = TreeProduct.apply(flat[index])  # (steps, gates, d, d) -> (steps, d, d)
+            # (steps, gates, d, d) -> (steps, d, d); index_select differentiates by index_add (indexing by
+            # a tensor, by a sorting index_put: 2x slower here)
+            products = TreeProduct.apply(flat.index_select(0, index.reshape(-1)).reshape(index.shape))
             blocks.update(zip(step_ids, products[:, None].unbind(0), strict=True))
         return blocks
 
@@ -597,12 +614,11 @@ class Program:
             size = stack[0].numel()
             where.update({i: (offset + row * size, stack.ndim == 2) for row, i in enumerate(members)})
             offset += len(members) * size
-        widths: dict[int, list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}  # (wires, power-of-two gate slots): steps
         for s in shared:
-            widths.setdefault(len(self.steps[s].wires), []).append(s)
+            groups.setdefault((len(self.steps[s].wires), 1 << (len(self.steps[s].gates) - 1).bit_length()), []).append(s)
         plan = {"constants": torch.as_tensor(np.concatenate(entries), device=device).to(dtype), "widths": []}
-        for k, step_ids in widths.items():
-            slots = 1 << (max(len(self.steps[s].gates) for s in step_ids) - 1).bit_length()
+        for (k, slots), step_ids in groups.items():
             index = np.broadcast_to(np.eye(2**k, dtype=np.int64), (len(step_ids), slots, 2**k, 2**k)).copy()
             for j, s in enumerate(step_ids):
                 position = {w: p for p, w in enumerate(self.steps[s].wires)}

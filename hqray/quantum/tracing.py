@@ -83,11 +83,26 @@ class LiveGate:
 
 class LiveOperations(list):
     """A traced circuit's gates with live parameters, and their parameters per gate group
-    (``(name, batched, arity, members, parameters)``, as :meth:`Trace._parameters` gives)."""
+    (``(name, batched, arity, members, parameters)``, as :meth:`Trace._parameters` gives).
+    A grouped gate's :class:`LiveGate` is made when it is read: most consumers read the
+    groups, and one object per gate per call cost more than a small circuit's arithmetic."""
 
     def __init__(self, operations):
         super().__init__(operations)
         self.groups: list[tuple] = []
+        self._pending: dict[int, tuple] = {}  # gate: (name, wires, group parameters, row, batch size)
+
+    def __getitem__(self, index):
+        if isinstance(index, int) and self._pending:
+            index %= len(self)
+            pending = self._pending.pop(index, None)
+            if pending is not None:
+                name, wires, params, row, batch_size = pending
+                super().__setitem__(index, LiveGate(name, wires, tuple(p[row] for p in params), batch_size))
+        return super().__getitem__(index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 @dataclass
@@ -141,8 +156,8 @@ class Trace:
         for name, arity, members, params in self._parameters(inputs, weights, dtype):
             batch_size = batch if self.gates[members[0]].batched else None
             out.groups.append((name, batch_size is not None, arity, members, params))
-            for member, values in zip(members, zip(*[p.unbind(0) for p in params], strict=True), strict=True):
-                out[member] = LiveGate(name, self.operations[member].wires, values, batch_size)
+            for row, member in enumerate(members):
+                out._pending[member] = (name, self.operations[member].wires, params, row, batch_size)
         return out
 
     def _parameters(self, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype):
