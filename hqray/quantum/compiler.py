@@ -282,6 +282,11 @@ class _Measurements:
         starts = [sum(widths[:i]) for i in range(len(widths))]
         self.expval_columns = [start for start, (kind, _) in zip(starts, self.items, strict=False) if kind == "expval"]
         self.table = self._diagonal_table(expvals) if len(expvals) * 2**n_wires <= DIAGONAL_TABLE_LIMIT else None
+        # per item, the terms applied to the state (worked out once: a term's hash costs microseconds)
+        self.dense = [list(self._dense_terms(detail)) if kind == "expval" else [] for kind, detail in self.items]
+        # Z words and sums of them only: every output is one column of probabilities @ table
+        self.table_only = (self.table is not None and not any(self.dense)
+                           and all(kind == "expval" for kind, _ in self.items))
 
     def _diagonal_table(self, expvals) -> torch.Tensor:
         """``(2^n, expvals)``: each expectation value's diagonal terms over all basis states."""
@@ -310,12 +315,14 @@ class _Measurements:
 
     def __call__(self, state: torch.Tensor) -> torch.Tensor:
         probabilities = state.real**2 + state.imag**2
+        if self.table_only:
+            return probabilities @ self.table
         diagonal = probabilities @ self.table if self.table is not None else None
         outputs, column = [], 0
-        for kind, detail in self.items:
+        for (kind, detail), dense in zip(self.items, self.dense, strict=True):
             if kind == "expval":
                 value = diagonal[:, column] if diagonal is not None else 0
-                for coefficient, wires, term in self._dense_terms(detail):
+                for coefficient, wires, term in dense:
                     value = value + coefficient * (state.conj() * self._applied(term, wires, state)).sum(dim=1).real
                 if self.table is None:  # constant terms
                     value = value + sum(c for c, wires, _ in detail if not wires)
@@ -332,12 +339,15 @@ class _Measurements:
         ``g_bucket(i) psi_i`` for probabilities."""
         batch, lam = psi.shape[0], torch.zeros((), dtype=psi.dtype, device=psi.device)  # broadcasts
         if self.table is not None and self.expval_columns:
-            lam = (grad_outputs[:, self.expval_columns].to(self.table.dtype) @ self.table.T) * psi
+            columns = grad_outputs if self.table_only else grad_outputs[:, self.expval_columns]
+            lam = (columns.to(self.table.dtype) @ self.table.T) * psi
+            if self.table_only:
+                return lam
         column = 0
-        for kind, detail in self.items:
+        for (kind, detail), dense in zip(self.items, self.dense, strict=True):
             if kind == "expval":
                 g = grad_outputs[:, column:column + 1].to(psi.dtype)
-                for coefficient, wires, term in self._dense_terms(detail):
+                for coefficient, wires, term in dense:
                     lam = lam + (coefficient * g) * self._applied(term, wires, psi)
                 if self.table is None:
                     lam = lam + g * sum(c for c, wires, _ in detail if not wires) * psi

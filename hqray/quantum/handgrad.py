@@ -187,17 +187,17 @@ class RotMatrices(torch.autograd.Function):
     @staticmethod
     def forward(ctx, phi: torch.Tensor, theta: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         _, basis = _basis("Rot", _complex(phi.dtype), str(phi.device))
-        cos, sin = torch.cos(theta / 2), torch.sin(theta / 2)
-        a, b = (phi + omega) / 2, (phi - omega) / 2
-        cos_a, sin_a, cos_b, sin_b = torch.cos(a), torch.sin(a), torch.cos(b), torch.sin(b)
-        coefficients = torch.stack([cos * cos_a, cos * sin_a, sin * cos_b, sin * sin_b], -1)
-        ctx.save_for_backward(cos, sin, cos_a, sin_a, cos_b, sin_b)
+        half = torch.stack([theta, phi + omega, phi - omega]) / 2  # theta / 2, a, b: one cos, one sin
+        cos, sin = torch.cos(half), torch.sin(half)
+        coefficients = (torch.stack([cos[0], cos[0], sin[0], sin[0]], -1)
+                        * torch.stack([cos[1], sin[1], cos[2], sin[2]], -1))
+        ctx.save_for_backward(cos, sin)
         ctx.basis = basis
         return (coefficients.to(basis.dtype) @ basis).reshape(*phi.shape, 2, 2)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        cos, sin, cos_a, sin_a, cos_b, sin_b = ctx.saved_tensors
+        (cos, cos_a, cos_b), (sin, sin_a, sin_b) = ctx.saved_tensors[0].unbind(0), ctx.saved_tensors[1].unbind(0)
         g = (grad.reshape(*cos.shape, 4) @ ctx.basis.conj().T).real.unbind(-1)
         grad_theta = 0.5 * (cos * (g[2] * cos_b + g[3] * sin_b) - sin * (g[0] * cos_a + g[1] * sin_a))
         grad_a, grad_b = cos * (g[1] * cos_a - g[0] * sin_a), sin * (g[3] * cos_b - g[2] * sin_b)

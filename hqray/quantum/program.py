@@ -616,7 +616,8 @@ class Program:
             offset += len(members) * size
         groups: dict[tuple[int, int], list[int]] = {}  # (wires, power-of-two gate slots): steps
         for s in shared:
-            groups.setdefault((len(self.steps[s].wires), 1 << (len(self.steps[s].gates) - 1).bit_length()), []).append(s)
+            slots = 1 << (len(self.steps[s].gates) - 1).bit_length()
+            groups.setdefault((len(self.steps[s].wires), slots), []).append(s)
         plan = {"constants": torch.as_tensor(np.concatenate(entries), device=device).to(dtype), "widths": []}
         for (k, slots), step_ids in groups.items():
             index = np.broadcast_to(np.eye(2**k, dtype=np.int64), (len(step_ids), slots, 2**k, 2**k)).copy()
