@@ -376,12 +376,12 @@ class GateTensors(list):
     def __getitem__(self, index):
         """A gate's tensor, sliced from its group's stack when first read (most are only read
         through the stacks)."""
-        if isinstance(index, int) and self._pending:
-            index %= len(self)
-            pending = self._pending.pop(index, None)
-            if pending is not None:
-                built, row, batched = pending
-                super().__setitem__(index, built[row] if batched else built[row:row + 1])
+        if self._pending:
+            for i in _positions(index, len(self)):
+                pending = self._pending.pop(i, None)
+                if pending is not None:
+                    built, row, batched = pending
+                    super().__setitem__(i, built[row] if batched else built[row:row + 1])
         return super().__getitem__(index)
 
     def __iter__(self):
@@ -421,6 +421,13 @@ def gate_tensors(operations, gates: list[Gate], wanted: Sequence[int], dtype: to
         params = [torch.stack([_as_real(p, real, device).expand(shape) for p in column]) for column in columns]
         _keep(tensors, members, builder(*params).to(dtype), batched)
     return tensors
+
+
+def _positions(index: int | slice, length: int) -> range:
+    """The list positions an index or slice reads."""
+    if isinstance(index, slice):
+        return range(*index.indices(length))
+    return range(index % length, index % length + 1)
 
 
 def _grouped_tensors(groups, wanted: set[int], tensors: GateTensors, dtype: torch.dtype) -> None:
@@ -585,9 +592,7 @@ class Program:
         flat = torch.cat([plan["constants"], *shared])
         blocks = {}
         for step_ids, index in plan["widths"]:
-            # (steps, gates, d, d) -> (steps, d, d); index_select differentiates by index_add (indexing by
-            # a tensor, by a sorting index_put: 2x slower here)
-            products = TreeProduct.apply(flat.index_select(0, index.reshape(-1)).reshape(index.shape))
+            products = TreeProduct.apply(flat[index])  # (steps, gates, d, d) -> (steps, d, d)
             blocks.update(zip(step_ids, products[:, None].unbind(0), strict=True))
         return blocks
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import pennylane as qml
 import torch
 
-from hqray.quantum.program import FAST_GATES, PHASE_PATTERNS, _pattern_builder
+from hqray.quantum.program import FAST_GATES, PHASE_PATTERNS, _pattern_builder, _positions
 
 __all__ = ["trace", "Trace", "TracedGate", "LiveGate"]
 
@@ -93,12 +93,12 @@ class LiveOperations(list):
         self._pending: dict[int, tuple] = {}  # gate: (name, wires, group parameters, row, batch size)
 
     def __getitem__(self, index):
-        if isinstance(index, int) and self._pending:
-            index %= len(self)
-            pending = self._pending.pop(index, None)
-            if pending is not None:
-                name, wires, params, row, batch_size = pending
-                super().__setitem__(index, LiveGate(name, wires, tuple(p[row] for p in params), batch_size))
+        if self._pending:
+            for i in _positions(index, len(self)):
+                pending = self._pending.pop(i, None)
+                if pending is not None:
+                    name, wires, params, row, batch_size = pending
+                    super().__setitem__(i, LiveGate(name, wires, tuple(p[row] for p in params), batch_size))
         return super().__getitem__(index)
 
     def __iter__(self):

@@ -113,3 +113,25 @@ def test_the_noiseless_compiler_runs_a_traced_circuit_as_the_recorded_one(embedd
     assert (traced is None) == (embedding == "iqp")  # products of features: recorded per call
     if traced is not None:  # the call above ran the program compiled from the trace
         assert any(key[0] == "program" for key in traced.memo)
+
+
+def test_live_gates_read_by_index_slice_or_iteration_carry_this_calls_parameters():
+    # A grouped gate's LiveGate is made when read: every way of reading must give it.
+    circuit = Circuit(n_qubits=3, embedding="angle", ansatz="strongly_entangling", n_layers=1)
+    qfunc = circuit.qfunc()
+    inputs = torch.tensor([[0.1, 0.2, 0.3], [1.1, 1.2, 1.3]], dtype=torch.float64)
+    weights = torch.rand(circuit.weight_shape, dtype=torch.float64)
+    traced = trace(qfunc, qfunc.hqray_static_key, 3, circuit.weight_shape, _gates)
+    by_index = [traced.live(inputs, weights, torch.complex128)[i] for i in range(len(traced.gates))]
+    by_slice = traced.live(inputs, weights, torch.complex128)[:]
+    by_iteration = list(traced.live(inputs, weights, torch.complex128))
+    assert by_index[-1].name == by_slice[-1].name  # negative and positive positions agree
+    for a, b, c in zip(by_index, by_slice, by_iteration, strict=True):
+        assert a.name == b.name == c.name and type(a) is type(b) is type(c)
+        assert type(a).__name__ == "LiveGate" or not a.num_params  # fixed gates stay as recorded
+        for x, y, z in zip(a.data, b.data, c.data, strict=True):
+            torch.testing.assert_close(x, y, atol=0, rtol=0)
+            torch.testing.assert_close(x, z, atol=0, rtol=0)
+    first = by_index[0]
+    assert first.name == "RY" and first.batch_size == 2  # the angle embedding's first gate, per row
+    torch.testing.assert_close(first.data[0], inputs[:, 0], atol=0, rtol=0)
