@@ -257,8 +257,8 @@ def test_bench_engine_circuits_grid_compares_any_circuit_with_the_baselines_it_f
     assert all(row["samples_per_s"] > 0 and row["threads"] >= 1 for row in rows)
     # Small peaks: every method was timed with freed memory kept for reuse (glibc here).
     assert all(row["heap_reuse"] is True and row["peak_mb"] >= 0 for row in rows), rows
-    # A cheap cell is timed as often as its budget allows (from a warm call, not the first
-    # call's compilation), beyond the old cap of 5.
+    # A cheap cell is timed as often as its budget allows, from a warm call, not the first
+    # call's compilation, beyond the old cap of 5.
     assert all(row["repeats"] > 5 for row in rows if row["method"] == "hqray-compiler"), rows
     assert "x default.qubit-torch" in completed.stdout
 

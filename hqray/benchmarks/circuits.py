@@ -176,10 +176,10 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
         rows = max(16, AMPLITUDE_LIMIT // 2**n)
     run = BUILDERS[method](qfunc, n, inputs[:rows], weights)
     first = best_time(run, 1)  # compilation / tracing, never counted
-    # How many calls fit the budget, from a warm call where one is cheap: the first call's
-    # compilation (about a second for hqray and JAX alike) once left 3 timed calls of a
-    # 0.1-s cell, too few for the best of them to be a settled one on a noisy machine.
-    warm = best_time(run, 1) if first < budget / 4 else first
+    # How many calls fit the budget, from a warm call (unless one call alone outlasts it): the
+    # first call's compilation (a second for hqray, seconds for JAX) once left hqray 3 timed
+    # calls of a 0.1-s cell and a JAX method 1, too few for the best to be a settled one.
+    warm = best_time(run, 1) if first < budget else first
     repeats = max(1, min(MAX_REPEATS, int(budget / max(warm, 1e-6) / 2)))
     gc.collect()
     seconds, peak_mb, reused = peak_then_time(run, repeats)
