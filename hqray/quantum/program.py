@@ -362,30 +362,43 @@ def _slow_tensor(op, gate: Gate, dtype: torch.dtype, real: torch.dtype, device) 
     return torch.diagonal(matrix, dim1=-2, dim2=-1) if gate.kind == "diag" else matrix
 
 
-class GateTensors(list):
+class LazyItems(list):
+    """A list whose items listed in ``_pending`` are made (by :meth:`_make`) when first read,
+    by index, slice or iteration: per-gate objects most calls never read."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self._pending: dict[int, tuple] = {}
+
+    def _make(self, pending: tuple):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        if self._pending:
+            for i in _positions(index, len(self)):
+                pending = self._pending.pop(i, None)
+                if pending is not None:
+                    super().__setitem__(i, self._make(pending))
+        return super().__getitem__(index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class GateTensors(LazyItems):
     """Each gate's tensor (see :func:`gate_tensors`), and the same tensors as built, stacked per
     group: ``stacks`` holds ``(members, (m, [B,] d, d) matrices or (m, [B,] d) phase vectors,
-    batched)``, which the product and shared dense steps read without unbinding them gate by gate."""
+    batched)``, which the product and shared dense steps read without unbinding them gate by
+    gate. A grouped gate's own tensor is sliced from its stack when first read."""
 
     def __init__(self, n_gates: int):
         super().__init__([None] * n_gates)
         self.stacks: list[tuple[Sequence[int], torch.Tensor, bool]] = []
         self._layout: tuple | None = None
-        self._pending: dict[int, tuple[torch.Tensor, int, bool]] = {}  # gate: (its stack, row, batched)
 
-    def __getitem__(self, index):
-        """A gate's tensor, sliced from its group's stack when first read (most are only read
-        through the stacks)."""
-        if self._pending:
-            for i in _positions(index, len(self)):
-                pending = self._pending.pop(i, None)
-                if pending is not None:
-                    built, row, batched = pending
-                    super().__setitem__(i, built[row] if batched else built[row:row + 1])
-        return super().__getitem__(index)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def _make(self, pending: tuple) -> torch.Tensor:
+        built, row, batched = pending  # the gate's stack, its row there, per-row or shared
+        return built[row] if batched else built[row:row + 1]
 
     @property
     def layout(self) -> tuple:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import pennylane as qml
 import torch
 
-from hqray.quantum.program import FAST_GATES, PHASE_PATTERNS, _pattern_builder, _positions
+from hqray.quantum.program import FAST_GATES, PHASE_PATTERNS, LazyItems, _pattern_builder
 
 __all__ = ["trace", "Trace", "TracedGate", "LiveGate"]
 
@@ -81,7 +81,7 @@ class LiveGate:
         return len(self.data)
 
 
-class LiveOperations(list):
+class LiveOperations(LazyItems):
     """A traced circuit's gates with live parameters, and their parameters per gate group
     (``(name, batched, arity, members, parameters)``, as :meth:`Trace._parameters` gives).
     A grouped gate's :class:`LiveGate` is made when it is read: most consumers read the
@@ -90,19 +90,10 @@ class LiveOperations(list):
     def __init__(self, operations):
         super().__init__(operations)
         self.groups: list[tuple] = []
-        self._pending: dict[int, tuple] = {}  # gate: (name, wires, group parameters, row, batch size)
 
-    def __getitem__(self, index):
-        if self._pending:
-            for i in _positions(index, len(self)):
-                pending = self._pending.pop(i, None)
-                if pending is not None:
-                    name, wires, params, row, batch_size = pending
-                    super().__setitem__(i, LiveGate(name, wires, tuple(p[row] for p in params), batch_size))
-        return super().__getitem__(index)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def _make(self, pending: tuple) -> LiveGate:
+        name, wires, params, row, batch_size = pending  # group parameters, the gate's row
+        return LiveGate(name, wires, tuple(p[row] for p in params), batch_size)
 
 
 @dataclass
