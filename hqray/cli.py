@@ -474,7 +474,7 @@ def bench_engine(
                                      max_qubits=max_qubits)
         for cell in summary(rows):
             console.print(f"{cell['circuit']} n={cell['n_qubits']} B={cell['batch']} threads={cell['threads']}: "
-                          f"hqray {cell['vs_default_qubit_torch']:.1f}x default.qubit-torch, "
+                          f"hqray ({cell['hqray_method']}) {cell['vs_default_qubit_torch']:.1f}x default.qubit-torch, "
                           f"{cell['vs_best_jax']:.2f}x the best JAX path")
     else:
         from hqray.benchmarks.engine import run_engine_benchmark

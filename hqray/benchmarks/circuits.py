@@ -4,6 +4,9 @@ Forward + backward (gradients with respect to inputs and weights) of registered 
 and a random 200-gate circuit, at B = 256 and 4096, in one process on the same inputs:
 
 - ``hqray-compiler``: the circuit through hqray's tape compiler (compiled once per structure);
+- ``hqray-jit``: the same with ``jit=True``, the whole pass one ``torch.compile``'d kernel
+  (:mod:`hqray.quantum.jit`; circuits recorded once, up to :data:`JIT_MAX_QUBITS` qubits:
+  compiling takes seconds to minutes per cell; left out of ``--quick``);
 - ``default.qubit-torch``: PennyLane's default.qubit, torch backprop, broadcasting over rows;
 - ``default.qubit-jax-jit``: default.qubit with JAX, ``jax.jit`` of the value and gradient
   over the broadcast batch;
@@ -43,7 +46,9 @@ BATCHES = (256, 4096)
 AMPLITUDE_LIMIT = 2**22  # per batch, for the baselines (default.qubit keeps a state per gate)
 TIME_BUDGET_S = 8.0
 MAX_REPEATS = 20
-METHODS = ("hqray-compiler", "default.qubit-torch", "default.qubit-jax-jit", "tensorcircuit-jax")
+METHODS = ("hqray-compiler", "hqray-jit", "default.qubit-torch", "default.qubit-jax-jit", "tensorcircuit-jax")
+HQRAY_METHODS = ("hqray-compiler", "hqray-jit")
+JIT_MAX_QUBITS = 8  # compiling a 12-qubit QCNN's kernel took minutes here
 RANDOM_GATES = 200
 
 
@@ -111,6 +116,19 @@ def _hqray(qfunc, n, inputs, weights):
     return run
 
 
+def _hqray_jit(qfunc, n, inputs, weights):
+    from hqray.quantum.compiler import run_qfunc
+    from hqray.quantum.engine import FallbackWarning
+
+    def run():
+        x, w = inputs.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+        run_qfunc(qfunc, n, x, w, jit=True).sum().backward()
+    with warnings.catch_warnings():  # a circuit jit cannot take is a failed cell, not an eager timing
+        warnings.simplefilter("error", FallbackWarning)
+        run()
+    return run
+
+
 def _torch_default_qubit(qfunc, n, inputs, weights):
     node = qml.QNode(qfunc, qml.device("default.qubit", wires=n), interface="torch", diff_method="backprop")
 
@@ -165,14 +183,14 @@ def _tensorcircuit(qfunc, n, inputs, weights):
     return lambda: jax.block_until_ready(step(x, w))
 
 
-BUILDERS = {"hqray-compiler": _hqray, "default.qubit-torch": _torch_default_qubit,
+BUILDERS = {"hqray-compiler": _hqray, "hqray-jit": _hqray_jit, "default.qubit-torch": _torch_default_qubit,
             "default.qubit-jax-jit": _jax_default_qubit, "tensorcircuit-jax": _tensorcircuit}
 
 
 def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Tensor, budget: float) -> dict:
     batch = inputs.shape[0]
     rows = batch
-    if method != "hqray-compiler" and batch * 2**n > AMPLITUDE_LIMIT:
+    if method not in HQRAY_METHODS and batch * 2**n > AMPLITUDE_LIMIT:
         rows = max(16, AMPLITUDE_LIMIT // 2**n)
     run = BUILDERS[method](qfunc, n, inputs[:rows], weights)
     first = best_time(run, 1)  # compilation / tracing, never counted
@@ -208,10 +226,15 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
         if reason:
             log(f"{method}: left out, {reason}")
     methods = [m for m in methods if available(m) is None]
+    if quick and "hqray-jit" in methods:
+        log("hqray-jit: left out of --quick (compiling takes seconds per cell)")
+        methods.remove("hqray-jit")
     cells = _cells(quick, max_qubits)
     results: dict[tuple, dict[str, dict]] = {key: {} for key, *_ in cells}
     for method in methods:
         for key, qfunc, inputs, weights in cells:
+            if method == "hqray-jit" and key[1] > JIT_MAX_QUBITS:
+                continue
             result = results[key][method] = _measured_or_failed(method, qfunc, key[1], inputs, weights, quick)
             log(f"  {method} {key[0]} n={key[1]} B={key[2]}: " + (
                 f"{result['samples_per_s']:,.0f}/s" if "error" not in result else f"failed ({result['error']})"))
@@ -253,25 +276,32 @@ def _measured_or_failed(method: str, qfunc, n: int, inputs: torch.Tensor, weight
 
 def _log_cell(log: Callable[[str], None], key: tuple, results: dict[str, dict]) -> None:
     name, n, batch = key
-    ours = results["hqray-compiler"]["samples_per_s"]
+    ours = _best_hqray({m: r["samples_per_s"] for m, r in results.items()})[1]
     log(f"{name} n={n} B={batch}: " + "; ".join(
         f"{m} {r['samples_per_s']:,.0f}/s"
-        + ("" if m == "hqray-compiler" else f" (hqray x{ours / r['samples_per_s']:.1f})")
+        + ("" if m in HQRAY_METHODS else f" (hqray x{ours / r['samples_per_s']:.1f})")
         + (f" [from {r['extrapolated_from']}]" if r["extrapolated_from"] else "")
         for m, r in results.items()))
 
 
+def _best_hqray(speeds: dict[str, float]) -> tuple[str, float]:
+    """hqray's fastest method in a cell (a failed or absent one counts as not run)."""
+    measured = [(speeds[m], m) for m in HQRAY_METHODS if not math.isnan(speeds.get(m, math.nan))]
+    speed, method = max(measured)
+    return method, speed
+
+
 def summary(rows: list[dict]) -> list[dict]:
-    """Per cell: hqray's ratio to default.qubit-torch and to the best JAX path."""
+    """Per cell: hqray's fastest method and its ratio to default.qubit-torch and to the best JAX path."""
     cells: dict[tuple, dict[str, float]] = {}
     for row in rows:
         cells.setdefault((row["circuit"], row["n_qubits"], row["batch"], row["threads"]), {})[row["method"]] = \
             row["samples_per_s"]
     table = []
     for (name, n, batch, threads), speeds in cells.items():
-        ours = speeds.get("hqray-compiler", math.nan)
+        method, ours = _best_hqray(speeds)
         jax_paths = [speeds[m] for m in ("default.qubit-jax-jit", "tensorcircuit-jax") if m in speeds]
-        table.append({"circuit": name, "n_qubits": n, "batch": batch, "threads": threads,
+        table.append({"circuit": name, "n_qubits": n, "batch": batch, "threads": threads, "hqray_method": method,
                       "vs_default_qubit_torch": ours / speeds.get("default.qubit-torch", math.nan),
                       "vs_best_jax": ours / max(jax_paths) if jax_paths else math.nan})
     return table
