@@ -51,8 +51,8 @@ __all__ = ["jit_unsupported", "jit_function", "JIT_CACHE_SIZE"]
 
 JIT_CACHE_SIZE = 8  # compiled functions kept per traced circuit (batch sizes, precisions)
 
-Pair = tuple[torch.Tensor, torch.Tensor]  # (real part, imaginary part)
-# Gates on up to 2 wires are applied as broadcast multiply-adds (fused into the generated
+Pair = tuple[torch.Tensor, "torch.Tensor | None"]  # (real part, imaginary part or None where it is zero)
+# Gates on up to 2 wires are applied as elementwise multiply-adds (fused into the generated
 # loops); wider matrices as matrix products: a compiled graph calls BLAS out of line, and at
 # 4 qubits a hundred tiny products cost more than the whole arithmetic.
 SMALL_GATE_WIRES = 2
@@ -74,13 +74,36 @@ def jit_unsupported(traced, program: Program, measure) -> str | None:
 
 
 # ---------------------------------------------------------------- complex arithmetic ---------
+# Real states stay real (an RY embedding, CNOTs): a None imaginary part costs nothing.
+
+def _plus(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return a if b is None else b if a is None else a + b
+
 
 def _mul(a: Pair, b: Pair) -> Pair:
-    return a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0]
+    real = a[0] * b[0] if a[1] is None or b[1] is None else a[0] * b[0] - a[1] * b[1]
+    return real, _plus(None if b[1] is None else a[0] * b[1], None if a[1] is None else a[1] * b[0])
 
 
 def _matmul(a: Pair, b: Pair) -> Pair:
-    return a[0] @ b[0] - a[1] @ b[1], a[0] @ b[1] + a[1] @ b[0]
+    """``a @ b``: BLAS products for wide matrices, elementwise outer products for small ones."""
+    if a[0].shape[-1] > 2**SMALL_GATE_WIRES:
+        real = a[0] @ b[0] if a[1] is None or b[1] is None else a[0] @ b[0] - a[1] @ b[1]
+        return real, _plus(None if b[1] is None else a[0] @ b[1], None if a[1] is None else a[1] @ b[0])
+    terms = [_mul(_part(a, (..., slice(None), slice(j, j + 1))), _part(b, (..., slice(j, j + 1), slice(None))))
+             for j in range(a[0].shape[-1])]
+    return _total(terms)
+
+
+def _part(pair: Pair, index) -> Pair:
+    return pair[0][index], None if pair[1] is None else pair[1][index]
+
+
+def _total(terms: list[Pair]) -> Pair:
+    real, imag = terms[0]
+    for term in terms[1:]:
+        real, imag = real + term[0], _plus(imag, term[1])
+    return real, imag
 
 
 def _times(later: Pair | None, earlier: Pair | None) -> Pair | None:
@@ -92,93 +115,126 @@ def _times(later: Pair | None, earlier: Pair | None) -> Pair | None:
 
 def _split(matrix: np.ndarray | torch.Tensor, real: torch.dtype) -> Pair:
     tensor = torch.as_tensor(np.asarray(matrix)).to(torch.complex128)
-    return tensor.real.to(real), tensor.imag.to(real)
+    return tensor.real.to(real), (tensor.imag.to(real) if bool(tensor.imag.any()) else None)
+
+
+def _reshaped(pair: Pair, *shape: int) -> Pair:
+    return pair[0].reshape(*shape), None if pair[1] is None else pair[1].reshape(*shape)
 
 
 def _apply(state: Pair, matrix: Pair, wires: list[int], n_wires: int) -> Pair:
-    """``state`` ``(R, 2^n)`` after ``matrix`` ``(d, d)`` (shared) or ``(R, d, d)`` (per row)
-    acting on ``wires`` (in the matrix's bit order)."""
-    rows, k = state[0].shape[0], len(wires)
-    axes = [1 + w for w in wires]
+    """``state`` ``(2^n, R)`` after ``matrix`` ``(d, d, 1 or R)`` acting on ``wires`` (in the
+    matrix's bit order)."""
+    k, rows = len(wires), state[0].shape[-1]
+    front = list(range(k))
 
-    def moved(part: torch.Tensor) -> torch.Tensor:  # (R, rest, d): the gate's wires last
-        return part.reshape(rows, *[2] * n_wires).movedim(axes, list(range(-k, 0))).reshape(rows, -1, 2**k)
-
-    def back(part: torch.Tensor) -> torch.Tensor:
-        shape = [rows] + [2] * n_wires
-        return part.reshape(rows, *shape[1:1 + n_wires - k], *[2] * k).movedim(list(range(-k, 0)), axes).reshape(
-            rows, -1)
+    def moved(part: torch.Tensor | None) -> torch.Tensor | None:  # (d, rest, R): the gate's wires first
+        if part is None:
+            return None
+        return part.reshape(*[2] * n_wires, rows).movedim(wires, front).reshape(2**k, -1, rows)
 
     x = (moved(state[0]), moved(state[1]))
-    if k > SMALL_GATE_WIRES:  # one matrix product (an external BLAS call) per part
-        y = _matmul(x, (matrix[0].transpose(-2, -1), matrix[1].transpose(-2, -1)))
-    else:  # elementwise multiply-adds over the 2^k slices, which inductor fuses into its loops
-        m = (matrix[0][:, None], matrix[1][:, None]) if matrix[0].ndim == 3 else matrix
-        slices = (x[0].unbind(-1), x[1].unbind(-1))
-        outputs = []
-        for row in range(2**k):
-            terms = [_mul((m[0][..., row, j], m[1][..., row, j]), (slices[0][j], slices[1][j])) for j in range(2**k)]
-            outputs.append((sum(t[0] for t in terms), sum(t[1] for t in terms)))
-        y = torch.stack([o[0] for o in outputs], -1), torch.stack([o[1] for o in outputs], -1)
+    if k > SMALL_GATE_WIRES and matrix[0].shape[-1] == 1:  # one BLAS product per part
+        y = _reshaped(_matmul(_part(matrix, (..., 0)), _reshaped(x, 2**k, -1)), 2**k, -1, rows)
+    else:  # out_i = sum_j m_ij x_j, elementwise and vectorised along the rows
+        outputs = [_total([_mul(_part(matrix, (i, j, None)), _part(x, j)) for j in range(2**k)]) for i in range(2**k)]
+        y = torch.stack([o[0] for o in outputs]), (
+            None if all(o[1] is None for o in outputs) else
+            torch.stack([o[1] if o[1] is not None else torch.zeros_like(o[0]) for o in outputs]))
+    out_rows = y[0].shape[-1]
+
+    def back(part: torch.Tensor | None) -> torch.Tensor | None:
+        if part is None:
+            return None
+        return part.reshape(*[2] * n_wires, out_rows).movedim(front, wires).reshape(2**n_wires, out_rows)
     return back(y[0]), back(y[1])
 
 
 # ---------------------------------------------------------------- the kernel ----------------
 
 class _Builder:
-    """Writes the program's pass as torch calls on real pairs (traced once by torch.compile)."""
+    """Writes the program's pass as torch calls on real pairs (traced once by torch.compile).
+
+    Layout: rows last. The state is ``(2^n, B)``, a per-row gate matrix ``(d, d, B)`` (a shared
+    one ``(d, d, 1)``), so every elementwise loop the compiler writes runs along the rows, in
+    vector registers; rows first, its loops ran along two or four entries at a time.
+    """
 
     def __init__(self, traced, program: Program, measure, n_weights: int, real: torch.dtype):
         self.program, self.real = program, real
         self.placed = traced._placed(n_weights, real, torch.device("cpu"))
         self.constants = traced._constants(real, torch.device("cpu"))
-        self.table = measure.table.to(real)
+        self.table = measure.table.to(real).T.contiguous()  # (outputs, 2^n)
         # Every constant as real tensors made here, outside the compiled graph: a complex
-        # tensor inside it would compile into eager complex calls.
+        # tensor inside it would compile into eager complex calls, index arithmetic would run
+        # on every call.
         self.bases = {name: _rotation_basis(name, real) for name, *_ in self.placed if name in ROTATION_NAMES}
-        self.fixed = {i: tuple(part[None] for part in _split(g.constant, real))
+        self.fixed = {i: _part(_split(g.constant, real), (..., None))
                       for i, g in enumerate(program.gates) if not g.parametric}
         self.patterns = {i: torch.as_tensor(PHASE_PATTERNS[g.name](len(g.wires)), dtype=real)
                          for i, g in enumerate(program.gates) if g.parametric and g.name in PHASE_PATTERNS}
         self.identity = {k: torch.eye(2**k, dtype=real) for k in range(1, program.n_wires + 1)}
-        self.tables = {id(step): torch.as_tensor(step.table, dtype=real) for step in program.steps if step.kind == "diag"}
+        self.tables = {id(step): torch.as_tensor(step.table, dtype=real).T.contiguous()
+                       for step in program.steps if step.kind == "diag"}  # (2^k, rotations + 1)
+        self.indices = self._block_indices()
 
-    def __call__(self, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _block_indices(self) -> dict[tuple, torch.Tensor]:
+        """The gathers of the shared dense steps' wider gates."""
+        indices = {}
+        for step in self.program.steps:
+            if step.kind != "dense" or step.batched:
+                continue
+            position = {w: p for p, w in enumerate(step.wires)}
+            for i in step.gates:
+                gate = self.program.gates[i]
+                local = [position[w] for w in gate.wires]
+                if len(local) > 1 and gate.kind == "perm":
+                    indices[("perm", id(step), i)] = _whole_state_index(len(step.wires), tuple(local), gate.permutation)
+                elif len(local) > 1:
+                    indices[("embed", id(step), i)] = torch.as_tensor(
+                        _embedded_index(local, len(step.wires), 1, vector=False))
+        return indices
+
+    def __call__(self, inputs: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = inputs.shape[0]
         gates = self._gate_tensors(inputs, weights)
         state = None
         for step in self.program.steps:
             state = self._step(step, state, gates, batch)
-        probabilities = state[0] * state[0] + state[1] * state[1]
-        return probabilities @ self.table, torch.isfinite(inputs).all() & torch.isfinite(weights).all()
+        probabilities = state[0] * state[0] if state[1] is None else state[0] * state[0] + state[1] * state[1]
+        outputs = (self.table @ probabilities.expand(-1, batch)).T
+        return outputs, torch.isfinite(inputs).all() & torch.isfinite(weights).all()
 
-    def _gate_tensors(self, inputs: torch.Tensor, weights: torch.Tensor) -> dict[int, Pair]:
-        """Each parametric gate's matrix ``(1 or B, d, d)`` or, for a diagonal rotation, its
+    def _gate_tensors(self, inputs: torch.Tensor, weights: torch.Tensor) -> dict:
+        """Each parametric gate's matrix ``(d, d, 1 or B)`` or, for a diagonal rotation, its
         angle ``(1 or B,)``, from the traced parameter sources."""
         pool = torch.cat([weights.reshape(-1), self.constants])
-        columns = inputs.T
-        out: dict[int, Pair] = {}
-        for name, batched, arity, members, positions in self.placed:
+        columns = inputs.T  # (features, B)
+        out: dict = {}
+        for name, batched, _, members, positions in self.placed:
             params = []
             for index, affine in positions:
-                source = columns[index] if batched else pool[index]
+                if affine is not None and not batched:  # the traced sources' shared scales are (members,)
+                    affine = affine[0][:, None], affine[1][:, None]
+                source = columns[index] if batched else pool[index][:, None]  # (members, B or 1)
                 params.append(source if affine is None else source * affine[0] + affine[1])
             if name in PHASE_PATTERNS:
                 for row, member in enumerate(members):
-                    out[member] = params[0][row] if batched else params[0][row][None]
+                    out[member] = params[0][row]
                 continue
-            re, im = _rotation_pair(name, params, self.bases[name])
+            matrices = _rotation_pair(name, params, self.bases[name])  # (d, d, members, B or 1)
             for row, member in enumerate(members):
-                out[member] = (re[row], im[row]) if batched else (re[row][None], im[row][None])
+                out[member] = _part(matrices, (slice(None), slice(None), row))
         return out
 
     def _matrix(self, i: int, gates: dict) -> Pair:
-        """Gate ``i``'s matrix ``(1 or B, d, d)`` as a real pair."""
+        """Gate ``i``'s matrix ``(d, d, 1 or B)`` as a real pair."""
         if i in self.fixed:
             return self.fixed[i]
         if i in self.patterns:
-            angles = gates[i][:, None] * self.patterns[i]
-            return torch.diag_embed(torch.cos(angles)), torch.diag_embed(torch.sin(angles))
+            angles = self.patterns[i][:, None] * gates[i][None, :]  # (d, 1 or B)
+            diagonal = self.identity[len(self.program.gates[i].wires)][:, :, None]
+            return diagonal * torch.cos(angles)[:, None, :], diagonal * torch.sin(angles)[:, None, :]
         return gates[i]
 
     def _step(self, step: Step, state: Pair | None, gates: dict, batch: int) -> Pair:
@@ -186,22 +242,19 @@ class _Builder:
         if step.kind == "product":
             return self._product(step, gates, batch)
         if step.kind == "perm":
-            index = step.index
-            return state[0][:, index], state[1][:, index]
+            return _part(state, step.index)
         if step.kind == "diag":
             return self._diagonal(step, state, gates)
         if step.batched:  # per-row matrices: one or two wires (the fuser's rule), gate by gate
             for i in step.gates:
                 state = _apply(state, self._matrix(i, gates), list(self.program.gates[i].wires), n)
             return state
-        block = self._block(step, gates)
-        return _apply(state, block, list(step.wires), n)
+        return _apply(state, _part(self._block(step, gates), (..., None)), list(step.wires), n)
 
     def _block(self, step: Step, gates: dict) -> Pair:
-        """A shared dense step's matrix ``(d, d)``, built as the eager engine's products would
-        be too slow here (a compiled graph calls BLAS out of line): one-wire gates since the
-        last wider gate multiply per wire and join as one Kronecker product (elementwise, fused);
-        permutations gather rows; other gates are embedded by an index and multiplied in."""
+        """A shared dense step's matrix ``(d, d)``. One-wire gates since the last wider gate
+        multiply per wire and join as one Kronecker product (elementwise, fused); permutations
+        gather rows; other gates are placed by an index and multiplied in."""
         k = len(step.wires)
         position = {w: p for p, w in enumerate(step.wires)}
         block: Pair | None = None
@@ -209,24 +262,22 @@ class _Builder:
         for i in step.gates:
             gate = self.program.gates[i]
             local = [position[w] for w in gate.wires]
-            matrix = self._matrix(i, gates)
-            matrix = (matrix[0][0], matrix[1][0])
+            matrix = _part(self._matrix(i, gates), (..., 0))
             if len(local) == 1:
                 moment[local[0]] = matrix if local[0] not in moment else _matmul(matrix, moment[local[0]])
                 continue
             block = _times(self._kronecker(moment, k), block)
             moment = {}
             if gate.kind == "perm":  # CNOT, SWAP, Toffoli, ...: the block's rows gathered
-                index = _whole_state_index(k, tuple(local), gate.permutation)
-                block = (self.identity[k][index], torch.zeros_like(self.identity[k])) if block is None else (
-                    block[0][index], block[1][index])
+                index = self.indices[("perm", id(step), i)]
+                block = (self.identity[k][index], None) if block is None else _part(block, index)
                 continue
-            index = torch.as_tensor(_embedded_index(local, k, 1, vector=False))
+            index = self.indices[("embed", id(step), i)]
             zero = torch.zeros(1, dtype=self.real)
-            embedded = (torch.cat([zero, matrix[0].reshape(-1)])[index], torch.cat([zero, matrix[1].reshape(-1)])[index])
+            embedded = tuple(None if part is None else torch.cat([zero, part.reshape(-1)])[index] for part in matrix)
             block = _times(embedded, block)
         block = _times(self._kronecker(moment, k), block)
-        return block if block is not None else (self.identity[k], torch.zeros_like(self.identity[k]))
+        return block if block is not None else (self.identity[k], None)
 
     def _kronecker(self, moment: dict[int, Pair], k: int) -> Pair | None:
         """The Kronecker product over the block's positions (identity where no gate), or None."""
@@ -234,72 +285,78 @@ class _Builder:
             return None
         product: Pair | None = None
         for p in range(k):
-            factor = moment.get(p, (self.identity[1], torch.zeros_like(self.identity[1])))
+            factor = moment.get(p, (self.identity[1], None))
             if product is None:
                 product = factor
                 continue
-            rows = product[0].shape[0] * 2
-            outer = _mul((product[0][:, None, :, None], product[1][:, None, :, None]),
-                         (factor[0][None, :, None, :], factor[1][None, :, None, :]))
-            product = outer[0].reshape(rows, rows), outer[1].reshape(rows, rows)
+            size = product[0].shape[0] * 2
+            product = _reshaped(_mul(_part(product, (slice(None), None, slice(None), None)),
+                                     _part(factor, (None, slice(None), None, slice(None)))), size, size)
         return product
 
     def _product(self, step: Step, gates: dict, batch: int) -> Pair:
         """The leading one-wire gates on ``|0>``, wire by wire, then their Kronecker product."""
-        state = None
+        state: Pair | None = None
         for wire_gates in step.per_wire:
-            vector = (torch.tensor([[1.0, 0.0]], dtype=self.real), torch.zeros(1, 2, dtype=self.real))
-            for i in wire_gates:
-                matrix = self._matrix(i, gates)
-                vector = ((matrix[0] * vector[0][:, None, :]).sum(-1) - (matrix[1] * vector[1][:, None, :]).sum(-1),
-                          (matrix[0] * vector[1][:, None, :]).sum(-1) + (matrix[1] * vector[0][:, None, :]).sum(-1))
+            vector: Pair = (self.identity[1][:, :1], None)  # |0>, (2, 1)
+            for i in wire_gates:  # v_i = sum_j m_ij v_j
+                product = _mul(self._matrix(i, gates), _part(vector, (None,)))
+                vector = product[0].sum(1), None if product[1] is None else product[1].sum(1)
             if state is None:
                 state = vector
                 continue
-            outer = _mul((state[0][:, :, None], state[1][:, :, None]), (vector[0][:, None, :], vector[1][:, None, :]))
-            state = outer[0].reshape(outer[0].shape[0], -1), outer[1].reshape(outer[1].shape[0], -1)
-        return state[0].expand(batch, -1), state[1].expand(batch, -1)
+            outer = _mul(_part(state, (slice(None), None)), _part(vector, (None,)))
+            state = _reshaped(outer, -1, outer[0].shape[-1])
+        return state
 
     def _diagonal(self, step: Step, state: Pair, gates: dict) -> Pair:
-        """Phases ``exp(i angles @ table)`` over the step's wires, broadcast over the others."""
+        """Phases ``exp(i table @ angles)`` over the step's wires, broadcast over the others."""
         n = self.program.n_wires
         table = self.tables[id(step)]
-        rows = [gates[i] for i in step.rotations]
-        phases = table[-1][None]
-        if rows:
-            width = max(r.shape[0] for r in rows)
-            stacked = torch.stack([r.expand(width) for r in rows], 1)  # (rows, rotations)
-            phases = stacked @ table[:-1] + table[-1]
-        shape = [phases.shape[0]] + [2 if w in step.wires else 1 for w in range(n)]
-        cos, sin = torch.cos(phases).reshape(shape), torch.sin(phases).reshape(shape)
-        rows_out = max(state[0].shape[0], phases.shape[0])
-        re, im = state[0].reshape(-1, *[2] * n), state[1].reshape(-1, *[2] * n)
-        return (re * cos - im * sin).reshape(rows_out, -1), (re * sin + im * cos).reshape(rows_out, -1)
+        phases = table[:, -1:]  # the fixed gates' phases, (2^k, 1)
+        if step.rotations:
+            width = max(gates[i].shape[0] for i in step.rotations)
+            stacked = torch.stack([gates[i].expand(width) for i in step.rotations])  # (rotations, 1 or B)
+            phases = table[:, :-1] @ stacked + phases
+        shape = [2 if w in step.wires else 1 for w in range(n)] + [phases.shape[-1]]
+        tensor_state = _reshaped(state, *[2] * n, state[0].shape[-1])
+        out = _mul(tensor_state, (torch.cos(phases).reshape(shape), torch.sin(phases).reshape(shape)))
+        return _reshaped(out, 2**n, -1)
 
 
 def _rotation_basis(name: str, real: torch.dtype) -> tuple:
-    """``(constant pair or None, basis pair)`` of a rotation kind (see hqray.quantum.handgrad)."""
+    """``(constant pair or None, basis pair)`` of a rotation kind (see hqray.quantum.handgrad),
+    as ``(d*d,)`` and ``(d*d, coefficients)``."""
     constant, basis = _basis(name, torch.complex128, "cpu")
-    return (None if constant is None else _split(constant, real)), _split(basis, real)
+    return (None if constant is None else _split(constant, real)), _transposed(_split(basis, real))
+
+
+def _transposed(pair: Pair) -> Pair:
+    return pair[0].T.contiguous(), None if pair[1] is None else pair[1].T.contiguous()
 
 
 def _rotation_pair(name: str, params: list[torch.Tensor], kind_basis: tuple) -> Pair:
-    """A group's rotation matrices ``(m, [B,] d, d)`` as a real pair: coefficients (cosines
-    and sines of half-angles) times the kind's constant basis, as in hqray.quantum.handgrad."""
+    """A group's rotation matrices ``(d, d, members, 1 or B)`` from parameters ``(members, 1 or
+    B)``: coefficients (cosines and sines of half-angles) times the kind's constant basis (as
+    in hqray.quantum.handgrad), one BLAS product. As a product, the compiled graph stores
+    the matrices: elementwise, it would recompute each gate's cosines and sines in every
+    amplitude that reads them."""
     constant, basis = kind_basis
     if name == "Rot":
         phi, theta, omega = params
         half = torch.stack([theta, phi + omega, phi - omega]) / 2
         cos, sin = torch.cos(half), torch.sin(half)
-        coefficients = torch.stack([cos[0], cos[0], sin[0], sin[0]], -1) * torch.stack([cos[1], sin[1], cos[2], sin[2]],
-                                                                                        -1)
+        coefficients = [cos[0] * cos[1], cos[0] * sin[1], sin[0] * cos[2], sin[0] * sin[2]]
     else:
-        coefficients = torch.stack([torch.cos(params[0] / 2), torch.sin(params[0] / 2)], -1)
-    re, im = coefficients @ basis[0], coefficients @ basis[1]
+        coefficients = [torch.cos(params[0] / 2), torch.sin(params[0] / 2)]
+    shape = coefficients[0].shape
+    stacked = torch.stack(coefficients).reshape(len(coefficients), -1)
+    matrices = basis[0] @ stacked, None if basis[1] is None else basis[1] @ stacked
     if constant is not None:
-        re, im = re + constant[0], im + constant[1]
-    d = int(round(basis[0].shape[1] ** 0.5))
-    return re.reshape(*re.shape[:-1], d, d), im.reshape(*im.shape[:-1], d, d)
+        matrices = matrices[0] + constant[0][:, None], _plus(matrices[1], None if constant[1] is None
+                                                             else constant[1][:, None])
+    d = int(round(basis[0].shape[0] ** 0.5))
+    return _reshaped(matrices, d, d, *shape)
 
 
 def jit_function(traced, program: Program, measure, n_weights: int, real: torch.dtype) -> Callable:
