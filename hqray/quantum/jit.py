@@ -87,9 +87,19 @@ def _mul(a: Pair, b: Pair) -> Pair:
 
 def _matmul(a: Pair, b: Pair) -> Pair:
     """``a @ b``: BLAS products for wide matrices, elementwise outer products for small ones."""
-    if a[0].shape[-1] > 2**SMALL_GATE_WIRES:
-        real = a[0] @ b[0] if a[1] is None or b[1] is None else a[0] @ b[0] - a[1] @ b[1]
-        return real, _plus(None if b[1] is None else a[0] @ b[1], None if a[1] is None else a[1] @ b[0])
+    if a[0].shape[-1] > 2**SMALL_GATE_WIRES:  # one BLAS call (each is an out-of-line call in the graph)
+        rows, columns = a[0].shape[-2], b[0].shape[-1]
+        if a[1] is None and b[1] is None:
+            return a[0] @ b[0], None
+        if a[1] is None:  # ar @ [br | bi]
+            both = a[0] @ torch.cat([b[0], b[1]], -1)
+            return both[..., :columns], both[..., columns:]
+        if b[1] is None:  # [ar; ai] @ br
+            both = torch.cat([a[0], a[1]], -2) @ b[0]
+            return both[..., :rows, :], both[..., rows:, :]
+        # [[ar, -ai], [ai, ar]] @ [br; bi] = [re; im]
+        both = torch.cat([torch.cat([a[0], -a[1]], -1), torch.cat([a[1], a[0]], -1)], -2) @ torch.cat([b[0], b[1]], -2)
+        return both[..., :rows, :], both[..., rows:, :]
     terms = [_mul(_part(a, (..., slice(None), slice(j, j + 1))), _part(b, (..., slice(j, j + 1), slice(None))))
              for j in range(a[0].shape[-1])]
     return _total(terms)
