@@ -461,8 +461,9 @@ def bench_engine(
     methods: list[str] = typer.Option([], "--methods", help="only these methods (hqray-auto always runs)"),
     max_qubits: int | None = typer.Option(None, help="leave out larger circuits"),
     grid: str = typer.Option("sel", help="sel: the engine's strategies on StronglyEntanglingLayers; "
-                                         "circuits: any circuit through the tape compiler vs default.qubit "
-                                         "(torch, JAX) and tensorcircuit-ng (needs the bench extra)"),
+                                         "circuits: any circuit through the tape compiler (eager, and jit up "
+                                         "to 8 qubits) vs default.qubit (torch, JAX) and tensorcircuit-ng "
+                                         "(needs the bench extra)"),
 ) -> None:
     """Engine vs PennyLane default.qubit, lightning.qubit, JAX and one-QNode-per-sample."""
     if grid not in ("sel", "circuits"):

@@ -248,14 +248,15 @@ class Circuit(ValidatedModel):
         circuit.hqray_static_key = ("circuit", self.model_dump_json())
         return circuit
 
-    def run(self, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Outputs for every row of ``inputs`` ``(B, features)``: ``(B, outputs)``."""
+    def run(self, inputs: torch.Tensor, weights: torch.Tensor, jit: bool = False) -> torch.Tensor:
+        """Outputs for every row of ``inputs`` ``(B, features)``: ``(B, outputs)``; ``jit=True``
+        compiles the pass into one kernel first (:mod:`hqray.quantum.jit`)."""
         from hqray.quantum.compiler import run_qfunc
 
         if tuple(weights.shape) != self.weight_shape:
             raise CircuitError(f"weights have shape {tuple(weights.shape)}; {self.ansatz!r} with "
                                f"{self.n_layers} layers on {self.n_qubits} qubits expects {self.weight_shape}")
-        return run_qfunc(self.qfunc(), self.n_qubits, inputs, weights)
+        return run_qfunc(self.qfunc(), self.n_qubits, inputs, weights, jit=jit)
 
 
 class CircuitChoice(ValidatedModel):

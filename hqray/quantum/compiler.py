@@ -29,6 +29,7 @@ torch.Size([3, 2])
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -459,7 +460,9 @@ def _run_jitted(compiled: Callable, inputs: torch.Tensor, weights: torch.Tensor,
     # One compiled function per key of _jitted, so no guard has anything to tell apart
     # (they cost about a tenth of a 4-qubit pass).
     arguments = inputs.to(real).contiguous(), weights.to(real).contiguous()
-    if not compiled.warm:  # the first call compiles
+    # The stance is process-wide: only taken while no other Python thread could run another
+    # compiled function under it.
+    if not compiled.warm or threading.active_count() > 1:  # the first call compiles
         outputs, finite = compiled(*arguments)
         compiled.warm = True
     else:

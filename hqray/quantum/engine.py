@@ -57,6 +57,8 @@ def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
         raise CircuitError(f"unknown strategy {requested!r}; expected 'auto' or one of {list(registry)}")
     rejected = {name: reason for name, s in registry.items() if (reason := s.unsupported(spec))}
     costs = {name: s.cost(spec, batch) for name, s in registry.items() if name not in rejected}
+    if requested == "auto" and spec.jit and "compiled" in costs:  # jit is the compiled strategy's
+        return Plan("compiled", costs, rejected)
     if requested == "auto":
         # The device strategy is the reference, not a speed choice, unless it is the only way.
         fast = {name: cost for name, cost in costs.items() if name != "device"}

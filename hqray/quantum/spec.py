@@ -55,6 +55,9 @@ class CircuitSpec(ValidatedModel):
         trajectories: state vectors per row on the ``trajectories`` strategy (noisy circuits
             wider than density matrices allow; estimates, no gradients).
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
+        jit: run on the ``compiled`` strategy (``"auto"`` picks it) as one ``torch.compile``'d
+            kernel (:mod:`hqray.quantum.jit`): seconds to compile per batch size, then the
+            fastest path for small circuits (up to about 8 qubits); CPU only.
 
     **Example**
 
@@ -86,6 +89,7 @@ class CircuitSpec(ValidatedModel):
     seed: int | None = Field(None, ge=0)
     trajectories: int = Field(256, ge=1, le=1_000_000)
     precision: Literal["single", "double"] = "single"
+    jit: bool = False
 
 
     @model_validator(mode="after")

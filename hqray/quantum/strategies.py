@@ -221,7 +221,8 @@ class CompiledStrategy(ExecutionStrategy):
         from hqray.quantum.compiler import run_qfunc
 
         circuit = spec.to_circuit()
-        outputs = run_qfunc(circuit.qfunc(), spec.n_qubits, inputs, weights, dtype=gates.complex_dtype(spec))
+        outputs = run_qfunc(circuit.qfunc(), spec.n_qubits, inputs, weights, dtype=gates.complex_dtype(spec),
+                            jit=spec.jit)
         return outputs if spec.measurement == "state" else outputs.to(inputs.dtype)
 
 

@@ -65,7 +65,7 @@ def test_the_circuit_takes_every_kind_of_step():
     assert any(kind == "dense" and not batched and wires == 4 for kind, batched, wires in kinds), kinds
 
 
-@pytest.mark.parametrize("seed", [0, 1])  # the second call skips the compiled function's guards
+@pytest.mark.parametrize("seed", [0, 1])  # the second call reuses the compiled kernel
 def test_values_and_gradients_equal_the_eager_engine_and_default_qubit(seed):
     inputs, weights = arguments(seed)
     compiled = outputs_and_gradients(inputs, weights, jit=True)
@@ -93,3 +93,20 @@ def test_a_circuit_it_cannot_take_runs_eagerly_with_a_warning_naming_why():
     with pytest.warns(FallbackWarning, match="jit needs a circuit recorded once"):
         got = run_qfunc(unrecorded, 1, inputs, weights, jit=True)
     torch.testing.assert_close(got[:, 0], torch.cos(inputs[:, 0]) * torch.cos(weights[0]))
+
+
+def test_a_spec_with_jit_runs_on_the_compiled_strategy_and_equals_it_without():
+    from hqray.quantum.engine import execute, plan
+    from hqray.quantum.spec import CircuitSpec
+
+    spec = CircuitSpec(n_qubits=2, ansatz="strongly_entangling", n_layers=1, precision="double", jit=True)
+    assert plan(spec, batch=4).strategy == "compiled"
+    inputs = torch.rand(4, 2, dtype=torch.float64)
+    weights = torch.rand(spec.weight_shape, dtype=torch.float64, requires_grad=True)
+    compiled = execute(spec, inputs, weights)
+    compiled.sum().backward()
+    eager_weights = weights.detach().clone().requires_grad_(True)
+    eager = execute(spec.model_copy(update={"jit": False}), inputs, eager_weights)
+    eager.sum().backward()
+    torch.testing.assert_close(compiled, eager, atol=1e-10, rtol=0)
+    torch.testing.assert_close(weights.grad, eager_weights.grad, atol=1e-10, rtol=0)
