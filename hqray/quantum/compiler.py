@@ -444,6 +444,8 @@ def _jitted(traced, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor, d
     reason = reason or jit_unsupported(traced, program, measure)
     if reason is not None:
         warnings.warn(f"{reason}; running the circuit without jit", FallbackWarning, stacklevel=3)
+        if traced is not None:  # said once: later calls run eagerly without working it out again
+            traced.memo[key] = None
         return None
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     kernels = [k for k in traced.memo if k[0] == "jit"]
