@@ -161,7 +161,7 @@ def _apply(state: Pair, matrix: Pair, wires: list[int], n_wires: int) -> Pair:
         return part.reshape(*[2] * n_wires, rows).movedim(wires, front).reshape(2**k, -1, rows)
 
     x = (moved(state[0]), moved(state[1]))
-    if k > SMALL_GATE_WIRES and matrix[0].shape[-1] == 1:  # one BLAS product per part
+    if k > SMALL_GATE_WIRES and matrix[0].shape[-1] == 1:  # a shared wide matrix: one BLAS product
         y = _reshaped(_matmul(_part(matrix, (..., 0)), _reshaped(x, 2**k, -1)), 2**k, -1, rows)
     else:  # out_i = sum_j m_ij x_j, elementwise and vectorised along the rows
         outputs = [_total([_mul(_part(matrix, (i, j, None)), _part(x, j)) for j in range(2**k)]) for i in range(2**k)]
@@ -200,7 +200,9 @@ class _Builder:
                       for i, g in enumerate(program.gates) if not g.parametric}
         self.patterns = {i: torch.as_tensor(PHASE_PATTERNS[g.name](len(g.wires)), dtype=real)
                          for i, g in enumerate(program.gates) if g.parametric and g.name in PHASE_PATTERNS}
-        self.identity = {k: torch.eye(2**k, dtype=real) for k in range(1, program.n_wires + 1)}
+        widths = ({1} | {len(step.wires) for step in program.steps if step.kind == "dense"}
+                  | {len(g.wires) for g in program.gates if g.name in PHASE_PATTERNS})
+        self.identity = {k: torch.eye(2**k, dtype=real) for k in widths}  # not 2^n x 2^n: only what is read
         self.tables = {id(step): torch.as_tensor(step.table, dtype=real).T.contiguous()
                        for step in program.steps if step.kind == "diag"}  # (2^k, rotations + 1)
         self.indices = self._block_indices()
