@@ -35,7 +35,7 @@ sums of Z words. :func:`jit_unsupported` says why another circuit cannot; the co
 runs it eagerly, with a warning.
 
 Costs: compiling takes seconds to a minute (about 15 s for a 4-qubit ``strongly_entangling``
-circuit, 50 s for an 8-qubit ``qcnn`` on a 2-core Xeon), once per circuit structure, batch
+circuit, 50-90 s for an 8-qubit ``qcnn`` on a 2-core Xeon), once per circuit structure, batch
 size, precision, grad mode and thread count; the gradient is autograd's (memory grows with
 depth, like ``diff_method="backprop"``). Beyond about 8 qubits the eager engine is faster
 (a 12-qubit QCNN: 97 ms compiled, 65 ms eager). Measured gains are in
