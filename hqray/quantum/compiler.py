@@ -439,7 +439,10 @@ def _jitted(traced, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor, d
     reason = "jit runs on CPU tensors" if inputs.device.type != "cpu" else None
     program = measure = None
     if traced is not None and reason is None:
-        program = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
+        program_key = ("program", n_wires, amplitude_class(batch, n_wires))  # shared with the eager path
+        if program_key not in traced.memo:
+            traced.memo[program_key] = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
+        program = traced.memo[program_key]
         measure = _measurements_for(traced.measurements, n_wires, dtype, inputs.device)
     reason = reason or jit_unsupported(traced, program, measure)
     if reason is not None:
