@@ -11,6 +11,7 @@ import numpy as np
 import psutil
 import pytest
 
+from hqray.ports import free_port
 from tests.cluster.test_connect import assert_only_loopback, listeners
 
 
@@ -305,15 +306,12 @@ def test_bench_sweep_quick_runs_the_study_on_a_loopback_cluster_of_nodes(tmp_pat
 
 def test_serve_command_answers_http_and_stops_on_interrupt(trained, tmp_path):
     import signal
-    import socket
     import time
 
     import httpx
 
     output, _, _ = trained
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     # Output goes to a file: an unread pipe fills up with Ray's logs and blocks the server.
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "hqray", "serve", str(output / "checkpoint"),
@@ -354,13 +352,10 @@ def test_serve_stops_when_interrupted_while_still_starting(trained, tmp_path):
     """Ctrl+C while the Serve app is still deploying stops the server as well (the signal only
     sets a flag, checked once Serve is up, so no Ray call in between can swallow it)."""
     import signal
-    import socket
     import time
 
     output, _, _ = trained
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "hqray", "serve", str(output / "checkpoint"),
@@ -376,6 +371,20 @@ def test_serve_stops_when_interrupted_while_still_starting(trained, tmp_path):
             raise AssertionError("interrupted during start-up, hqray serve kept running:\n"
                                  + log_path.read_text()[-3000:]) from None
     assert "serving ['checkpoint']" not in log_path.read_text()
+
+
+def test_serve_refuses_a_port_another_process_listens_on(trained):
+    import socket
+
+    output, _, _ = trained
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        completed = hqray("serve", str(output / "checkpoint"), "--port", str(port))
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in completed.stdout.replace("\n", " ")
+    assert "Started a local Ray instance" not in completed.stdout + completed.stderr  # refused before Ray
 
 
 def test_serve_refuses_a_public_bind_without_a_key(trained):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import numpy as np
 
 from hqray.benchmarks.common import machine_info, median_ms
 from hqray.errors import ConfigError
+from hqray.ports import free_port
 
 __all__ = ["run_serve_benchmark"]
 
@@ -31,12 +31,6 @@ ROUNDS = 3  # interleaved rounds of every variant per level; ratios are medians 
 # Two models: the engine-backed g6 (about 1 ms a call) and the same model on PennyLane's
 # default.qubit (milliseconds of fixed cost per call), where batching has work to share.
 MODELS = {"engine": {}, "pennylane": {"quantum_device": "default.qubit", "diff_method": "backprop"}}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class HttpConnection:
@@ -169,7 +163,7 @@ def run_serve_benchmark(log: Callable[[str], None] = print, batch_wait_timeout_s
     data = load_dataset("iris", task="multiclass")
     checkpoints, call_ms = _fit_models(data, log)
     connect(num_cpus=2, include_dashboard=False)
-    port = _free_port()
+    port = free_port()
     wait = {} if batch_wait_timeout_s is None else {"batch_wait_timeout_s": batch_wait_timeout_s}
     batched = ServeSettings(port=port, replica_cpus=0.25, max_batch_size=32, access_log=access_log, **wait)
     unbatched = ServeSettings(port=port, replica_cpus=0.25, batching=False, access_log=access_log)

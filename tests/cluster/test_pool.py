@@ -15,18 +15,11 @@ from hqray.cluster import PoolConfig, PoolError, QuantumPool, TierConfig, connec
 from hqray.cluster.config import QpuEmulation
 from hqray.cluster.transport import PREFIX, SHM_DIRECTORY
 from hqray.errors import CircuitError, ConfigError
+from hqray.ports import free_port
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.noise import NoiseModel
 
 SPEC = CircuitSpec(n_qubits=4, n_layers=2)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 METRICS_PORT = free_port()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,16 +17,11 @@ import ray
 import hqray.cluster
 from hqray.data import load_dataset
 from hqray.errors import CheckpointError, ConfigError
+from hqray.ports import free_port
 from hqray.serve import HqrayClient, ServeSettings, build_app
 from hqray.training import HybridClassifier, load_model, save_checkpoint
 
 API_KEY = "test-key-7f3a"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from hqray.ports import free_port
 from tests.processes import kill_session
 from tests.user_circuits import LADDER_MODULE
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_head(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
