@@ -33,7 +33,7 @@ __all__ = ["Network", "network_for", "choose_network", "contract", "light_cone"]
 
 MAX_TERMS = 4  # every term is its own contraction: beyond a few, the state vector wins anyway
 MIN_WIRES = 8  # below, the state vector is cheap and planning (a fraction of a second) would not pay
-PATH_REPEATS = 128  # randomised greedy orders tried (seeded per try: the same path every time)
+PATH_REPEATS = 128  # randomised greedy orders tried (seeded per try; see _planned_path)
 # The order is planned for a few rows: planned for the real batch, the shared batch index
 # pushes opt_einsum towards orders that keep it off tensors as long as possible, and those
 # ran 1.2-4x slower here (12-qubit qcnn, B = 256 and 4096) than orders planned for 8 rows;
@@ -162,10 +162,27 @@ def _term(gates, coefficient: float, wires: list[int], diagonal: bool,
     operands, rows, batched = _sandwich(gates, light_cone(gates, wires), wires, diagonal, PLAN_ROWS)
     equation = ",".join(indices for _, indices, _ in operands) + "->" + (rows if batched else "")
     shapes = [shape for _, _, shape in operands]
-    optimizer = opt_einsum.RandomGreedy(max_repeats=PATH_REPEATS, minimize="size")
-    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimizer)
+    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=_planned_path(operands, rows, batched))
     expression = opt_einsum.contract_expression(equation, *shapes, optimize=info.path)
     return _Term(coefficient, expression, [kind for kind, _, _ in operands], observable, batched), info
+
+
+def _planned_path(operands, rows: str, batched: bool) -> list[tuple[int, ...]]:
+    """A contraction order for the operands, the same in every process.
+
+    opt_einsum's greedy search breaks ties by the iteration order of sets of index symbols,
+    and sets of one-character strings iterate in an order that Python's per-process string
+    hashing picks: the same 12-qubit QCNN got a different order in each process, and the
+    orders' forward + backward times at B = 4096 spread over 2.2x (459-1002 ms, eight orders;
+    48-72 ms at B = 256). The search here runs on integer symbols, which hash to themselves.
+    (Its counted cost did not rank those orders by time, so it picks among them no better.)"""
+    import opt_einsum
+
+    code = {c: i for i, c in enumerate(sorted({c for _, indices, _ in operands for c in indices}))}
+    inputs = [frozenset(code[c] for c in indices) for _, indices, _ in operands]
+    sizes = {code[c]: size for _, indices, shape in operands for c, size in zip(indices, shape, strict=True)}
+    output = frozenset({code[rows]} if batched else ())
+    return opt_einsum.RandomGreedy(max_repeats=PATH_REPEATS, minimize="size")(inputs, output, sizes)
 
 
 def network_for(gates, measure) -> Network | None:

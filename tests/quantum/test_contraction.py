@@ -145,3 +145,31 @@ def test_a_narrow_qcnn_contracts_only_large_batches():
     measure = _measurements_for(traced.measurements, 8, torch.complex64, "cpu")
     assert contraction.choose_network(program, measure, 16) is None
     assert contraction.choose_network(program, measure, 4096) is not None
+
+
+def test_the_contraction_order_is_the_same_in_every_process():
+    """String hashing differs per process (PYTHONHASHSEED); the planned order must not: the
+    same circuit's orders ran up to 2.2x apart (see contraction._planned_path)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import torch\n"
+              "from hqray.quantum import contraction\n"
+              "from hqray.quantum.circuits import Circuit\n"
+              "from hqray.quantum.compiler import _measurements_for, program_for, record_tape, supported\n"
+              "circuit = Circuit(n_qubits=8, ansatz='qcnn')\n"
+              "x, w = torch.rand(4, 8), torch.rand(circuit.weight_shape)\n"
+              "tape = record_tape(circuit.qfunc(), x, w)\n"
+              "program = program_for(supported(tape, 8), 8, 4)\n"
+              "network = contraction.network_for(program.gates, _measurements_for(tape.measurements, 8, "
+              "torch.complex64, 'cpu'))\n"
+              "print([[step[0] for step in term.expression.contraction_list] for column in network.columns "
+              "for term in column])\n")
+    paths = set()
+    for seed in ("0", "1"):
+        completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                                   env={**os.environ, "PYTHONHASHSEED": seed})
+        assert completed.returncode == 0, completed.stderr
+        paths.add(completed.stdout)
+    assert len(paths) == 1, paths
