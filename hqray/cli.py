@@ -464,15 +464,19 @@ def bench_engine(
                                          "circuits: any circuit through the tape compiler (eager, and jit up "
                                          "to 8 qubits) vs default.qubit (torch, JAX) and tensorcircuit-ng "
                                          "(needs the bench extra)"),
+    circuits: list[str] = typer.Option([], "--circuits", help="--grid circuits: only these cells, as NAME or "
+                                                               "NAME:QUBITS (e.g. qcnn:12)"),
 ) -> None:
     """Engine vs PennyLane default.qubit, lightning.qubit, JAX and one-QNode-per-sample."""
     if grid not in ("sel", "circuits"):
         raise typer.BadParameter(f"--grid {grid!r}: expected 'sel' or 'circuits'")
+    if circuits and grid != "circuits":
+        raise typer.BadParameter("--circuits picks cells of --grid circuits")
     if grid == "circuits":
         from hqray.benchmarks.circuits import run_circuit_benchmark, summary
 
         rows = run_circuit_benchmark(quick=quick, threads=threads, log=console.print, only=tuple(methods),
-                                     max_qubits=max_qubits)
+                                     max_qubits=max_qubits, circuits=tuple(circuits))
         for cell in summary(rows):
             console.print(f"{cell['circuit']} n={cell['n_qubits']} B={cell['batch']} threads={cell['threads']}: "
                           f"hqray ({cell['hqray_method']}) {cell['vs_default_qubit_torch']:.1f}x default.qubit-torch, "

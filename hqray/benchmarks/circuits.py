@@ -35,6 +35,7 @@ import pennylane as qml
 import torch
 
 from hqray.benchmarks.common import best_time, machine_info, peak_then_time
+from hqray.errors import ConfigError
 
 __all__ = ["run_circuit_benchmark", "CIRCUIT_GRID", "QUICK_CIRCUIT_GRID", "random_circuit"]
 
@@ -207,8 +208,12 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
 
 
 def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: Callable[[str], None] = print,
-                          only: tuple[str, ...] = (), max_qubits: int | None = None) -> list[dict]:
+                          only: tuple[str, ...] = (), max_qubits: int | None = None,
+                          circuits: tuple[str, ...] = ()) -> list[dict]:
     """Runs the grid; returns rows keyed circuit, n_qubits, batch, method, threads, samples_per_s.
+
+    ``circuits`` keeps only those cells (``"qcnn"`` or ``"qcnn:12"``); their inputs are the
+    full grid's.
 
     One method at a time over every cell, hqray first: torch's eager calls ran up to 1.45x
     slower in a process where JAX had already run (measured here at 8 qubits, B = 256, one
@@ -229,7 +234,7 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
     if quick and "hqray-jit" in methods:
         log("hqray-jit: left out of --quick (compiling takes seconds per cell)")
         methods.remove("hqray-jit")
-    cells = _cells(quick, max_qubits)
+    cells = _cells(quick, max_qubits, circuits)
     results: dict[tuple, dict[str, dict]] = {key: {} for key, *_ in cells}
     for method in methods:
         for key, qfunc, inputs, weights in cells:
@@ -245,19 +250,37 @@ def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: 
             for method, result in by_method.items()]
 
 
-def _cells(quick: bool, max_qubits: int | None) -> list[tuple]:
-    """(key, qfunc, inputs, weights) of every cell, drawn once so every method gets the same."""
+def _cells(quick: bool, max_qubits: int | None, circuits: tuple[str, ...] = ()) -> list[tuple]:
+    """(key, qfunc, inputs, weights) of every cell kept, drawn once so every method gets the
+    same; every cell's draw happens, kept or not, so a kept cell gets the full grid's inputs."""
     grid = QUICK_CIRCUIT_GRID if quick else CIRCUIT_GRID
-    grid = [(name, n) for name, n in grid if max_qubits is None or n <= max_qubits]
+    wanted = _wanted(grid, circuits)
     generator = torch.Generator().manual_seed(0)
     cells = []
     for name, n in grid:
+        keep = (max_qubits is None or n <= max_qubits) and (name, n) in wanted
         qfunc, features, weight_shape = _circuit(name, n)
         weights = torch.rand(weight_shape, generator=generator) * 6.28
         for batch in (16,) if quick else BATCHES:
             inputs = torch.rand(batch, features, generator=generator) * 3.14
-            cells.append(((name, n, batch), qfunc, inputs, weights))
+            if keep:
+                cells.append(((name, n, batch), qfunc, inputs, weights))
     return cells
+
+
+def _wanted(grid: list[tuple[str, int]], circuits: tuple[str, ...]) -> set[tuple[str, int]]:
+    """The grid entries ``circuits`` names (all when empty); an entry naming none is an error."""
+    if not circuits:
+        return set(grid)
+    wanted = set()
+    for entry in circuits:
+        name, _, qubits = entry.partition(":")
+        found = {(g, n) for g, n in grid if g == name and (not qubits or str(n) == qubits)}
+        if not found:
+            listed = ", ".join(f"{g}:{n}" for g, n in grid)
+            raise ConfigError(f"--circuits {entry!r} names no cell of this grid; expected one of {listed}")
+        wanted |= found
+    return wanted
 
 
 def _measured_or_failed(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Tensor,
