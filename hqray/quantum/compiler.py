@@ -413,14 +413,24 @@ def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torc
         return run_tape(tape, n_wires, inputs.shape[0], dtype, inputs.device, diff_method)
     _check_diff_method(diff_method)
     batch = inputs.shape[0]
-    program_key = ("program", n_wires, amplitude_class(batch, n_wires))
-    if program_key not in traced.memo:
-        traced.memo[program_key] = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
-    measure_key = ("measure", n_wires, dtype, str(inputs.device))
-    if measure_key not in traced.memo:
-        traced.memo[measure_key] = _measurements_for(traced.measurements, n_wires, dtype, inputs.device)
-    return _run(traced.memo[program_key], traced.live(inputs, weights, dtype), traced.memo[measure_key], batch,
-                dtype, inputs.device, diff_method)
+    return _run(_program(traced, n_wires, batch), traced.live(inputs, weights, dtype),
+                _measurements(traced, n_wires, dtype, inputs.device), batch, dtype, inputs.device, diff_method)
+
+
+def _program(traced, n_wires: int, batch: int) -> Program:
+    """The traced circuit's compiled program for this batch's amplitude class (made once)."""
+    key = ("program", n_wires, amplitude_class(batch, n_wires))
+    if key not in traced.memo:
+        traced.memo[key] = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
+    return traced.memo[key]
+
+
+def _measurements(traced, n_wires: int, dtype: torch.dtype, device) -> _Measurements:
+    """The traced circuit's measurement plan for this precision and device (made once)."""
+    key = ("measure", n_wires, dtype, str(device))
+    if key not in traced.memo:
+        traced.memo[key] = _measurements_for(traced.measurements, n_wires, dtype, device)
+    return traced.memo[key]
 
 
 def _jitted(traced, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype):
@@ -439,11 +449,8 @@ def _jitted(traced, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor, d
     reason = "jit runs on CPU tensors" if inputs.device.type != "cpu" else None
     program = measure = None
     if traced is not None and reason is None:
-        program_key = ("program", n_wires, amplitude_class(batch, n_wires))  # shared with the eager path
-        if program_key not in traced.memo:
-            traced.memo[program_key] = compile_program(traced.operations, n_wires, amplitude_class(batch, n_wires))
-        program = traced.memo[program_key]
-        measure = _measurements_for(traced.measurements, n_wires, dtype, inputs.device)
+        program = _program(traced, n_wires, batch)  # the eager path's, compiled once for both
+        measure = _measurements(traced, n_wires, dtype, inputs.device)
     reason = reason or jit_unsupported(traced, program, measure)
     if reason is not None:
         warnings.warn(f"{reason}; running the circuit without jit", FallbackWarning, stacklevel=3)
