@@ -107,6 +107,8 @@ def test_the_compiler_contracts_a_wide_qcnn_with_the_state_vectors_results():
     network = contraction.choose_network(program, _measurements_for(traced.measurements, 12, torch.complex128, "cpu"),
                                          inputs.shape[0])
     assert network is not None  # the tree's network: far fewer operations than 2^12 amplitudes
+    kinds = {step.kind for column in network.columns for term in column for step in term.steps}
+    assert kinds == {"mm", "bmm", "mul", "bmm_rows"}  # every kind of step is checked below, with gradients
     assert network.seconds(64) < contraction.state_vector_seconds(program, 64)
     assert contraction.choose_network(program, _measurements_for(traced.measurements, 12, torch.complex128, "cpu"),
                                       2) is None  # two rows: the state vector's few steps are quicker
@@ -164,7 +166,7 @@ def test_the_contraction_order_is_the_same_in_every_process():
               "program = program_for(supported(tape, 8), 8, 4)\n"
               "network = contraction.network_for(program.gates, _measurements_for(tape.measurements, 8, "
               "torch.complex64, 'cpu'))\n"
-              "print([[step[0] for step in term.expression.contraction_list] for column in network.columns "
+              "print([[step.positions for step in term.steps] for column in network.columns "
               "for term in column])\n")
     paths = set()
     for seed in ("0", "1"):
