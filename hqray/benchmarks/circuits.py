@@ -194,17 +194,26 @@ def _measure(method: str, qfunc, n: int, inputs: torch.Tensor, weights: torch.Te
     if method not in HQRAY_METHODS and batch * 2**n > AMPLITUDE_LIMIT:
         rows = max(16, AMPLITUDE_LIMIT // 2**n)
     run = BUILDERS[method](qfunc, n, inputs[:rows], weights)
-    first = getattr(run, "compile_s", None) or best_time(run, 1)  # compilation / tracing, never counted
-    # How many calls fit the budget, from a warm call (unless one call alone outlasts it): the
-    # first call's compilation (a second for hqray, seconds for JAX) once left hqray 3 timed
-    # calls of a 0.1-s cell and a JAX method 1, too few for the best to be a settled one.
-    warm = best_time(run, 1) if first < budget else first
-    repeats = max(1, min(MAX_REPEATS, int(budget / max(warm, 1e-6) / 2)))
+    first, repeats = _first_call_and_repeats(run, budget)
     gc.collect()
     seconds, peak_mb, reused = peak_then_time(run, repeats)
     return {"samples_per_s": rows / seconds, "peak_mb": round(peak_mb, 1), "repeats": repeats,
             "heap_reuse": reused, "extrapolated_from": rows if rows < batch else None,
             "first_call_s": round(first, 3)}
+
+
+def _first_call_and_repeats(run: Callable[[], object], budget: float) -> tuple[float, int]:
+    """The first call's seconds (compilation, tracing: never timed; a method compiled in its
+    set-up reports that as ``run.compile_s``) and how many timed calls fit the budget.
+
+    The count comes from a warm call, unless the first call alone outlasts the budget (a slow
+    method, not a compilation). Counted from the first call, its compilation (a second for
+    hqray, seconds for JAX) once left hqray 3 timed calls of a 0.1-s cell and a JAX method 1;
+    counted from a set-up compilation, a 60-s jit compile left hqray-jit 1 (2026-12-07h runs)."""
+    compile_s = getattr(run, "compile_s", None)
+    first = compile_s if compile_s is not None else best_time(run, 1)
+    warm = best_time(run, 1) if compile_s is not None or first < budget else first
+    return first, max(1, min(MAX_REPEATS, int(budget / max(warm, 1e-6) / 2)))
 
 
 def run_circuit_benchmark(quick: bool = False, threads: int | None = None, log: Callable[[str], None] = print,
