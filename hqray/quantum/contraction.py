@@ -247,12 +247,14 @@ class _RowsLastProduct(torch.autograd.Function):
 
 
 def _rows_moved(tensor: torch.Tensor, first: bool) -> torch.Tensor:
-    """``(p, q, rows)`` -> contiguous ``(rows, p, q)`` (``first``), or back."""
+    """``(p, q, rows)`` -> ``(rows, p, q)`` (``first``), or back: always a new contiguous tensor,
+    which the backward pass conjugates in place (with one row the transpose is already
+    contiguous, and ``contiguous()`` would hand back the incoming gradient itself)."""
     if first:
         p, q, rows = tensor.shape
-        return tensor.reshape(p * q, rows).t().contiguous().view(rows, p, q)
+        return tensor.reshape(p * q, rows).t().clone(memory_format=torch.contiguous_format).view(rows, p, q)
     rows, p, q = tensor.shape
-    return tensor.reshape(rows, p * q).t().contiguous().view(p, q, rows)
+    return tensor.reshape(rows, p * q).t().clone(memory_format=torch.contiguous_format).view(p, q, rows)
 
 
 def _arranged(tensor: torch.Tensor, arrangement: _Arrangement) -> torch.Tensor:

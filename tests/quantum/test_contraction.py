@@ -119,6 +119,27 @@ def test_the_compiler_contracts_a_wide_qcnn_with_the_state_vectors_results():
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
 
 
+@pytest.mark.parametrize("rows", [1, 5])
+def test_the_per_row_product_and_its_gradients_leave_the_callers_gradient_alone(rows):
+    """(p, q, rows) x (q, r, rows) per row, against einsum with autograd; its backward
+    conjugates its own copies in place, never the gradient it is handed (with one row the
+    transpose that moves the rows is a view of it)."""
+    generator = torch.Generator().manual_seed(rows)
+    a, b = (torch.randn(*shape, rows, dtype=torch.complex128, generator=generator) for shape in ((3, 4), (4, 2)))
+    gradient = torch.randn(3, 2, rows, dtype=torch.complex128, generator=generator)
+    handed = gradient.clone()
+    ours = [a.clone().requires_grad_(True), b.clone().requires_grad_(True)]
+    theirs = [a.clone().requires_grad_(True), b.clone().requires_grad_(True)]
+    product = contraction._RowsLastProduct.apply(*ours)
+    expected = torch.einsum("pqn,qrn->prn", *theirs)
+    torch.testing.assert_close(product, expected, atol=1e-12, rtol=0)
+    product.backward(gradient)
+    expected.backward(handed.clone())
+    assert torch.equal(gradient, handed)
+    for got, want in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(got.grad, want.grad, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("reason", ["probs", "narrow", "many terms", "too many rows"])
 def test_no_network_where_it_cannot_measure_or_would_not_pay(reason):
     n = 4 if reason == "narrow" else contraction.MIN_WIRES
