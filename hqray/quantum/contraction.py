@@ -324,14 +324,12 @@ def _pair(a: list[str], b: list[str], kept: set[str], rows: str) -> tuple[tuple,
     if rows in shared:
         inner = hadamard + [rows]  # adjacent and last on both: one dimension of h x rows entries
         result = free_a + free_b + inner
-        first = arranged(a, alone_a, free_a + contracted + inner, (size(free_a), c, -1))
-        second = arranged(b, alone_b, contracted + free_b + inner, (c, size(free_b), -1))
         if c <= MUL_SUM_MAX:
-            kind = "mul"
-            first = first[:2] + ((size(free_a), c, 1, -1),)
-            second = second[:2] + ((1, c, size(free_b), -1),)
+            kind, shape_a, shape_b = "mul", (size(free_a), c, 1, -1), (1, c, size(free_b), -1)
         else:
-            kind = "bmm_rows"
+            kind, shape_a, shape_b = "bmm_rows", (size(free_a), c, -1), (c, size(free_b), -1)
+        first = arranged(a, alone_a, free_a + contracted + inner, shape_a)
+        second = arranged(b, alone_b, contracted + free_b + inner, shape_b)
     elif hadamard:
         h = 2 ** len(hadamard)
         kind, result = "bmm", hadamard + free_a + free_b
