@@ -17,6 +17,7 @@ from hqray.cluster.transport import SharedLayout, attach
 from hqray.quantum import CircuitSpec, execute
 from hqray.quantum.kernels import gram_tile, sample_shots
 from hqray.quantum.memory import retain_heap_memory
+from hqray.quantum.threads import use_threads
 
 __all__ = ["CircuitWorker"]
 
@@ -48,7 +49,7 @@ class CircuitWorker:
     def __init__(self, tier_name: str, tier_json: str, threads: int):
         self.tier_name = tier_name
         self.tier_json = tier_json
-        torch.set_num_threads(max(1, threads))
+        self.threads = use_threads(threads)
         self.heap_retained = retain_heap_memory()
         self._injected_delays: list[float] = []
         self._emulation = TierConfig.model_validate_json(tier_json).emulation
@@ -58,7 +59,7 @@ class CircuitWorker:
         context = ray.get_runtime_context()
         return {"tier": self.tier_name, "node_id": context.get_node_id(), "pid": os.getpid(),
                 "resources": context.get_assigned_resources(), "threads": torch.get_num_threads(),
-                "heap_retained": self.heap_retained}
+                "thread_pools": self.threads, "heap_retained": self.heap_retained}
 
     def inject_delay(self, seconds: float, calls: int = 1) -> None:
         """Chaos testing: the next ``calls`` shards sleep ``seconds`` first (a hung worker)."""

@@ -41,6 +41,7 @@ import ray
 from hqray.cluster.resources import tier_actor_options
 from hqray.errors import ConfigError, DataError
 from hqray.ownership import claim_directory
+from hqray.quantum.threads import use_threads
 from hqray.serve.tables import ORDER, READ_ERROR, TableFiles, TableSource, check_table_columns, find_table_files
 from hqray.training import checkpoint_files, checkpoint_id, load_model
 
@@ -96,15 +97,14 @@ class _Scorer:
     """A scoring actor: loads the checkpoint once, then scores blocks."""
 
     def __init__(self, files: dict[str, bytes], keep: list[str], threads: int, trust_code: bool = False):
-        import torch
-
-        torch.set_num_threads(max(1, threads))
         self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
         # Removed with the actor, at exit too (a __del__ may run after shutil is torn down).
         weakref.finalize(self, shutil.rmtree, self._directory, ignore_errors=True)
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)
         self.model = load_model(self._directory, trust_code=trust_code)
+        # After the load, which brings in scikit-learn and SciPy's BLAS.
+        self.threads = use_threads(threads)
         self.keep = keep
         self.identity = checkpoint_id(files)
 

@@ -32,6 +32,7 @@ from ray import tune
 from hqray.cluster import close_shared_pools
 from hqray.data import Dataset
 from hqray.models import HybridConfig, make_config
+from hqray.quantum.threads import use_threads
 from hqray.training import LockstepFolds, fold_splits, summarize
 from hqray.training.cv import score_fold
 from hqray.training.families import ModelFamily, get_family
@@ -160,9 +161,9 @@ def train_folds(params: dict[str, Any], dataset: Dataset, settings: TrialSetting
     """
     # One line per epoch checkpoint of every trial would drown the trial table.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    # One trial per CPU it was given: torch would otherwise start a thread per core.
+    # One trial per CPU it was given: torch and BLAS would otherwise start a thread per core.
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    use_threads(int(cpus))
     try:
         records = _records(settings)
         scored = records.scored(tune.get_context().get_trial_id()) if records is not None else None

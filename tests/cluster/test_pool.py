@@ -65,6 +65,8 @@ class TestCorrectness:
         assert outputs.shape == (3000, 4)
         # Workers keep freed memory for their next shard (glibc on Linux).
         assert all(w["heap_retained"] for w in workers) or not sys.platform.startswith("linux")
+        # Every BLAS / OpenMP pool in a worker runs its thread count, not one thread per core.
+        assert all(set(w["thread_pools"].values()) == {w["threads"]} for w in workers), workers
         assert np.allclose(outputs, reference(inputs, weights), atol=1e-5)
         assert stats["rows"] == 3000 and stats["shards"] >= 6 and stats["duplicates"] == 0
 
