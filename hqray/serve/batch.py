@@ -1,9 +1,11 @@
 """Scoring tables of any size with Ray Data: ``hqray predict`` and :func:`batch_predict`.
 
 The pipeline is Ray Data's own, streaming with bounded memory: a :class:`TableSource`
-reads CSV or Parquet with row ids, ``map_batches`` runs a pool of scoring actors (the
-checkpoint is loaded once per actor, placed on the tier asked for, as Serve replicas are);
-for :func:`predict_table` each actor also writes the Parquet parts it scored. A bad row
+names the table's Parquet row ranges (or streams its CSV files), ``map_batches`` runs a pool
+of scoring actors (the checkpoint is loaded once per actor, placed on the tier asked for, as
+Serve replicas are) that read each Parquet range they are given, with row ids, and score it;
+for :func:`predict_table` each actor also writes the Parquet parts it scored, so on that
+path no row crosses the object store. A bad row
 (a missing, non-numeric or non-finite feature, a CSV line of the wrong width) does not stop
 the job; it comes back as a row whose ``error`` says why, and :func:`predict_table` writes
 it to the errors file.
@@ -27,6 +29,7 @@ import tempfile
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +45,7 @@ from hqray.cluster.resources import tier_actor_options
 from hqray.errors import ConfigError, DataError
 from hqray.ownership import claim_directory
 from hqray.quantum.threads import use_threads
-from hqray.serve.tables import ORDER, READ_ERROR, TableFiles, TableSource, check_table_columns, find_table_files
+from hqray.serve.tables import ORDER, READ_ERROR, UNIT, TableFiles, TableSource, check_table_columns, find_table_files
 from hqray.training import checkpoint_files, checkpoint_id, load_model
 
 __all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", "score_table"]
@@ -94,9 +97,14 @@ def feature_matrix(table: pa.Table, features: list[str]) -> tuple[np.ndarray, np
 
 
 class _Scorer:
-    """A scoring actor: loads the checkpoint once, then scores blocks."""
+    """A scoring actor: loads the checkpoint once, then scores what it is given.
 
-    def __init__(self, files: dict[str, bytes], keep: list[str], threads: int, trust_code: bool = False):
+    An input block is rows, or Parquet unit numbers (:data:`~hqray.serve.tables.UNIT`) that
+    the actor reads from ``source`` itself; either way it scores ``batch_size`` rows at a time.
+    """
+
+    def __init__(self, files: dict[str, bytes], keep: list[str], threads: int, trust_code: bool = False,
+                 source: TableSource | None = None, batch_size: int = 131_072):
         self._directory = tempfile.mkdtemp(prefix="hqray-checkpoint-")
         # Removed with the actor, at exit too (a __del__ may run after shutil is torn down).
         weakref.finalize(self, shutil.rmtree, self._directory, ignore_errors=True)
@@ -105,11 +113,21 @@ class _Scorer:
         self.model = load_model(self._directory, trust_code=trust_code)
         # After the load, which brings in scikit-learn and SciPy's BLAS.
         self.threads = use_threads(threads)
-        self.keep = keep
+        self.keep, self.source, self.batch_size = keep, source, batch_size
         self.identity = checkpoint_id(files)
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        return score_table(self.model, table, self.keep, self.identity)
+    def blocks(self, table: pa.Table) -> Iterator[pa.Table]:
+        """The rows of an input block (read from the source for unit numbers), ``batch_size`` at a time."""
+        if UNIT in table.column_names:
+            for unit in table[UNIT].to_pylist():
+                yield from self.source.read_unit(unit)
+            return
+        for start in range(0, table.num_rows, self.batch_size):
+            yield table.slice(start, self.batch_size)
+
+    def __call__(self, table: pa.Table) -> Iterator[pa.Table]:
+        for block in self.blocks(table):
+            yield score_table(self.model, block, self.keep, self.identity)
 
 
 def score_table(model, table: pa.Table, keep: list[str], identity: str) -> pa.Table:
@@ -170,24 +188,25 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
     features = list(load_model(checkpoint, trust_code=trust_code).feature_names_)
     files = checkpoint_files(checkpoint)
     if isinstance(source, ray.data.Dataset):
-        dataset = source
+        dataset, table_source, call_rows = source, None, batch_size
         keep = [id_column] if id_column else []
     else:
         table_files = find_table_files(source)
         check_table_columns(table_files, features, id_column)
-        source = TableSource(table_files, features, id_column, block_rows=batch_size,
-                             task_rows=_read_task_rows(table_files, batch_size, actors))
-        blocks = source.read_task_count() if table_files.file_format == "parquet" else None
-        # No split of the blocks; and one read task at a time per actor, as reads are far
-        # cheaper than scoring: a second concurrent read with one actor waited seconds for a
-        # new worker process, and the actor, taking blocks in order, waited for that read.
-        dataset = ray.data.read_datasource(source, override_num_blocks=blocks, concurrency=actors)
+        table_source = TableSource(table_files, features, id_column, block_rows=batch_size,
+                                   task_rows=_unit_rows(table_files, batch_size, actors))
+        # One read task at a time per actor: a Parquet task only names a unit, and a CSV file's
+        # blocks are cheaper to read than to score. Each block read is one call (batch_size=None).
+        dataset = ray.data.read_datasource(table_source, override_num_blocks=table_source.read_task_count(),
+                                           concurrency=actors)
         keep = [id_column] if id_column else ["file", "row"]
         keep.append(ORDER)
+        call_rows = None
     scored = dataset.map_batches(
         actor_class, fn_constructor_kwargs={**actor_kwargs, "files": files, "keep": keep,
-                                            "threads": int(max(1, actor_cpus)), "trust_code": trust_code},
-        batch_size=batch_size, batch_format="pyarrow",
+                                            "threads": int(max(1, actor_cpus)), "trust_code": trust_code,
+                                            "source": table_source, "batch_size": batch_size},
+        batch_size=call_rows, batch_format="pyarrow",
         # Two calls in flight per actor: its next block is at hand, and no actor queues work another could take.
         compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2), **options)
     # In input order: each call gets a run of consecutive rows (parts written by calls sort in input order).
@@ -198,20 +217,17 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
     return scored
 
 
-def _read_task_rows(files: TableFiles, batch_size: int, actors: int) -> int:
-    """Rows per Parquet read task: whole scoring calls, at most ~1M rows, at least 4 tasks an actor.
+def _unit_rows(files: TableFiles, batch_size: int, actors: int) -> int:
+    """Rows per Parquet unit: whole scoring calls, at most ~1M rows, at least 8 units an actor.
 
-    A read task reaches the actors as one input that one actor scores whole, so a table cut
-    into fewer tasks than actors leaves actors idle (a 10-qubit model's 1M rows in one task:
-    1 of 2 actors busy), while small tasks cost a task launch each (10M rows of a 4-qubit
-    model in tasks of 131,072 rows: actors idle 45%, against 5-15% in tasks of ~1M). Blocks are
-    one call each and are not split further: Ray Data's default split into many smaller blocks
-    left the actors idle 40% of the time.
+    An actor reads and scores a unit whole, so the last units decide when a run ends: 8 an
+    actor keep that tail short, while a unit smaller than a row group re-reads the group
+    (cuts fall between row groups where they can).
     """
     if files.file_format != "parquet":
         return batch_size
     total = sum(pq.ParquetFile(path).metadata.num_rows for path in files.paths)
-    calls = max(1, min(1_000_000 // batch_size, total // (4 * actors * batch_size)))
+    calls = max(1, min(1_000_000 // batch_size, total // (8 * actors * batch_size)))
     return calls * batch_size
 
 
@@ -258,8 +274,8 @@ def write_scored_block(block: pa.Table, output: str, errors: str) -> dict:
 
 class _ScoringWriter(_Scorer):
     """A scoring actor that also writes what it scored, so predictions never travel back
-    through the object store to a separate writer; each call returns one row of counts and
-    its start and end (wall clock, for the report)."""
+    through the object store to a separate writer; each call (a unit, or a block of rows)
+    returns one row of counts and its start and end (wall clock, for the report)."""
 
     def __init__(self, output: str, errors: str, **scorer):
         super().__init__(**scorer)
@@ -267,7 +283,10 @@ class _ScoringWriter(_Scorer):
 
     def __call__(self, table: pa.Table) -> pa.Table:
         started = time.time()
-        counts = write_scored_block(super().__call__(table), self.output, self.errors)
+        counts = {"rows": 0, "errors": 0, "files": 0}
+        for scored in super().__call__(table):
+            for key, value in write_scored_block(scored, self.output, self.errors).items():
+                counts[key] += value
         return pa.table({**{key: [value] for key, value in counts.items()}, "started": [started],
                          "finished": [time.time()]})
 

@@ -2,10 +2,15 @@
 numbers every row.
 
 A table is one CSV or Parquet file, a directory of them, or a glob. Every row the source
-emits carries its file and its 0-based row in that file (``file``, ``row``), so each
+yields carries its file and its 0-based row in that file (``file``, ``row``), so each
 prediction and each error names the row it belongs to, whatever order the cluster ran in.
 A CSV line with too few or too many fields is not dropped: it travels as a row whose
 ``_read_error`` says what was wrong, and becomes a line of the errors file.
+
+Parquet is cut into row ranges ("units") that the scoring actors read themselves: Ray Data's
+read task for a unit yields only its number (:data:`UNIT`), and :meth:`TableSource.read_unit`
+yields its rows where they are scored, so no row crosses the object store on its way in. A
+CSV file cannot be cut without reading it, so its read task reads it and streams its rows.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from ray.data.datasource import Datasource, ReadTask
 
 from hqray.errors import DataError
 
-__all__ = ["TableFiles", "find_table_files", "TableSource", "READ_ERROR", "ORDER", "ROW_ID_COLUMNS"]
+__all__ = ["TableFiles", "find_table_files", "TableSource", "READ_ERROR", "ORDER", "ROW_ID_COLUMNS", "UNIT"]
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 READ_ERROR = "_read_error"  # why a CSV line could not be read as a row (null when it could)
 ORDER = "_order"            # sort key of a row: file index * 2**40 + row (dropped before writing)
+UNIT = "_unit"              # a block of unit numbers: Parquet row ranges for the scorer to read
 ROW_ID_COLUMNS = ("file", "row")
 ROWS_PER_FILE_LIMIT = 2 ** 40
 
@@ -110,11 +116,13 @@ def check_table_columns(files: TableFiles, features: list[str], id_column: str |
 
 
 class TableSource(Datasource):
-    """Reads a table's files as blocks with ``file``/``row`` ids (or the user's id column).
+    """A table's files as Ray Data read tasks: Parquet row ranges to read where they are
+    scored, CSV files streamed as blocks with ``file``/``row`` ids (or the user's id column).
 
-    Parquet files are split into read tasks of ``task_rows`` rows; a CSV file is one task,
-    streamed in blocks. CSV feature columns are read as text and parsed by the scorer, so
-    one bad value fails one row, not the file.
+    Parquet files are cut into units of about ``task_rows`` rows; a read task yields the
+    unit's number, and :meth:`read_unit` its rows in blocks of ``block_rows``. A CSV file is
+    one task, streamed in blocks. CSV feature columns are read as text and parsed by the
+    scorer, so one bad value fails one row, not the file.
     """
 
     def __init__(self, files: TableFiles, features: list[str], id_column: str | None = None,
@@ -122,7 +130,7 @@ class TableSource(Datasource):
         super().__init__()
         self.files, self.features, self.id_column = files, list(features), id_column
         self.block_rows, self.csv_block_bytes = block_rows, csv_block_bytes
-        self.task_rows = task_rows  # rows per Parquet read task (each reads the row groups it overlaps)
+        self.task_rows = task_rows  # rows per Parquet unit (each reads the row groups it overlaps)
 
     def get_name(self) -> str:
         return f"Read{self.files.file_format.capitalize()}Table"
@@ -130,36 +138,43 @@ class TableSource(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(os.path.getsize(path) for path in self.files.paths)
 
+    @property
+    def columns(self) -> list[str]:
+        return self.features + ([self.id_column] if self.id_column else [])
+
     @cached_property
-    def _parquet_ranges(self) -> dict[str, list[tuple[int, int]]]:
-        """Each Parquet file's read-task row ranges (its metadata read once)."""
-        return {path: _row_ranges(path, self.task_rows) for path in self.files.paths}
+    def units(self) -> list[tuple[int, int, int]]:
+        """Every Parquet unit as (file index, first row, end row), in row order (metadata read once)."""
+        if self.files.file_format != "parquet":
+            return []
+        return [(index, start, stop) for index, path in enumerate(self.files.paths)
+                for start, stop in _row_ranges(path, self.task_rows)]
 
     def read_task_count(self) -> int:
-        """Read tasks this source makes: one per CSV file, one per ``task_rows`` rows of Parquet."""
-        if self.files.file_format == "csv":
-            return len(self.files.paths)
-        return sum(len(ranges) for ranges in self._parquet_ranges.values())
+        """Read tasks this source makes: one per CSV file, one per Parquet unit."""
+        return len(self.files.paths) if self.files.file_format == "csv" else len(self.units)
+
+    def read_unit(self, unit: int) -> Iterator[pa.Table]:
+        """The rows of Parquet unit ``unit``, with ids, in blocks of up to ``block_rows``."""
+        index, start, stop = self.units[unit]
+        return _read_parquet(self.files.paths[index], index, start, stop, self.columns, self.id_column,
+                             self.block_rows)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
-        columns = self.features + ([self.id_column] if self.id_column else [])
-        tasks = []
-        for index, path in enumerate(self.files.paths):
-            size = os.path.getsize(path)
-            if self.files.file_format == "csv":
-                read = partial(_read_csv, path, index, columns, self.id_column, self.csv_block_bytes)
-                tasks.append(ReadTask(read, BlockMetadata(num_rows=None, size_bytes=size, input_files=[path],
-                                                          exec_stats=None)))
-                continue
-            ranges = self._parquet_ranges[path]
-            total = ranges[-1][1] if ranges else 0  # the ranges cover every row
-            for start, stop in ranges:
-                read = partial(_read_parquet, path, index, start, stop, columns, self.id_column, self.block_rows)
-                tasks.append(ReadTask(read, BlockMetadata(num_rows=stop - start,
-                                                          size_bytes=int(size * (stop - start) / max(1, total)),
-                                                          input_files=[path], exec_stats=None)))
-        return tasks
+        if self.files.file_format == "parquet":
+            return [ReadTask(partial(_unit_number, unit),
+                             BlockMetadata(num_rows=1, size_bytes=8, input_files=[self.files.paths[index]],
+                                           exec_stats=None))
+                    for unit, (index, _, _) in enumerate(self.units)]
+        return [ReadTask(partial(_read_csv, path, index, self.columns, self.id_column, self.csv_block_bytes),
+                         BlockMetadata(num_rows=None, size_bytes=os.path.getsize(path), input_files=[path],
+                                       exec_stats=None))
+                for index, path in enumerate(self.files.paths)]
+
+
+def _unit_number(unit: int) -> Iterator[pa.Table]:
+    yield pa.table({UNIT: pa.array([unit], pa.int64())})
 
 
 def _row_ranges(path: str, task_rows: int) -> list[tuple[int, int]]:

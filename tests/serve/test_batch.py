@@ -20,7 +20,7 @@ import hqray.cluster
 from hqray.cli import main
 from hqray.errors import ConfigError, DataError
 from hqray.serve.batch import ERRORS_FILE, predict_table
-from hqray.serve.tables import READ_ERROR, TableSource, _read_csv, find_table_files
+from hqray.serve.tables import READ_ERROR, UNIT, TableSource, _read_csv, find_table_files
 from hqray.training import load_model
 
 
@@ -69,6 +69,11 @@ def test_parquet_directory_scores_every_row_in_order(ray_session, checkpoint, ta
     model = load_model(checkpoint)
     assert out["prediction"].tolist() == model.predict(table[model.feature_names_].to_numpy()).tolist()
     assert out["checkpoint"].nunique() == 1 and out["checkpoint"].iloc[0] == report.checkpoint_id
+    # From Python: the actors read the same units; the Dataset keeps input order.
+    scored = hqray.batch_predict(checkpoint, source, actors=2, actor_cpus=0.5, batch_size=50).to_pandas()
+    assert scored[["file", "row"]].astype(str).values.tolist() == out[["file", "row"]].astype(str).values.tolist()
+    assert scored["error"].isna().all()
+    np.testing.assert_allclose(probabilities(scored), probabilities(out), atol=1e-12)
 
 
 def bad_csv(table: pd.DataFrame, path) -> dict[int, str]:
@@ -146,16 +151,17 @@ def test_csv_rows_are_numbered_across_parse_blocks(tmp_path):
 
 
 @pytest.mark.parametrize(("task_rows", "tasks"), [(50, 31), (150, 6)])
-def test_parquet_read_tasks_cover_every_row_once(tmp_path, task_rows, tasks):
-    """15 row groups of 64 rows and one of 40: cut inside each group for tasks of 50 rows
-    (2 tasks a group, and the last group whole), between groups for tasks of 150 (3 groups a task)."""
+def test_parquet_units_cover_every_row_once(tmp_path, task_rows, tasks):
+    """15 row groups of 64 rows and one of 40: cut inside each group for units of 50 rows
+    (2 units a group, and the last group whole), between groups for units of 150 (3 groups a unit)."""
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": np.arange(1000.0)}), path, row_group_size=64)
     source = TableSource(find_table_files(path), ["a"], block_rows=30, task_rows=task_rows)
     read_tasks = source.get_read_tasks(1)
     assert len(read_tasks) == source.read_task_count() == tasks
-    assert sum(task.metadata.num_rows for task in read_tasks) == 1000
-    blocks = [block for task in read_tasks for block in task()]
+    # A read task names its unit; the scorer reads the unit's rows.
+    assert [pa.concat_tables(list(task()))[UNIT].to_pylist() for task in read_tasks] == [[u] for u in range(tasks)]
+    blocks = [block for unit in range(tasks) for block in source.read_unit(unit)]
     assert max(block.num_rows for block in blocks) <= 30
     table = pa.concat_tables(blocks)
     assert table["row"].to_pylist() == list(range(1000)) and table["a"].to_pylist() == list(map(float, range(1000)))
