@@ -29,7 +29,7 @@ from hqray.benchmarks.common import PeakMemory, machine_info
 __all__ = ["run_predict_benchmark"]
 
 ROW_GROUP = 250_000
-SCORER_PROCESS = "MapWorker(MapBatches("  # the title Ray Data gives its actors (here only the scorers)
+SCORER_PROCESS = "MapBatches(_ScoringWriter)"  # in the titles Ray Data gives the scoring actors
 
 
 def make_checkpoint(width: int, directory: Path, n_qubits: int | None = None) -> Path:

@@ -195,13 +195,14 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
         check_table_columns(table_files, features, id_column)
         table_source = TableSource(table_files, features, id_column, block_rows=batch_size,
                                    task_rows=_unit_rows(table_files, batch_size, actors))
-        # One read task at a time per actor: a Parquet task only names a unit, and a CSV file's
-        # blocks are cheaper to read than to score. Each block read is one call (batch_size=None).
+        # A Parquet task only names a unit: one call each (batch_size=None), and Ray Data runs
+        # the task inside the scoring actor. A CSV file's blocks stream to any actor in calls of
+        # batch_size rows, one read task at a time per actor (reading is cheaper than scoring).
         dataset = ray.data.read_datasource(table_source, override_num_blocks=table_source.read_task_count(),
                                            concurrency=actors)
         keep = [id_column] if id_column else ["file", "row"]
         keep.append(ORDER)
-        call_rows = None
+        call_rows = None if table_files.file_format == "parquet" else batch_size
     scored = dataset.map_batches(
         actor_class, fn_constructor_kwargs={**actor_kwargs, "files": files, "keep": keep,
                                             "threads": int(max(1, actor_cpus)), "trust_code": trust_code,
