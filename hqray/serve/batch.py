@@ -53,6 +53,7 @@ __all__ = ["batch_predict", "predict_table", "PredictionReport", "ERRORS_FILE", 
 ERRORS_FILE = "_errors.csv"  # inside the output directory; readers of Parquet directories skip "_" names
 OUTPUT_KIND = "predictions"
 ERROR = "error"
+MAX_UNIT_ROWS = 1_048_576  # rows an actor reads and scores in one call, at most (unless batch_size is larger)
 ACTOR_START_TIMEOUT_S = 900  # Ray Data's limit on starting the scoring actors (a cluster may need to scale up)
 
 
@@ -219,17 +220,21 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
 
 
 def _unit_rows(files: TableFiles, batch_size: int, actors: int) -> int:
-    """Rows per Parquet unit: whole scoring calls, at most ~1M rows, at least 8 units an actor.
+    """Rows per Parquet unit: whole scoring calls, at most ~1M rows, at least 8 units an actor,
+    and no fewer than the largest row group (up to ~1M rows).
 
     An actor reads and scores a unit whole, so the last units decide when a run ends: 8 an
-    actor keep that tail short, while a unit smaller than a row group re-reads the group
-    (cuts fall between row groups where they can).
+    actor keep that tail short. A unit is not cut out of a row group smaller than ~1M rows:
+    reading part of a group decodes all of it (groups of 250,000 rows in units of 131,072
+    were each decoded twice).
     """
     if files.file_format != "parquet":
         return batch_size
-    total = sum(pq.ParquetFile(path).metadata.num_rows for path in files.paths)
-    calls = max(1, min(1_000_000 // batch_size, total // (8 * actors * batch_size)))
-    return calls * batch_size
+    metadata = [pq.ParquetFile(path).metadata for path in files.paths]
+    total = sum(m.num_rows for m in metadata)
+    largest = max((m.row_group(g).num_rows for m in metadata for g in range(m.num_row_groups)), default=0)
+    calls = max(1, min(MAX_UNIT_ROWS // batch_size, total // (8 * actors * batch_size)))
+    return max(calls * batch_size, min(largest, MAX_UNIT_ROWS))
 
 
 def _check_tier_resources(tier: str, options: dict, actors: int) -> None:

@@ -19,7 +19,7 @@ import hqray
 import hqray.cluster
 from hqray.cli import main
 from hqray.errors import ConfigError, DataError
-from hqray.serve.batch import ERRORS_FILE, predict_table
+from hqray.serve.batch import ERRORS_FILE, _unit_rows, predict_table
 from hqray.serve.tables import READ_ERROR, UNIT, TableSource, _read_csv, find_table_files
 from hqray.training import load_model
 
@@ -165,6 +165,18 @@ def test_parquet_units_cover_every_row_once(tmp_path, task_rows, tasks):
     assert max(block.num_rows for block in blocks) <= 30
     table = pa.concat_tables(blocks)
     assert table["row"].to_pylist() == list(range(1000)) and table["a"].to_pylist() == list(map(float, range(1000)))
+
+
+def test_units_keep_row_groups_whole_and_give_each_actor_several(tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": np.arange(4000.0)}), path, row_group_size=250)
+    files = find_table_files(path)
+    # Calls of 100 rows, 2 actors: units would be 100 rows, but a group of 250 is read whole.
+    units = TableSource(files, ["a"], task_rows=_unit_rows(files, batch_size=100, actors=2)).units
+    assert units == [(0, start, start + 250) for start in range(0, 4000, 250)]
+    # Calls of 10 rows: at least 8 units an actor (400 rows: 2 groups a unit), whole calls.
+    assert _unit_rows(files, batch_size=10, actors=1) == 500
+    assert len(TableSource(files, ["a"], task_rows=500).units) == 8
 
 
 def test_id_column_and_python_api_on_a_ray_dataset(ray_session, checkpoint, table, tmp_path):
