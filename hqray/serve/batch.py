@@ -73,7 +73,8 @@ def feature_matrix(table: pa.Table, features: list[str]) -> tuple[np.ndarray, np
     ([1.5, 1.0], [None, "column 'a': expected a finite number, got 'x'", "column 'a': missing value"])
     """
     rows = table.num_rows
-    matrix = np.empty((rows, len(features)), dtype=np.float64)
+    # Column-major: each feature column is copied in contiguously (row-major: 0.46 s vs 0.27 s, 1M x 30).
+    matrix = np.empty((len(features), rows), dtype=np.float64).T
     reasons = np.full(rows, None, dtype=object)
     if READ_ERROR in table.column_names:
         read_errors = table[READ_ERROR].to_numpy(zero_copy_only=False)
@@ -138,7 +139,7 @@ def score_table(model, table: pa.Table, keep: list[str], identity: str) -> pa.Ta
     classes = model.classes_
     probabilities = np.full((table.num_rows, classes.size), np.nan)
     if good.any():
-        probabilities[good] = model.predict_proba(matrix[good])
+        probabilities[good] = model.predict_proba(matrix if good.all() else matrix[good])
     labels = model.predict_from_proba(np.nan_to_num(probabilities))
     columns = {name: table[name] for name in keep if name in table.column_names}
     columns["prediction"] = pa.array(labels, mask=~good)
@@ -268,14 +269,25 @@ def write_scored_block(block: pa.Table, output: str, errors: str) -> dict:
     scored = block.filter(pc.invert(bad)).drop_columns([c for c in (ERROR, ORDER) if c in block.column_names])
     failed = block.filter(bad)
     if scored.num_rows:
-        pq.write_table(scored, os.path.join(output, f"{name}.parquet"))
+        _write_parquet(scored, os.path.join(output, f"{name}.parquet"))
         counts["files"] = 1
     if failed.num_rows:
         ids = [c for c in failed.column_names if c not in ("prediction", "checkpoint", ORDER)
                and not c.startswith("proba_")]
-        pq.write_table(failed.select(ids), os.path.join(errors, f"{name}.parquet"))
+        _write_parquet(failed.select(ids), os.path.join(errors, f"{name}.parquet"))
     counts["rows"], counts["errors"] = scored.num_rows, failed.num_rows
     return counts
+
+
+def _write_parquet(table: pa.Table, path: str) -> None:
+    """Writes ``table`` with dictionary encoding only on its dictionary columns (ids, checkpoint).
+
+    Parquet's default tries a dictionary on every column first: on probabilities and row
+    numbers, whose values rarely repeat, that tripled the time of writing a block (131,072
+    scored rows: 36 ms vs 10 ms, and a larger file).
+    """
+    dictionary = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
+    pq.write_table(table, path, use_dictionary=dictionary)
 
 
 class _ScoringWriter(_Scorer):
