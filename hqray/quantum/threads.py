@@ -26,7 +26,7 @@ def use_threads(threads: int) -> dict[str, int]:
         threads: the number of threads (at least 1).
 
     Returns:
-        Each loaded pool's library name and its thread count after the call.
+        Each loaded pool's library file and its thread count after the call.
 
     Example::
 

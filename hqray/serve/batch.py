@@ -120,7 +120,7 @@ class _Scorer:
 
     def blocks(self, table: pa.Table) -> Iterator[pa.Table]:
         """The rows of an input block (read from the source for unit numbers), ``batch_size`` at a time."""
-        if UNIT in table.column_names:
+        if self.source is not None and UNIT in table.column_names:  # not a user's column of that name
             for unit in table[UNIT].to_pylist():
                 yield from self.source.read_unit(unit)
             return
