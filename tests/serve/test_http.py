@@ -19,6 +19,7 @@ from hqray.data import load_dataset
 from hqray.errors import CheckpointError, ConfigError
 from hqray.ports import free_port
 from hqray.serve import HqrayClient, ServeSettings, build_app
+from hqray.serve.config import PROXY_TIMEOUT_MARGIN_S
 from hqray.training import HybridClassifier, load_model, save_checkpoint
 
 API_KEY = "test-key-7f3a"
@@ -458,9 +459,12 @@ def test_a_killed_replica_is_replaced_and_traffic_resumes(server):
     handle = serve.get_deployment_handle("Gateway", app_name="main")
     before = handle.replica_info.remote().result()
     ray.kill(ray.get_actor(before["actor_name"], namespace="serve"), no_restart=True)
-    statuses, deadline = [], time.monotonic() + 60
+    # A request caught by the kill may wait out the proxy's cut-off (request_timeout_s + margin,
+    # 31 s) and get its 504: the client waits longer than that, and the deadline leaves room after it.
+    patience = ServeSettings().request_timeout_s + PROXY_TIMEOUT_MARGIN_S + 30
+    statuses, deadline = [], time.monotonic() + 150
     while time.monotonic() < deadline:
-        statuses.append(post(http, "/v1/models/iris:predict", body).status_code)
+        statuses.append(http.post("/v1/models/iris:predict", json=body, timeout=patience).status_code)
         if statuses[-3:] == [200, 200, 200]:
             break
         time.sleep(0.2)
