@@ -15,7 +15,7 @@ def use_threads(threads: int) -> dict[str, int]:
 
     ``torch.set_num_threads`` alone leaves NumPy's OpenBLAS (and SciPy's) with a thread
     per core, and their idle threads spin before they sleep. In a Ray actor holding one
-    CPU, a scikit-learn PCA transform per block then kept a second core busy for no gain
+    CPU, the NumPy BLAS calls of each block's preprocessing kept a second core busy for no gain
     (measured ad hoc: a scoring loop of 2M rows used 4.98 CPU-s in 2.60 s of wall time,
     2.27 CPU-s in 2.27 s once capped), so a second actor on a 2-core machine had no core
     of its own. Pools already loaded are capped through ``threadpoolctl``; the environment
