@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 
-from hqray.errors import ConfigError, DataError, DataTypeError, NotFittedError
+from hqray import errors
+from hqray.errors import ConfigError, DataError, DataTypeError
 
 __all__ = ["FoldPreprocessor", "check_features", "check_labels", "feature_names_of"]
 
@@ -139,6 +138,11 @@ class FoldPreprocessor:
         self.seed = seed
 
     def fit(self, features: np.ndarray, labels: np.ndarray | None = None) -> FoldPreprocessor:
+        # Imported here: a loaded model only transforms, and scikit-learn with SciPy takes
+        # seconds to import in each fresh scoring actor or replica.
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
         features = check_features(features)
         scaler = StandardScaler().fit(features)
         self.mean_ = scaler.mean_.astype(np.float64)
@@ -167,7 +171,7 @@ class FoldPreprocessor:
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Applies the fitted scaling and projection to ``features``."""
         if not hasattr(self, "mean_"):
-            raise NotFittedError("FoldPreprocessor.transform called before fit")
+            raise errors.NotFittedError("FoldPreprocessor.transform called before fit")
         features = check_features(features, self.n_features_in_)
         return ((features - self.mean_) / self.scale_ - self.projection_mean_) @ self.projection_
 
@@ -192,7 +196,7 @@ class FoldPreprocessor:
     def state_dict(self) -> dict[str, np.ndarray]:
         """The fitted state as plain arrays (for ``np.savez``)."""
         if not hasattr(self, "mean_"):
-            raise NotFittedError("FoldPreprocessor.state_dict called before fit")
+            raise errors.NotFittedError("FoldPreprocessor.state_dict called before fit")
         return {"mean": self.mean_, "scale": self.scale_, "projection": self.projection_,
                 "projection_mean": self.projection_mean_}
 

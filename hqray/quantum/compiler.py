@@ -38,6 +38,7 @@ import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
+from hqray.quantum.engine import check_finite
 from hqray.quantum.contraction import choose_network, contract
 from hqray.quantum.program import (
     STATE_PREPARATIONS,
@@ -374,17 +375,6 @@ def _probs(probabilities: torch.Tensor, wires: list[int], n_wires: int) -> torch
     order = sorted(wires)
     marginal = marginal.permute(0, *[1 + order.index(w) for w in wires])
     return marginal.reshape(batch, -1)
-
-
-def check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
-    """NaN or infinite inputs or weights are an error naming where they are (a NaN weight,
-    e.g. after a diverged optimiser step, would otherwise turn every output into NaN)."""
-    if not torch.isfinite(inputs).all():
-        bad = torch.nonzero(~torch.isfinite(inputs).all(dim=1)).flatten()[:5].tolist()
-        raise CircuitError(f"inputs contain NaN/inf (first rows: {bad}); expected finite numbers")
-    if not torch.isfinite(weights).all():
-        bad = [tuple(i) for i in torch.nonzero(~torch.isfinite(weights))[:5].tolist()]
-        raise CircuitError(f"weights contain NaN/inf (first positions: {bad}); expected finite numbers")
 
 
 def run_qfunc(qfunc: Callable, n_wires: int, inputs: torch.Tensor, weights: torch.Tensor,

@@ -12,7 +12,6 @@ import torch
 
 from hqray.errors import CircuitError
 from hqray.quantum import gates
-from hqray.quantum.compiler import check_finite
 from hqray.quantum.spec import CircuitSpec
 from hqray.quantum.strategies import strategy_registry
 
@@ -30,6 +29,17 @@ class Plan:
     strategy: str
     costs: dict[str, float]
     rejected: dict[str, str]
+
+
+def check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    """NaN or infinite inputs or weights are an error naming where they are (a NaN weight,
+    e.g. after a diverged optimiser step, would otherwise turn every output into NaN)."""
+    if not torch.isfinite(inputs).all():
+        bad = torch.nonzero(~torch.isfinite(inputs).all(dim=1)).flatten()[:5].tolist()
+        raise CircuitError(f"inputs contain NaN/inf (first rows: {bad}); expected finite numbers")
+    if not torch.isfinite(weights).all():
+        bad = [tuple(i) for i in torch.nonzero(~torch.isfinite(weights))[:5].tolist()]
+        raise CircuitError(f"weights contain NaN/inf (first positions: {bad}); expected finite numbers")
 
 
 def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
@@ -55,7 +65,7 @@ def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
     registry = strategy_registry()
     if requested != "auto" and requested not in registry:
         raise CircuitError(f"unknown strategy {requested!r}; expected 'auto' or one of {list(registry)}")
-    rejected = {name: reason for name, s in registry.items() if (reason := s.unsupported(spec))}
+    rejected = _rejections(registry, spec, skip_compiler=requested == "auto" and not spec.jit)
     costs = {name: s.cost(spec, batch) for name, s in registry.items() if name not in rejected}
     if requested == "auto" and spec.jit and "compiled" in costs:  # jit is the compiled strategy's
         return Plan("compiled", costs, rejected)
@@ -82,6 +92,21 @@ def plan(spec: CircuitSpec, batch: int, strategy: str | None = None) -> Plan:
             )
             return Plan(name, costs, rejected)
     raise CircuitError(f"no strategy can run this spec: {rejected}")
+
+
+def _rejections(registry: dict, spec: CircuitSpec, skip_compiler: bool) -> dict[str, str]:
+    """Why each strategy cannot run ``spec``. The compiler finds out by recording a tape, which
+    imports PennyLane (seconds in a fresh worker or replica); with ``skip_compiler`` it is not
+    asked when a hand-written strategy runs the circuit, as the planner would not pick it then."""
+    checked = [name for name in registry if name != "compiled"]
+    rejected = {name: reason for name in checked if (reason := registry[name].unsupported(spec))}
+    hand_written = [name for name in checked if name != "device" and name not in rejected]
+    if "compiled" in registry:
+        if skip_compiler and hand_written:
+            rejected["compiled"] = f"not needed: {hand_written[0]!r} runs this circuit"
+        elif reason := registry["compiled"].unsupported(spec):
+            rejected["compiled"] = reason
+    return rejected
 
 
 def _check_inputs(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> None:

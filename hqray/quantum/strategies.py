@@ -256,10 +256,10 @@ class DensityMatrixStrategy(ExecutionStrategy):
     name = "density_matrix"
 
     def unsupported(self, spec: CircuitSpec) -> str | None:
+        if spec.exact:  # before importing mixed, which imports PennyLane
+            return "an exact circuit (no noise, no shots) runs on a state vector"
         from hqray.quantum.mixed import MAX_DENSITY_QUBITS
 
-        if spec.exact:
-            return "an exact circuit (no noise, no shots) runs on a state vector"
         if spec.n_qubits > MAX_DENSITY_QUBITS:
             return f"{spec.n_qubits} qubits: density matrices run up to {MAX_DENSITY_QUBITS}"
         return _compiler_rejects(spec)
@@ -289,10 +289,10 @@ class TrajectoryStrategy(ExecutionStrategy):
     name = "trajectories"
 
     def unsupported(self, spec: CircuitSpec) -> str | None:
+        if spec.exact:  # before importing trajectories, which imports PennyLane
+            return "an exact circuit (no noise, no shots) runs on a state vector"
         from hqray.quantum.trajectories import MAX_TRAJECTORY_QUBITS
 
-        if spec.exact:
-            return "an exact circuit (no noise, no shots) runs on a state vector"
         if spec.n_qubits > MAX_TRAJECTORY_QUBITS:
             return f"{spec.n_qubits} qubits: trajectories run up to {MAX_TRAJECTORY_QUBITS}"
         return _compiler_rejects(spec)
