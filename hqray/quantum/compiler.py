@@ -38,8 +38,8 @@ import pennylane as qml
 import torch
 
 from hqray.errors import CircuitError
-from hqray.quantum.engine import check_finite
 from hqray.quantum.contraction import choose_network, contract
+from hqray.quantum.engine import check_finite
 from hqray.quantum.program import (
     STATE_PREPARATIONS,
     Program,

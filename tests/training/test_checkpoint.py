@@ -100,6 +100,29 @@ def test_files_load_without_pickle(tmp_path, breast_cancer):
     assert {"torch", "pennylane", "hqray"} <= set(metadata["versions"])
 
 
+SCORE = """
+import sys, numpy as np
+import hqray
+model = hqray.load_model({path!r})
+model.predict_proba(np.zeros((3, {width})))
+print(sorted(name for name in ("pennylane", "jax", "matplotlib") if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("circuit", "imported"), [(None, "[]"), ({"embedding": "iqp", "ansatz": "qcnn"},
+                                                                  "['jax', 'matplotlib', 'pennylane']")])
+def test_scoring_imports_pennylane_only_for_circuits_that_need_its_compiler(tmp_path, circuit, imported):
+    """A fresh scoring actor or Serve replica pays for PennyLane (with JAX: seconds) only when
+    its circuit goes through the tape compiler; g6's own runs on a hand-written strategy."""
+    data = load_dataset("iris")
+    options = {"circuit": circuit} if circuit else {}
+    save_checkpoint(HybridClassifier("g6", epochs=1, options=options).fit(data.features, data.labels), tmp_path)
+    scored = subprocess.run([sys.executable, "-c", SCORE.format(path=str(tmp_path), width=data.features.shape[1])],
+                            capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.strip().splitlines()[-1] == imported
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_a_weights_file_that_would_run_code_is_refused(tmp_path, breast_cancer):
     clf = HybridClassifier("g6", epochs=1).fit(breast_cancer.features, breast_cancer.labels)
