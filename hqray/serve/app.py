@@ -109,7 +109,7 @@ class Gateway:
     def __init__(self, checkpoints: dict, summaries: dict, settings: dict, api_key_sha256: str | None):
         self.settings = ServeSettings(**settings)
         trust = self.settings.trust_code
-        self.models = {name: load_model(path, trust_code=trust) for name, path in checkpoints.items()}
+        self.models = {name: load_model(path, trust_code=trust, scoring=True) for name, path in checkpoints.items()}
         self.summaries = summaries
         self.api_key_sha256 = api_key_sha256
         # This replica's traffic per model: requests, rows and model calls (a batch is one call).

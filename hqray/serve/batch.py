@@ -112,7 +112,7 @@ class _Scorer:
         weakref.finalize(self, shutil.rmtree, self._directory, ignore_errors=True)
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)
-        self.model = load_model(self._directory, trust_code=trust_code)
+        self.model = load_model(self._directory, trust_code=trust_code, scoring=True)
         # After the load, which brings in scikit-learn and SciPy's BLAS.
         self.threads = use_threads(threads)
         self.keep, self.source, self.batch_size = keep, source, batch_size
@@ -187,7 +187,7 @@ def _scoring_pipeline(actor_class: type, actor_kwargs: dict, checkpoint, source,
     options = tier_actor_options(tier, actor_cpus)
     _check_tier_resources(tier, options, actors)
     # Loaded here too, so what the actors would refuse (a bad or untrusted checkpoint) fails before any job.
-    features = list(load_model(checkpoint, trust_code=trust_code).feature_names_)
+    features = list(load_model(checkpoint, trust_code=trust_code, scoring=True).feature_names_)
     files = checkpoint_files(checkpoint)
     if isinstance(source, ray.data.Dataset):
         dataset, table_source, call_rows = source, None, batch_size

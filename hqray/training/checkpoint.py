@@ -26,8 +26,8 @@ import torch
 from hqray.data.preprocessing import FoldPreprocessor
 from hqray.errors import CheckpointError, ConfigError, HqrayError
 from hqray.models import HybridConfig, HybridNet, circuit_spec
-from hqray.training.classifier import HybridClassifier
 from hqray.training.families import get_family
+from hqray.training.predictor import HybridPredictions, HybridPredictor
 
 __all__ = ["save_checkpoint", "load_model", "read_metadata", "checkpoint_files", "checkpoint_id", "FORMAT",
            "FORMAT_VERSION", "checkpoint_config"]
@@ -68,7 +68,7 @@ def save_checkpoint(classifier: Any, directory: str | Path, metrics: dict[str, A
     and is kept as its family's settings and its ``checkpoint_state()`` arrays.
     """
     directory = Path(directory)
-    if not isinstance(classifier, HybridClassifier):
+    if not isinstance(classifier, HybridPredictions):  # a HybridClassifier, or one loaded for scoring
         if family is None:
             raise ConfigError(f"save_checkpoint: name the model family of this {type(classifier).__name__} "
                               "(family=...; see hqray families)")
@@ -198,7 +198,7 @@ def checkpoint_config(directory: str | Path, metadata: dict[str, Any],
         raise CheckpointError(f"checkpoint {str(directory)!r}: invalid config: {error}") from None
 
 
-def load_model(directory: str | Path, trust_code: bool = False) -> Any:
+def load_model(directory: str | Path, trust_code: bool = False, scoring: bool = False) -> Any:
     """Restores a fitted :class:`HybridClassifier` (or an estimator family's model, such as a
     :class:`~hqray.training.QuantumKernelSVC`) from a checkpoint directory.
 
@@ -206,6 +206,10 @@ def load_model(directory: str | Path, trust_code: bool = False) -> Any:
     ``allow_pickle=False``. The restored model gives the probabilities it gave when saved.
     A checkpoint whose circuit lives in a user's module (``"package.module:name"``) loads
     only with ``trust_code=True``, which imports (runs) that module.
+
+    With ``scoring=True`` a network model comes back as a
+    :class:`~hqray.training.predictor.HybridPredictor`: the same predictions, without
+    importing scikit-learn (a second less start-up in each Serve replica and scoring actor).
     """
     directory = Path(directory)
     metadata = read_metadata(directory)
@@ -233,7 +237,12 @@ def load_model(directory: str | Path, trust_code: bool = False) -> Any:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint {str(directory)!r}: weights do not fit the config: {error}") from None
-    classifier = HybridClassifier.from_config(config)
+    if scoring:
+        classifier = HybridPredictor()
+    else:
+        from hqray.training.classifier import HybridClassifier  # scikit-learn's estimator API
+
+        classifier = HybridClassifier.from_config(config)
     classifier.config_ = config
     classifier.model_ = model.eval()
     classifier.preprocessor_ = preprocessor

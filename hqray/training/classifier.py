@@ -10,17 +10,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from hqray.data.preprocessing import FoldPreprocessor, check_features, check_labels
-from hqray.errors import ConfigError, DataError, NotFittedError
-from hqray.models import HybridConfig, HybridNet, make_config, pca_width, quantize_int8
+from hqray.errors import ConfigError, DataError
+from hqray.models import HybridConfig, HybridNet, make_config, pca_width
 from hqray.training.fit import Trainer
 from hqray.training.metrics import threshold_for_sensitivity
+from hqray.training.predictor import HybridPredictions, column_names
 
 __all__ = ["HybridClassifier"]
 
-PREDICT_CHUNK_ROWS = 8192  # bounds memory of predict_proba on large inputs
-
-
-class HybridClassifier(ClassifierMixin, BaseEstimator):
+class HybridClassifier(HybridPredictions, ClassifierMixin, BaseEstimator):
     """Fits a generation's model with in-fit preprocessing and early stopping.
 
     ``fit`` standardises the features, reduces them with PCA to ``n_qubits`` (when there
@@ -91,7 +89,7 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         cross-validation uses the parts to train folds in lock-step.
         """
         config = self.resolved_config()
-        columns = _column_names(features)
+        columns = column_names(features)
         if columns is not None and feature_names is None:
             feature_names = columns
         features = check_features(features, what="X")
@@ -155,50 +153,6 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
             trainer.step()
         return self.end_fit()
 
-    # -- prediction ------------------------------------------------------------------------
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
-
-    def set_inference_model(self) -> None:
-        """Builds the model used for prediction from ``model_`` (once, so ``predict`` changes no state)."""
-        self._inference_model = quantize_int8(self.model_) if self.config_.int8_inference else self.model_.eval()
-
-    def inference_model(self) -> torch.nn.Module:
-        """The model used for prediction (INT8-quantized copy for ``int8_inference``)."""
-        self._check_fitted()
-        return self._inference_model
-
-    def transform_features(self, X: Any) -> np.ndarray:
-        """Validated, preprocessed features, as the model sees them."""
-        self._check_fitted()
-        columns = _column_names(X)
-        expected = getattr(self, "feature_names_in_", None)
-        if columns is not None and expected is not None and columns != list(expected):
-            raise DataError(f"X has columns {columns}, but this model was fitted on columns {list(expected)}")
-        return self.preprocessor_.transform(check_features(X, self.n_features_in_, what="X",
-                                                           model=type(self).__name__))
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities ``(n_samples, n_classes)``, columns in ``classes_`` order."""
-        model = self.inference_model()
-        features = torch.as_tensor(self.transform_features(X), dtype=torch.float32)
-        with torch.no_grad():
-            chunks = [torch.softmax(model(features[start:start + PREDICT_CHUNK_ROWS]), dim=1)
-                      for start in range(0, features.shape[0], PREDICT_CHUNK_ROWS)]
-        return torch.cat(chunks).numpy().astype(np.float64)
-
-    def predict_from_proba(self, probabilities: np.ndarray) -> np.ndarray:
-        """Class labels for given probabilities (applies the g9 threshold when set)."""
-        if getattr(self, "threshold_", None) is not None:
-            return self.classes_[(probabilities[:, 1] >= self.threshold_).astype(int)]
-        return self.classes_[probabilities.argmax(axis=1)]
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels of ``X``."""
-        return self.predict_from_proba(self.predict_proba(X))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
@@ -209,10 +163,3 @@ class HybridClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = False
         return tags
 
-
-def _column_names(table: Any) -> list[str] | None:
-    """A DataFrame's column names when they are all strings (scikit-learn's rule), else ``None``."""
-    columns = getattr(table, "columns", None)
-    if columns is None or not all(isinstance(column, str) for column in columns):
-        return None
-    return list(columns)

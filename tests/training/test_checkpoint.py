@@ -33,6 +33,14 @@ def test_round_trip_gives_identical_probabilities(tmp_path, breast_cancer, gener
     assert list(restored.classes_) == ["benign", "malignant"]
     assert restored.feature_names_ == list(breast_cancer.feature_names)
     assert restored.threshold_ == clf.threshold_
+    # Loaded for scoring only (no scikit-learn): the same predictions; it saves as it loaded.
+    scorer = load_model(tmp_path / "ckpt", scoring=True)
+    assert type(scorer).__name__ == "HybridPredictor" and scorer.threshold_ == clf.threshold_
+    assert np.array_equal(scorer.predict_proba(breast_cancer.features), clf.predict_proba(breast_cancer.features))
+    assert np.array_equal(scorer.predict(breast_cancer.features), clf.predict(breast_cancer.features))
+    save_checkpoint(scorer, tmp_path / "again")
+    assert np.array_equal(load_model(tmp_path / "again").predict_proba(breast_cancer.features),
+                          clf.predict_proba(breast_cancer.features))
 
 
 def test_a_registered_circuit_round_trips_as_names_and_options(tmp_path):
@@ -103,17 +111,18 @@ def test_files_load_without_pickle(tmp_path, breast_cancer):
 SCORE = """
 import sys, numpy as np
 import hqray
-model = hqray.load_model({path!r})
+model = hqray.load_model({path!r}, scoring=True)
 model.predict_proba(np.zeros((3, {width})))
-print(sorted(name for name in ("pennylane", "jax", "matplotlib") if name in sys.modules))
+print(sorted(name for name in ("pennylane", "jax", "matplotlib", "sklearn", "scipy") if name in sys.modules))
 """
 
 
 @pytest.mark.parametrize(("circuit", "imported"), [(None, "[]"), ({"embedding": "iqp", "ansatz": "qcnn"},
-                                                                  "['jax', 'matplotlib', 'pennylane']")])
+                                                                  "['jax', 'matplotlib', 'pennylane', 'scipy']")])
 def test_scoring_imports_pennylane_only_for_circuits_that_need_its_compiler(tmp_path, circuit, imported):
-    """A fresh scoring actor or Serve replica pays for PennyLane (with JAX: seconds) only when
-    its circuit goes through the tape compiler; g6's own runs on a hand-written strategy."""
+    """A fresh scoring actor or Serve replica (``load_model(..., scoring=True)``) never imports
+    scikit-learn, and PennyLane (with JAX: seconds) only when its circuit goes through the
+    tape compiler; g6's own runs on a hand-written strategy."""
     data = load_dataset("iris")
     options = {"circuit": circuit} if circuit else {}
     save_checkpoint(HybridClassifier("g6", epochs=1, options=options).fit(data.features, data.labels), tmp_path)
