@@ -134,18 +134,22 @@ def test_resume_of_a_finished_study_reruns_nothing(sweep):
 
 
 class RunningTrials:
-    """A Tune callback that counts the trials running at once (on the driver)."""
+    """A Tune callback that counts the trials running at once (on the driver), and the
+    processes that ran them."""
 
     def __init__(self):
         from ray.tune import Callback
 
         outer = self
-        self.running, self.most = set(), 0
+        self.running, self.most, self.processes = set(), 0, set()
 
         class Counter_(Callback):
             def on_trial_start(self, iteration, trials, trial, **info):
                 outer.running.add(trial.trial_id)
                 outer.most = max(outer.most, len(outer.running))
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                outer.processes.add(result["pid"])
 
             def on_trial_complete(self, iteration, trials, trial, **info):
                 outer.running.discard(trial.trial_id)
@@ -170,6 +174,8 @@ def test_max_concurrent_trials_holds_for_every_search_algorithm(ray_session, tmp
     result = run_study(study, results_dir=tmp_path, verbose=0, callbacks=[observer.callback])
     assert len(result.trials) == 3 and set(result.trials["status"]) == {"finished"}
     assert observer.most == 1
+    # One after another in one process: Tune reuses the trial actor rather than paying start-up per trial.
+    assert len(observer.processes) == 1, observer.processes
     # One Tune iteration per epoch: the final scores ride on the last epoch's report.
     assert (result.trials["iterations"] == result.trials["epochs"]).all()
 
