@@ -113,7 +113,7 @@ class _Scorer:
         for name, content in files.items():
             Path(self._directory, name).write_bytes(content)
         self.model = load_model(self._directory, trust_code=trust_code, scoring=True)
-        # After the load, which brings in scikit-learn and SciPy's BLAS.
+        # After the load, which may bring in SciPy's BLAS (a kernel family's SVM, PennyLane's compiler).
         self.threads = use_threads(threads)
         self.keep, self.source, self.batch_size = keep, source, batch_size
         self.identity = checkpoint_id(files)
