@@ -530,7 +530,7 @@ def bench_predict(
     for ratio in results["ratios"]:
         console.print(f"{ratio['width']} features, {ratio['rows']:,} rows: 2 actors / 1 actor "
                       f"{ratio['two_vs_one_actor']}x end to end, {ratio['two_vs_one_actor_once_scoring']}x once "
-                      f"scoring (at most {ratio['two_vs_one_actor_ceiling']}x end to end from Ray Data's start-up); "
+                      f"scoring (at best {ratio['two_vs_one_actor_ceiling']}x end to end, Ray Data's start-up); "
                       f"2 actors / in-process {ratio['two_actors_vs_in_process']}x")
     _write_json(json_path, results)
 

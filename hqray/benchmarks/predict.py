@@ -131,8 +131,9 @@ class _FirstCall:
 
 def ray_data_floor(actors: int) -> float:
     """Seconds from starting a Ray Data pool of ``actors`` actors that import nothing to its
-    first call: the start-up below which no scoring pipeline on Ray Data goes on this machine
-    (``hqray predict``'s start-up is this plus the imports and checkpoint load not overlapped)."""
+    first call: Ray Data's own start-up on this machine, before any scoring code runs (the
+    benchmark keeps the least of three tries). ``hqray predict``'s start-up is this plus
+    whatever of its imports and checkpoint load Ray Data's start does not overlap."""
     import ray
 
     wait_for_free_cpus()
@@ -177,8 +178,10 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
             checkpoint = make_checkpoint(width, root, n_qubits)
             if width == widths[0]:  # Ray Data's first run starts its own actors: not the first method's cost
                 predict_table(checkpoint, write_table(root / "warm_up.parquet", 1000, width), root / "warm_up")
-                floor = {str(actors): ray_data_floor(actors) for actors in (1, 2)}
-                log(f"Ray Data's own start-up (actors that import nothing, to their first call): "
+                # The least of three tries each, alternating: a floor, and this host is noisy.
+                tries = [(actors, ray_data_floor(actors)) for _ in range(3) for actors in (1, 2)]
+                floor = {str(n): min(seconds for actors, seconds in tries if actors == n) for n in (1, 2)}
+                log(f"Ray Data's own start-up (actors that import nothing, to their first call; least of 3): "
                     f"1 actor {floor['1']} s, 2 actors {floor['2']} s")
             for rows in row_counts:
                 table = write_table(root / f"table_{width}_{rows}.parquet", rows, width)
@@ -203,8 +206,8 @@ def ratios(results: list[dict], floor: dict[str, float]) -> list[dict]:
     """Per (width, rows): 2 actors / 1 actor and each against in-process, from the same run.
 
     ``two_vs_one_actor_ceiling`` is the end-to-end ratio two actors would reach if both
-    pipelines started at Ray Data's floor and two actors scored in exactly half of one
-    actor's scoring time: ``(floor_1 + scoring_1) / (floor_2 + scoring_1 / 2)``.
+    pipelines started in Ray Data's own start-up time (:func:`ray_data_floor`) and two actors
+    scored in exactly half of one actor's time: ``(floor_1 + scoring_1) / (floor_2 + scoring_1 / 2)``.
     """
     out = []
     keys = sorted({(r["width"], r["rows"]) for r in results})
