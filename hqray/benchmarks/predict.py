@@ -8,10 +8,15 @@ RSS of the driver process above its start, and the peak unique memory of each sc
 actor (sampled every 0.5 s), at two table sizes, to show that streaming memory does not grow
 with the row count. Start-up (actors, checkpoint load) and scoring are also timed apart;
 an untimed run on a small table first lets Ray Data start its own helper actors.
+
+Two measurements put the ratios in context: Ray Data's own start-up (actors that import
+nothing), and what two processes scoring at once (``predict_proba``, one thread each, no
+Ray) get from this machine against one alone: the most two actors can gain once scoring.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import threading
 import time
@@ -144,6 +149,42 @@ def ray_data_floor(actors: int) -> float:
     return round(float(calls["started"].min()) - started, 2)
 
 
+def _score_for(checkpoint: str, width: int, seconds: float, start_together, rates) -> None:
+    """One process scoring a 131,072-row block again and again for ``seconds``; puts its rows/s."""
+    from hqray.quantum.threads import use_threads
+    from hqray.training import load_model
+
+    model = load_model(checkpoint, scoring=True)
+    use_threads(1)
+    block = np.random.default_rng(0).normal(size=(131_072, width))
+    model.predict_proba(block)  # warm: first-call allocations
+    start_together.wait()
+    rows, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.predict_proba(block)
+        rows += block.shape[0]
+    rates.put(rows / (time.perf_counter() - started))
+
+
+def two_process_scaling(checkpoint: Path, width: int, seconds: float = 5.0) -> float:
+    """Rows/s of two processes scoring at once (each alone on one thread, no Ray) over one
+    process alone: how much a second core gives this scoring on this machine."""
+    context = multiprocessing.get_context("spawn")
+
+    def rows_per_s(processes: int) -> float:
+        start_together, rates = context.Barrier(processes), context.Queue()
+        workers = [context.Process(target=_score_for, args=(str(checkpoint), width, seconds, start_together, rates))
+                   for _ in range(processes)]
+        for worker in workers:
+            worker.start()
+        total = sum(rates.get(timeout=300) for _ in workers)
+        for worker in workers:
+            worker.join()
+        return total
+
+    return round(rows_per_s(2) / rows_per_s(1), 2)
+
+
 def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
     wait_for_free_cpus()
     memory = PeakMemory(interval=0.02)
@@ -171,11 +212,13 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
     log(f"machine: {info}")
     # 2 actors x 1 CPU + 1 CPU for the read and write tasks (the cluster check asks for it).
     connect(num_cpus=3, include_dashboard=False)
-    results = []
+    results, scaling = [], {}
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         root = Path(scratch)
         for width in widths:
             checkpoint = make_checkpoint(width, root, n_qubits)
+            scaling[str(width)] = two_process_scaling(checkpoint, width)
+            log(f"{width} features: two processes scoring at once (no Ray) {scaling[str(width)]}x one alone")
             if width == widths[0]:  # Ray Data's first run starts its own actors: not the first method's cost
                 predict_table(checkpoint, write_table(root / "warm_up.parquet", 1000, width), root / "warm_up")
                 # The least of three tries each, alternating: a floor, and this host is noisy.
@@ -199,7 +242,8 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
                         f"({row['seconds']} s{phases}), driver +{row['driver_peak_mb']} MB, "
                         f"actors {row['actor_peak_mb']} MB")
                 table.unlink()
-    return {"machine": info, "ray_data_floor_s": floor, "rows": results, "ratios": ratios(results, floor)}
+    return {"machine": info, "ray_data_floor_s": floor, "two_process_scaling": scaling, "rows": results,
+            "ratios": ratios(results, floor)}
 
 
 def ratios(results: list[dict], floor: dict[str, float]) -> list[dict]:
