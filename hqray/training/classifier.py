@@ -18,6 +18,7 @@ from hqray.training.predictor import HybridPredictions, column_names
 
 __all__ = ["HybridClassifier"]
 
+
 class HybridClassifier(HybridPredictions, ClassifierMixin, BaseEstimator):
     """Fits a generation's model with in-fit preprocessing and early stopping.
 
@@ -162,4 +163,3 @@ class HybridClassifier(HybridPredictions, ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.string = False
         return tags
-
