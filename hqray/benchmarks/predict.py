@@ -17,6 +17,7 @@ Ray) get from this machine against one alone: the most two actors can gain once 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import tempfile
 import threading
 import time
@@ -149,6 +150,13 @@ def ray_data_floor(actors: int) -> float:
     return round(float(calls["started"].min()) - started, 2)
 
 
+def ray_data_start_up(tries: int = 3) -> dict[str, float]:
+    """:func:`ray_data_floor` for 1 and 2 actors, the least of ``tries`` alternating tries
+    each (a floor, on a noisy host), keyed by the actor count as text."""
+    seconds = [(actors, ray_data_floor(actors)) for _ in range(tries) for actors in (1, 2)]
+    return {str(n): min(s for actors, s in seconds if actors == n) for n in (1, 2)}
+
+
 def _score_for(checkpoint: str, width: int, seconds: float, start_together, rates) -> None:
     """One process scoring a 131,072-row block again and again for ``seconds``; puts its rows/s."""
     from hqray.quantum.threads import use_threads
@@ -177,9 +185,14 @@ def two_process_scaling(checkpoint: Path, width: int, seconds: float = 5.0) -> f
                    for _ in range(processes)]
         for worker in workers:
             worker.start()
-        total = sum(rates.get(timeout=300) for _ in workers)
-        for worker in workers:
-            worker.join()
+        try:
+            total = sum(rates.get(timeout=300) for _ in workers)
+        except queue.Empty:
+            raise RuntimeError(f"a scoring process gave no rate within 300 s (exit codes: "
+                               f"{[worker.exitcode for worker in workers]})") from None
+        finally:
+            for worker in workers:
+                worker.join(timeout=60)
         return total
 
     return round(rows_per_s(2) / rows_per_s(1), 2)
@@ -221,9 +234,7 @@ def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000),
             log(f"{width} features: two processes scoring at once (no Ray) {scaling[str(width)]}x one alone")
             if width == widths[0]:  # Ray Data's first run starts its own actors: not the first method's cost
                 predict_table(checkpoint, write_table(root / "warm_up.parquet", 1000, width), root / "warm_up")
-                # The least of three tries each, alternating: a floor, and this host is noisy.
-                tries = [(actors, ray_data_floor(actors)) for _ in range(3) for actors in (1, 2)]
-                floor = {str(n): min(seconds for actors, seconds in tries if actors == n) for n in (1, 2)}
+                floor = ray_data_start_up()
                 log(f"Ray Data's own start-up (actors that import nothing, to their first call; least of 3): "
                     f"1 actor {floor['1']} s, 2 actors {floor['2']} s")
             for rows in row_counts:
