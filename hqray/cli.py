@@ -521,12 +521,14 @@ def bench_predict(
     widths: list[int] = typer.Option([4, 30], "--widths", help="feature counts"),
     workdir: Path | None = typer.Option(None, help="where the generated tables go (default: the temp dir)"),
     qubits: int | None = typer.Option(None, help="the g6 model's circuit width (default: g6's own)"),
+    scaling_seconds: float = typer.Option(5.0, min=0.1, help="seconds each process scores when two score at once"),
+    floor_tries: int = typer.Option(3, min=1, help="tries of Ray Data's own start-up per actor count (least kept)"),
 ) -> None:
     """`hqray predict` with 1 and 2 actors vs in-process predict_proba, and their memory."""
     from hqray.benchmarks.predict import run_predict_benchmark
 
     results = run_predict_benchmark(tuple(rows), tuple(widths), str(workdir) if workdir else None, log=console.print,
-                                    n_qubits=qubits)
+                                    n_qubits=qubits, scaling_seconds=scaling_seconds, floor_tries=floor_tries)
     for ratio in results["ratios"]:
         console.print(f"{ratio['width']} features, {ratio['rows']:,} rows: 2 actors / 1 actor "
                       f"{ratio['two_vs_one_actor']}x end to end, {ratio['two_vs_one_actor_once_scoring']}x once "

@@ -72,10 +72,12 @@ class ActorMemory:
     read, which grow with the rows that passed through it though they belong to the store.
     Every 0.5 s: a pass over the process table and two actors' USS costs ~13 ms of CPU (ad
     hoc), 13% of a core at 0.1 s, taken from the actors when two of them fill both cores.
+    Until ``expected`` actors have been seen it samples every 0.1 s: the actors of a small
+    table can start and finish between two samples 0.5 s apart.
     """
 
-    def __init__(self, interval: float = 0.5):
-        self.interval, self.peaks = interval, {}
+    def __init__(self, expected: int = 0, interval: float = 0.5, first_interval: float = 0.1):
+        self.expected, self.interval, self.first_interval, self.peaks = expected, interval, first_interval, {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -89,7 +91,7 @@ class ActorMemory:
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 self.peaks[process.pid] = max(self.peaks.get(process.pid, 0.0), unique)
-            self._done.wait(self.interval)
+            self._done.wait(self.interval if len(self.peaks) >= self.expected else self.first_interval)
 
     def __enter__(self) -> ActorMemory:
         self._thread.start()
@@ -198,16 +200,16 @@ def two_process_scaling(checkpoint: Path, width: int, seconds: float = 5.0) -> f
     return round(rows_per_s(2) / rows_per_s(1), 2)
 
 
-def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
+def _measure(method: str, run: Callable[[], object], rows: int, actors: int = 0) -> dict:
     wait_for_free_cpus()
     memory = PeakMemory(interval=0.02)
-    with ActorMemory() as actors, memory.measure():
+    with ActorMemory(expected=actors) as sampled, memory.measure():
         started = time.perf_counter()
         report = run()
         seconds = time.perf_counter() - started
     row = {"method": method, "rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows / seconds,
            "driver_peak_mb": round(memory.peak_mb, 1),
-           "actor_peak_mb": sorted(round(mb, 1) for mb in actors.peaks.values())}
+           "actor_peak_mb": sorted(round(mb, 1) for mb in sampled.peaks.values())}
     if hasattr(report, "scoring_seconds"):  # a PredictionReport: start-up (actors, load) apart from scoring
         row.update(startup_seconds=round(report.startup_seconds, 2), scoring_seconds=round(report.scoring_seconds, 2),
                    scoring_rows_per_s=rows / report.scoring_seconds)
@@ -216,36 +218,41 @@ def _measure(method: str, run: Callable[[], object], rows: int) -> dict:
 
 def run_predict_benchmark(row_counts: tuple[int, ...] = (1_000_000, 10_000_000), widths: tuple[int, ...] = (4, 30),
                           workdir: str | None = None, log: Callable[[str], None] = print,
-                          n_qubits: int | None = None) -> dict:
-    """Runs every method on every (rows, width); returns machine info, rows and ratios."""
+                          n_qubits: int | None = None, scaling_seconds: float = 5.0, floor_tries: int = 3) -> dict:
+    """Runs every method on every (rows, width); returns machine info, rows and ratios.
+
+    ``scaling_seconds``: how long each process scores in :func:`two_process_scaling`;
+    ``floor_tries``: tries of Ray Data's own start-up per actor count (the least is kept).
+    """
     from hqray.cluster import connect
     from hqray.serve.batch import predict_table
 
     info = machine_info()
     log(f"machine: {info}")
-    # 2 actors x 1 CPU + 1 CPU for the read and write tasks (the cluster check asks for it).
-    connect(num_cpus=3, include_dashboard=False)
     results, scaling = [], {}
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         root = Path(scratch)
-        for width in widths:
-            checkpoint = make_checkpoint(width, root, n_qubits)
-            scaling[str(width)] = two_process_scaling(checkpoint, width)
+        checkpoints = {width: make_checkpoint(width, root, n_qubits) for width in widths}
+        for width, checkpoint in checkpoints.items():  # before Ray starts: its processes would share the cores
+            scaling[str(width)] = two_process_scaling(checkpoint, width, scaling_seconds)
             log(f"{width} features: two processes scoring at once (no Ray) {scaling[str(width)]}x one alone")
-            if width == widths[0]:  # Ray Data's first run starts its own actors: not the first method's cost
-                predict_table(checkpoint, write_table(root / "warm_up.parquet", 1000, width), root / "warm_up")
-                floor = ray_data_start_up()
-                log(f"Ray Data's own start-up (actors that import nothing, to their first call; least of 3): "
-                    f"1 actor {floor['1']} s, 2 actors {floor['2']} s")
+        # 2 actors x 1 CPU + 1 CPU for the read and write tasks (the cluster check asks for it).
+        connect(num_cpus=3, include_dashboard=False)
+        # Ray Data's first run starts its own actors: not the first method's cost.
+        predict_table(checkpoints[widths[0]], write_table(root / "warm_up.parquet", 1000, widths[0]), root / "warm_up")
+        floor = ray_data_start_up(floor_tries)
+        log(f"Ray Data's own start-up (actors that import nothing, to their first call; least of "
+            f"{floor_tries}): 1 actor {floor['1']} s, 2 actors {floor['2']} s")
+        for width, checkpoint in checkpoints.items():
             for rows in row_counts:
                 table = write_table(root / f"table_{width}_{rows}.parquet", rows, width)
-                methods = {
-                    "in-process": partial(score_in_process, checkpoint, table, root / "inproc.parquet"),
-                    "hqray predict, 1 actor": partial(predict_table, checkpoint, table, root / "out1", actors=1),
-                    "hqray predict, 2 actors": partial(predict_table, checkpoint, table, root / "out2", actors=2),
+                methods = {  # what runs, and how many scoring actors it starts
+                    "in-process": (partial(score_in_process, checkpoint, table, root / "inproc.parquet"), 0),
+                    "hqray predict, 1 actor": (partial(predict_table, checkpoint, table, root / "out1", actors=1), 1),
+                    "hqray predict, 2 actors": (partial(predict_table, checkpoint, table, root / "out2", actors=2), 2),
                 }
-                for method, run in methods.items():
-                    row = {"width": width, "n_qubits": n_qubits or "g6 default", **_measure(method, run, rows)}
+                for method, (run, actors) in methods.items():
+                    row = {"width": width, "n_qubits": n_qubits or "g6 default", **_measure(method, run, rows, actors)}
                     results.append(row)
                     phases = (f", start-up {row['startup_seconds']} s + scoring {row['scoring_seconds']} s"
                               if "startup_seconds" in row else "")
