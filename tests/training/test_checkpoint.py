@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pickle
 import subprocess
@@ -117,9 +118,8 @@ print(sorted(name for name in ("pennylane", "jax", "matplotlib", "sklearn", "sci
 """
 
 
-@pytest.mark.parametrize(("circuit", "imported"), [(None, "[]"), ({"embedding": "iqp", "ansatz": "qcnn"},
-                                                                  "['jax', 'matplotlib', 'pennylane', 'scipy']")])
-def test_scoring_imports_pennylane_only_for_circuits_that_need_its_compiler(tmp_path, circuit, imported):
+@pytest.mark.parametrize("circuit", [None, {"embedding": "iqp", "ansatz": "qcnn"}])
+def test_scoring_imports_pennylane_only_for_circuits_that_need_its_compiler(tmp_path, circuit):
     """A fresh scoring actor or Serve replica (``load_model(..., scoring=True)``) never imports
     scikit-learn, and PennyLane (with JAX: seconds) only when its circuit goes through the
     tape compiler; g6's own runs on a hand-written strategy."""
@@ -129,7 +129,11 @@ def test_scoring_imports_pennylane_only_for_circuits_that_need_its_compiler(tmp_
     scored = subprocess.run([sys.executable, "-c", SCORE.format(path=str(tmp_path), width=data.features.shape[1])],
                             capture_output=True, text=True, timeout=300)
     assert scored.returncode == 0, scored.stderr
-    assert scored.stdout.strip().splitlines()[-1] == imported
+    imported = ast.literal_eval(scored.stdout.strip().splitlines()[-1])
+    if circuit is None:
+        assert imported == []
+    else:  # the compiler's circuits do bring PennyLane (the check can fail), never scikit-learn
+        assert "pennylane" in imported and "sklearn" not in imported, imported
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
